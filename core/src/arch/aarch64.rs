@@ -1,0 +1,103 @@
+//! aarch64: pc/sp/fp/lr from the ucontext; framehop's aarch64 unwinder.
+//!
+//! The leaf frame is kept: the first frame is the interrupted pc, and lr is only
+//! handed to framehop as a register (it is the return address of a leaf function
+//! that has not saved it yet), never used as the pc.
+#![deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
+use super::{Registers, SyscallState};
+
+/// The framehop unwinder used on this architecture (zero-copy module data).
+#[cfg(target_arch = "aarch64")]
+pub type NativeUnwinder =
+    framehop::aarch64::UnwinderAarch64<&'static [u8], framehop::MustNotAllocateDuringUnwind>;
+
+/// The framehop cache used on this architecture (never allocates while unwinding).
+#[cfg(target_arch = "aarch64")]
+pub type NativeCache = framehop::aarch64::CacheAarch64<framehop::MustNotAllocateDuringUnwind>;
+
+/// framehop's register set for the first frame.
+#[cfg(target_arch = "aarch64")]
+pub fn unwind_regs(regs: &Registers) -> framehop::aarch64::UnwindRegsAarch64 {
+    framehop::aarch64::UnwindRegsAarch64::new(regs.lr, regs.sp, regs.fp)
+}
+
+/// Copies the registers out of the kernel's machine context.
+///
+/// # Async-signal safety
+/// Reads the signal frame only.
+#[cfg(target_arch = "aarch64")]
+pub fn registers_from_mcontext(mc: &libc::mcontext_t) -> Registers {
+    let x = |i: usize| mc.regs.get(i).copied().unwrap_or(0);
+    Registers {
+        pc: mc.pc,
+        sp: mc.sp,
+        fp: x(29),
+        lr: x(30),
+        syscall_reg: x(8),
+        ret_reg: x(0),
+    }
+}
+
+/// Length of the system call instruction.
+pub const SYSCALL_INSN_LEN: usize = 4;
+/// `svc #0` is `d4000001`, little-endian.
+const SVC_INSN: [u8; SYSCALL_INSN_LEN] = [0x01, 0x00, 0x00, 0xd4];
+/// `-EINTR` as the kernel leaves it in x0.
+const MINUS_EINTR: u64 = (-4i64) as u64;
+
+/// Tells from the registers and the code bytes around pc whether the thread was
+/// in a system call (see the x86_64 version; here the instruction is 4 bytes and
+/// the number lives in x8).
+///
+/// # Async-signal safety
+/// Pure function.
+pub fn interrupted_syscall(
+    regs: &Registers,
+    at_pc: Option<[u8; SYSCALL_INSN_LEN]>,
+    before_pc: Option<[u8; SYSCALL_INSN_LEN]>,
+) -> SyscallState {
+    if at_pc == Some(SVC_INSN) && regs.syscall_reg < 1024 {
+        return SyscallState::InSyscall(regs.syscall_reg);
+    }
+    if before_pc == Some(SVC_INSN) && regs.ret_reg == MINUS_EINTR {
+        return SyscallState::Interrupted;
+    }
+    SyscallState::Running
+}
+
+/// The name of an aarch64 (generic table) system call number.
+///
+/// # Async-signal safety
+/// Pure function over a static table.
+pub fn syscall_name(nr: u64) -> Option<&'static str> {
+    Some(match nr {
+        22 => "epoll_pwait",
+        63 => "read",
+        64 => "write",
+        65 => "readv",
+        66 => "writev",
+        67 => "pread64",
+        68 => "pwrite64",
+        72 => "pselect6",
+        73 => "ppoll",
+        82 => "fsync",
+        98 => "futex",
+        101 => "nanosleep",
+        115 => "clock_nanosleep",
+        128 => "restart_syscall",
+        133 => "rt_sigsuspend",
+        137 => "rt_sigtimedwait",
+        202 => "accept",
+        206 => "sendto",
+        207 => "recvfrom",
+        211 => "sendmsg",
+        212 => "recvmsg",
+        242 => "accept4",
+        243 => "recvmmsg",
+        260 => "wait4",
+        426 => "io_uring_enter",
+        441 => "epoll_pwait2",
+        _ => return None,
+    })
+}

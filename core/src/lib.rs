@@ -1,0 +1,706 @@
+//! # guru-core
+//!
+//! The async-signal-safe engine of guru (Guru Meditation Reports for Rust
+//! processes): on a trigger signal it captures every thread's stack — each
+//! thread unwinds *itself* from its signal context in microseconds — and
+//! writes a report, without allocating, without locks, without stopping the
+//! world.
+//!
+//! ```no_run
+//! // Core-only mode: SIGUSR2 writes a report to stderr from the signal handler.
+//! guru_core::install(guru_core::Options::default()).expect("install guru");
+//! ```
+//!
+//! The data flows through the modules in this order:
+//! [`setup`] (modules, symbols, preallocation) → [`trigger`] (who asked) →
+//! [`round`] (fan-out and gather) → [`capture`] (each thread, in its handler,
+//! into its [`slots`] entry) → [`symbolize`] → [`render`] → [`write`].
+//!
+//! # Async-signal safety
+//!
+//! Every function reachable from a signal handler says so in an
+//! `# Async-signal safety` section. On those paths the core never allocates
+//! (all memory is prepared by [`install`]), never takes a lock that can block
+//! (the only lock-like thing is a try-lock on the unwinder cache pool, with a
+//! bounded retry), never panics (the handler-reachable modules deny `unwrap`,
+//! `panic!` and unchecked indexing), reads stack memory only inside the
+//! mapping that contains the interrupted stack pointer (listed readable from
+//! `/proc/self/maps` at the start of the round), and saves and restores
+//! `errno`. System calls used: `write`, `read`, `open`, `close`, `getdents64`,
+//! `gettid`, `getpid`, `rt_tgsigqueueinfo`, `futex`, `clock_gettime`, `prctl`,
+//! `sched_yield`, `rt_sigprocmask`.
+//!
+//! # Memory
+//!
+//! [`install`] preallocates everything; [`Engine::memory`] reports it. With the
+//! defaults (1024 threads × 128 frames):
+//!
+//! | part | bytes |
+//! |---|---|
+//! | slot table (1024 × 128 frames) | ~1.1 MiB |
+//! | readable-range table (3072 ranges) | 48 KiB |
+//! | unwinder caches (≤ 8) | ~8 KiB + framehop's per-cache state each |
+//! | scratch (maps, dirents, output) | 92 KiB |
+//!
+//! plus the symbol tables, which depend on the program (function symbols of
+//! every module, names copied).
+//!
+//! # Portability
+//!
+//! Linux only, on x86_64 and aarch64, with glibc or musl. A thread's capture
+//! handler needs ~17 KiB of stack; it does not use `SA_ONSTACK`, and a thread
+//! with less than [`capture::MIN_STACK_FOR_UNWIND`] left is listed "not
+//! unwound" instead of risking an overflow.
+#![no_std]
+#![doc(test(attr(deny(warnings))))]
+
+extern crate alloc;
+
+pub mod arch;
+pub mod capture;
+pub mod elf;
+pub mod format;
+pub mod procfs;
+pub mod ranges;
+pub mod render;
+pub mod round;
+pub mod setup;
+pub mod slots;
+pub mod symbolize;
+pub mod sys;
+pub mod trigger;
+pub mod write;
+
+use alloc::boxed::Box;
+use core::cell::UnsafeCell;
+use core::ffi::c_void;
+use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+pub use round::{RoundGuard, RoundSummary};
+pub use slots::{SlotView, StackEnd};
+pub use symbolize::{ModuleInfo, ModuleSet};
+pub use trigger::Trigger;
+
+/// Configuration of the engine, fixed at [`install`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// The signal that triggers a report in core-only mode (default SIGUSR2).
+    /// `None`: install no trigger handler (the std adapter installs its own).
+    pub trigger_signal: Option<i32>,
+    /// The real-time signal used to make each thread capture itself. `None`
+    /// picks the first real-time signal from `SIGRTMIN + 3` that has no handler.
+    pub capture_signal: Option<i32>,
+    /// Where core-only reports are written (default 2, stderr).
+    pub output_fd: i32,
+    /// How long a round waits for threads, in milliseconds (default 100).
+    pub round_deadline_ms: u32,
+    /// Most threads captured in one round (default 1024); the rest are counted
+    /// as left out.
+    pub max_threads: usize,
+    /// Most frames kept per thread (default 128); deeper stacks are marked
+    /// truncated.
+    pub max_frames: usize,
+    /// Unwinder caches in the pool (default: twice the CPUs, at least 2, at
+    /// most 8).
+    pub unwinder_caches: usize,
+    /// Output buffer for the core's text report (default 64 KiB; the report is
+    /// flushed whenever it fills, so this bounds write sizes, not reports).
+    pub output_buffer_bytes: usize,
+    /// Readable mappings tracked (default: 2 × max_threads + 1024).
+    pub max_mappings: usize,
+    /// Load function symbols from `.symtab`/`.dynsym` at setup (default true).
+    pub symbols: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            trigger_signal: Some(libc::SIGUSR2),
+            capture_signal: None,
+            output_fd: 2,
+            round_deadline_ms: 100,
+            max_threads: 1024,
+            max_frames: 128,
+            unwinder_caches: 0,
+            output_buffer_bytes: 64 * 1024,
+            max_mappings: 0,
+            symbols: true,
+        }
+    }
+}
+
+/// Errors from setting up or using the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// [`install`] was already called in this process; there is one engine per
+    /// process (signal handlers are process-wide).
+    AlreadyInstalled,
+    /// The engine is not installed: call [`install`] first.
+    NotInstalled,
+    /// An option is out of range; the text names it and the allowed range.
+    InvalidOption(&'static str),
+    /// No free real-time signal for capturing; set `Options::capture_signal`.
+    NoCaptureSignal,
+    /// The chosen capture signal already has a handler; pick another one.
+    CaptureSignalInUse(i32),
+    /// A report round is already running; the request was counted as coalesced.
+    RoundInProgress,
+    /// A system call failed during setup or writing; `errno` says why.
+    Sys {
+        /// What was being done.
+        operation: &'static str,
+        /// The errno.
+        errno: i32,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::AlreadyInstalled => write!(f, "guru is already installed in this process"),
+            Error::NotInstalled => {
+                write!(f, "guru is not installed: call guru_core::install first")
+            }
+            Error::InvalidOption(what) => write!(f, "invalid option: {what}"),
+            Error::NoCaptureSignal => {
+                write!(
+                    f,
+                    "no free real-time signal for capturing threads: set Options::capture_signal"
+                )
+            }
+            Error::CaptureSignalInUse(s) => {
+                write!(
+                    f,
+                    "signal {s} already has a handler: choose another Options::capture_signal"
+                )
+            }
+            Error::RoundInProgress => write!(
+                f,
+                "a report is already being produced; this request was coalesced"
+            ),
+            Error::Sys { operation, errno } => write!(f, "{operation} failed (errno {errno})"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+/// Buffers owned by whoever holds the round flag.
+#[derive(Debug)]
+pub(crate) struct Scratch {
+    pub(crate) maps: Box<[u8]>,
+    pub(crate) dents: Box<[u8]>,
+    pub(crate) out: Box<[u8]>,
+    pub(crate) used: Box<[u32]>,
+    pub(crate) used_len: usize,
+}
+
+/// The installed engine: everything a handler needs, prepared at setup.
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) options: Options,
+    pub(crate) capture_signal: i32,
+    pub(crate) deadline_ns: u64,
+    modules: AtomicPtr<ModuleSet>,
+    pub(crate) slots: slots::SlotTable,
+    pub(crate) ranges: ranges::RangeTable,
+    pub(crate) caches: capture::CachePool,
+    pub(crate) triggers: trigger::TriggerLog,
+    pub(crate) round_active: AtomicBool,
+    pub(crate) generation: AtomicU32,
+    pub(crate) answered: AtomicU32,
+    pub(crate) report_seq: AtomicU64,
+    pub(crate) initiator_tid: AtomicI32,
+    pub(crate) scratch: UnsafeCell<Scratch>,
+    installed_monotonic_ns: u64,
+}
+
+// SAFETY: all shared state is atomic except `scratch`, which only the holder of
+// `round_active` touches (see `round::begin`), and the module sets behind
+// `modules`, which are immutable once published.
+#[allow(unsafe_code)]
+unsafe impl Sync for Engine {}
+// SAFETY: as above; nothing in the engine is tied to the thread that built it.
+#[allow(unsafe_code)]
+unsafe impl Send for Engine {}
+
+/// Preallocated memory, by part (see the crate docs, # Memory).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryUse {
+    /// Slot table including frame storage.
+    pub slots: usize,
+    /// Readable-range table.
+    pub ranges: usize,
+    /// Unwinder cache pool.
+    pub caches: usize,
+    /// Scratch buffers (maps, dirents, output, slot list).
+    pub scratch: usize,
+    /// Symbol tables and module paths.
+    pub symbols: usize,
+}
+
+impl MemoryUse {
+    /// Everything except symbols (which depend on the program).
+    pub fn fixed(&self) -> usize {
+        self.slots + self.ranges + self.caches + self.scratch
+    }
+}
+
+static ENGINE: AtomicPtr<Engine> = AtomicPtr::new(core::ptr::null_mut());
+static INSTALLING: AtomicBool = AtomicBool::new(false);
+
+/// The installed engine, if any.
+///
+/// # Async-signal safety
+/// One atomic load.
+pub fn engine() -> Option<&'static Engine> {
+    let p = ENGINE.load(Ordering::Acquire);
+    // SAFETY: ENGINE is only ever set to a leaked `Box<Engine>` (never freed), so a
+    // non-null pointer is valid for 'static.
+    #[allow(unsafe_code)]
+    unsafe {
+        p.as_ref()
+    }
+}
+
+fn choose_capture_signal(requested: Option<i32>) -> Result<i32, Error> {
+    let (min, max) = (sys::sigrtmin(), sys::sigrtmax());
+    match requested {
+        Some(s) if s < min || s > max => Err(Error::InvalidOption(
+            "capture_signal must be a real-time signal",
+        )),
+        Some(s) if sys::signal_has_handler(s) => Err(Error::CaptureSignalInUse(s)),
+        Some(s) => Ok(s),
+        None => (min + 3..=max)
+            .find(|&s| !sys::signal_has_handler(s))
+            .ok_or(Error::NoCaptureSignal),
+    }
+}
+
+fn validate(o: &Options) -> Result<(), Error> {
+    if o.max_threads == 0 || o.max_threads > 1 << 20 {
+        return Err(Error::InvalidOption("max_threads must be 1..=1048576"));
+    }
+    if o.max_frames == 0 || o.max_frames > 4096 {
+        return Err(Error::InvalidOption("max_frames must be 1..=4096"));
+    }
+    if o.output_buffer_bytes < 256 {
+        return Err(Error::InvalidOption(
+            "output_buffer_bytes must be at least 256",
+        ));
+    }
+    if o.round_deadline_ms == 0 || o.round_deadline_ms > 60_000 {
+        return Err(Error::InvalidOption("round_deadline_ms must be 1..=60000"));
+    }
+    if let Some(t) = o.trigger_signal {
+        if !(1..=sys::sigrtmax()).contains(&t) || t == libc::SIGKILL || t == libc::SIGSTOP {
+            return Err(Error::InvalidOption(
+                "trigger_signal must be a catchable signal",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Prepares the engine and installs the capture handler (and, if
+/// `options.trigger_signal` is set, the trigger handler that produces a
+/// report to `options.output_fd` straight from the signal handler).
+///
+/// Call it from normal context, early (before the process gets busy): it
+/// enumerates modules, reads symbol tables and preallocates everything.
+pub fn install(options: Options) -> Result<&'static Engine, Error> {
+    validate(&options)?;
+    if INSTALLING.swap(true, Ordering::AcqRel) {
+        return Err(Error::AlreadyInstalled);
+    }
+    let result = install_inner(options);
+    if result.is_err() {
+        INSTALLING.store(false, Ordering::Release);
+    }
+    result
+}
+
+fn install_inner(options: Options) -> Result<&'static Engine, Error> {
+    let capture_signal = choose_capture_signal(options.capture_signal)?;
+    if options.trigger_signal == Some(capture_signal) {
+        return Err(Error::InvalidOption(
+            "trigger_signal and capture_signal must differ",
+        ));
+    }
+    let module_set = Box::new(setup::build_module_set(options.symbols));
+    let caches = match options.unwinder_caches {
+        0 => (sys::online_cpus() * 2).clamp(2, 8),
+        n => n,
+    };
+    let max_mappings = match options.max_mappings {
+        0 => options.max_threads.saturating_mul(2).saturating_add(1024),
+        n => n,
+    };
+    let engine = Box::new(Engine {
+        options,
+        capture_signal,
+        deadline_ns: u64::from(options.round_deadline_ms) * 1_000_000,
+        modules: AtomicPtr::new(Box::into_raw(module_set)),
+        slots: slots::SlotTable::new(options.max_threads, options.max_frames),
+        ranges: ranges::RangeTable::new(max_mappings),
+        caches: capture::CachePool::new(caches),
+        triggers: trigger::TriggerLog::new(),
+        round_active: AtomicBool::new(false),
+        generation: AtomicU32::new(0),
+        answered: AtomicU32::new(0),
+        report_seq: AtomicU64::new(0),
+        initiator_tid: AtomicI32::new(0),
+        scratch: UnsafeCell::new(Scratch {
+            maps: alloc::vec![0u8; 16 * 1024].into_boxed_slice(),
+            dents: alloc::vec![0u8; 8 * 1024].into_boxed_slice(),
+            out: alloc::vec![0u8; options.output_buffer_bytes].into_boxed_slice(),
+            used: alloc::vec![0u32; options.max_threads].into_boxed_slice(),
+            used_len: 0,
+        }),
+        installed_monotonic_ns: sys::monotonic_ns(),
+    });
+    let engine: &'static Engine = Box::leak(engine);
+    ENGINE.store(core::ptr::from_ref(engine).cast_mut(), Ordering::Release);
+
+    let trigger = options.trigger_signal;
+    sys::install_handler(sys::HandlerSpec {
+        signal: capture_signal,
+        handler: capture_signal_handler,
+        block: match trigger {
+            Some(libc::SIGUSR1) => &[libc::SIGUSR1],
+            Some(libc::SIGUSR2) => &[libc::SIGUSR2],
+            Some(libc::SIGQUIT) => &[libc::SIGQUIT],
+            _ => &[],
+        },
+    })
+    .map_err(|errno| Error::Sys {
+        operation: "sigaction(capture signal)",
+        errno,
+    })?;
+    sys::at_fork_child(reset_after_fork);
+    if let Some(signal) = trigger {
+        sys::install_handler(sys::HandlerSpec {
+            signal,
+            handler: trigger_signal_handler,
+            block: &[],
+        })
+        .map_err(|errno| Error::Sys {
+            operation: "sigaction(trigger signal)",
+            errno,
+        })?;
+    }
+    Ok(engine)
+}
+
+/// In a forked child only the forking thread exists: a round that was running
+/// in the parent can never finish, and slots being written by the parent's
+/// other threads never will be. Start clean.
+extern "C" fn reset_after_fork() {
+    if let Some(engine) = engine() {
+        engine.slots.reset_all();
+        engine.round_active.store(false, Ordering::Release);
+        engine.initiator_tid.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The capture-signal handler: the receiving thread captures itself into the
+/// slot named by the signal's value, if that slot is still armed for it.
+///
+/// # Async-signal safety
+/// See [`capture::capture_self`]; errno is saved and restored; signals not sent
+/// by this process (`SI_QUEUE` from our own pid) are ignored.
+extern "C" fn capture_signal_handler(
+    _signal: i32,
+    info: *mut libc::siginfo_t,
+    ucontext: *mut c_void,
+) {
+    let _errno = sys::ErrnoGuard::save();
+    let cpu_start = sys::thread_cpu_ns();
+    let Some(engine) = engine() else { return };
+    // SAFETY: `info` is the kernel's siginfo for this SA_SIGINFO handler.
+    #[allow(unsafe_code)]
+    let si = unsafe { sys::read_siginfo(info) };
+    if si.code != libc::SI_QUEUE || si.pid != sys::getpid() {
+        return;
+    }
+    let generation = (si.value as u64 >> 32) as u32;
+    let index = (si.value as u64 & 0xffff_ffff) as usize;
+    let tid = sys::gettid();
+    let Some(writer) = engine.slots.claim(index, generation, tid) else {
+        return;
+    };
+    // SAFETY: `ucontext` is the kernel's ucontext for this running handler.
+    #[allow(unsafe_code)]
+    let regs = unsafe { sys::registers_from_ucontext(ucontext) };
+    let ctx = capture::CaptureContext {
+        ranges: &engine.ranges,
+        caches: &engine.caches,
+        modules: engine.module_set(),
+    };
+    match regs {
+        Some(regs) => capture::capture_self(ctx, &regs, writer, cpu_start),
+        None => writer.publish(slots::CaptureSummary {
+            name: sys::thread_name(),
+            end: StackEnd::UnwindFailed,
+            end_detail: 0,
+            syscall: arch::SyscallState::Running,
+            pause_ns: 0,
+        }),
+    }
+    if engine.generation.load(Ordering::Acquire) == generation {
+        engine.answered.fetch_add(1, Ordering::Release);
+        sys::futex_wake_all(&engine.answered);
+    }
+}
+
+/// The core-only trigger handler: records the trigger and, unless a round is
+/// already running (then it is counted as coalesced), produces a whole report
+/// to `Options::output_fd` right here, the interrupted thread captured from
+/// its ucontext.
+///
+/// # Async-signal safety
+/// See [`round::RoundGuard::capture`] and [`render::write_text_report`].
+extern "C" fn trigger_signal_handler(
+    signal: i32,
+    info: *mut libc::siginfo_t,
+    ucontext: *mut c_void,
+) {
+    let _errno = sys::ErrnoGuard::save();
+    let Some(engine) = engine() else { return };
+    // SAFETY: `info` is the kernel's siginfo for this SA_SIGINFO handler.
+    #[allow(unsafe_code)]
+    let si = unsafe { sys::read_siginfo(info) };
+    // SAFETY: `ucontext` is the kernel's ucontext for this running handler.
+    #[allow(unsafe_code)]
+    let regs = unsafe { sys::registers_from_ucontext(ucontext) };
+    let trigger = Trigger {
+        unix_ns: sys::realtime_ns(),
+        signal,
+        code: si.code,
+        sender_pid: si.pid,
+        sender_uid: si.uid,
+        started_report: false,
+    };
+    let _ = report_to_fd(engine, trigger, regs.as_ref(), engine.options.output_fd);
+}
+
+fn report_to_fd(
+    engine: &'static Engine,
+    mut trigger: Trigger,
+    own_registers: Option<&arch::Registers>,
+    fd: i32,
+) -> Result<RoundSummary, Error> {
+    let Some(mut round) = round::begin(engine, Some(trigger)) else {
+        engine.triggers.record(&trigger);
+        return Err(Error::RoundInProgress);
+    };
+    trigger.started_report = true;
+    engine.triggers.record(&trigger);
+    round.capture(own_registers);
+    render::write_text_report(&mut round, fd).map_err(|errno| Error::Sys {
+        operation: "write(report)",
+        errno,
+    })?;
+    Ok(*round.summary())
+}
+
+/// Produces a core text report now and writes it to `fd`. Works from any
+/// context, signal handlers included; the calling thread appears in the report
+/// (in normal context it signals itself, so its stack shows this call).
+///
+/// Returns [`Error::RoundInProgress`] (and counts a coalesced trigger) when a
+/// report is already being produced.
+///
+/// # Async-signal safety
+/// As [`round::RoundGuard::capture`] and [`render::write_text_report`].
+pub fn write_report(fd: i32) -> Result<RoundSummary, Error> {
+    let engine = engine().ok_or(Error::NotInstalled)?;
+    let trigger = Trigger {
+        unix_ns: sys::realtime_ns(),
+        ..Trigger::default()
+    };
+    report_to_fd(engine, trigger, None, fd)
+}
+
+/// Runs a capture round and hands it to `f` (for the std adapter, which
+/// symbolizes and renders in its reporter thread). `trigger` is the signal that
+/// asked for it, if any. While `f` runs, the round is held: other rounds
+/// coalesce.
+///
+/// Not for signal handlers if `f` allocates.
+pub fn capture<R>(
+    trigger: Option<Trigger>,
+    f: impl FnOnce(&CapturedRound<'_, '_>) -> R,
+) -> Result<R, Error> {
+    let engine = engine().ok_or(Error::NotInstalled)?;
+    let mut trigger = trigger.unwrap_or(Trigger {
+        unix_ns: sys::realtime_ns(),
+        ..Trigger::default()
+    });
+    let Some(mut round) = round::begin(engine, Some(trigger)) else {
+        engine.triggers.record(&trigger);
+        return Err(Error::RoundInProgress);
+    };
+    trigger.started_report = true;
+    engine.triggers.record(&trigger);
+    round.capture(None);
+    // The caller may allocate from here on: this thread is no longer capturing.
+    engine.initiator_tid.store(0, Ordering::Relaxed);
+    Ok(f(&CapturedRound { round: &round }))
+}
+
+/// Records a trigger that did not start a round itself (the std adapter's
+/// signal action calls this before waking its reporter thread).
+///
+/// # Async-signal safety
+/// Atomics only.
+pub fn note_trigger(trigger: &Trigger) {
+    if let Some(engine) = engine() {
+        engine.triggers.record(trigger);
+    }
+}
+
+/// A finished capture round, read-only.
+#[derive(Debug)]
+pub struct CapturedRound<'r, 'e> {
+    round: &'r RoundGuard<'e>,
+}
+
+/// One thread of a round.
+#[derive(Debug)]
+pub enum ThreadCapture<'r> {
+    /// The thread captured itself.
+    Captured(SlotView<'r>),
+    /// The thread did not answer (`phase` says how far it got).
+    Missing {
+        /// Thread id.
+        tid: i32,
+        /// Where its slot stopped.
+        phase: slots::Phase,
+    },
+}
+
+impl<'e> CapturedRound<'_, 'e> {
+    /// The round's figures.
+    pub fn summary(&self) -> &RoundSummary {
+        self.round.summary()
+    }
+
+    /// The modules the frames were captured against.
+    pub fn modules(&self) -> &'e ModuleSet {
+        self.round.modules
+    }
+
+    /// The slot table's capacity.
+    pub fn capacity(&self) -> usize {
+        self.round.engine.slots.capacity()
+    }
+
+    /// The round deadline in milliseconds.
+    pub fn deadline_ms(&self) -> u64 {
+        self.round.engine.deadline_ns / 1_000_000
+    }
+
+    /// Every thread listed in this round, in `/proc/self/task` order.
+    pub fn threads(&self) -> impl Iterator<Item = ThreadCapture<'_>> + '_ {
+        let engine = self.round.engine;
+        let generation = self.round.summary.generation;
+        self.round
+            .used_indices()
+            .map(move |i| match engine.slots.read(i, generation) {
+                Some(v) => ThreadCapture::Captured(v),
+                None => ThreadCapture::Missing {
+                    tid: engine.slots.tid(i),
+                    phase: engine.slots.phase(i, generation),
+                },
+            })
+    }
+
+    /// Calls `f` with the most recent triggers, oldest first.
+    pub fn for_each_recent_trigger(&self, f: impl FnMut(&Trigger)) {
+        self.round.engine.triggers.for_each_recent(f);
+    }
+}
+
+impl Engine {
+    /// The current module set.
+    ///
+    /// # Async-signal safety
+    /// One atomic load.
+    pub fn module_set(&self) -> &ModuleSet {
+        let p = self.modules.load(Ordering::Acquire);
+        // SAFETY: `modules` always holds a leaked `Box<ModuleSet>`; published sets
+        // are never freed (a handler may still be reading an older one).
+        #[allow(unsafe_code)]
+        unsafe {
+            &*p
+        }
+    }
+
+    /// The options it was installed with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The real-time signal used for capturing.
+    pub fn capture_signal(&self) -> i32 {
+        self.capture_signal
+    }
+
+    /// Preallocated memory by part.
+    pub fn memory(&self) -> MemoryUse {
+        // SAFETY: only lengths are read; the buffers are never reallocated after
+        // setup, so reading their sizes races with nothing.
+        #[allow(unsafe_code)]
+        let scratch = unsafe { &*self.scratch.get() };
+        MemoryUse {
+            slots: self.slots.memory_bytes(),
+            ranges: self.ranges.memory_bytes(),
+            caches: self.caches.memory_bytes(),
+            scratch: scratch.maps.len()
+                + scratch.dents.len()
+                + scratch.out.len()
+                + scratch.used.len() * 4,
+            symbols: self.module_set().symbol_memory_bytes(),
+        }
+    }
+
+    /// Nanoseconds since [`install`] (monotonic).
+    pub fn uptime_ns(&self) -> u64 {
+        sys::monotonic_ns().saturating_sub(self.installed_monotonic_ns)
+    }
+
+    /// Rebuilds the module set if the loader's counters say modules were
+    /// loaded or unloaded since it was built (after `dlopen`). Returns whether
+    /// a new set was published. Normal context only: it takes the loader lock
+    /// and allocates. The old set is leaked on purpose: a handler may still use it.
+    pub fn refresh_modules(&self) -> bool {
+        if setup::loader_counters() == self.module_set().loader_counters {
+            return false;
+        }
+        let fresh = Box::new(setup::build_module_set(self.options.symbols));
+        self.modules.store(Box::into_raw(fresh), Ordering::Release);
+        true
+    }
+}
+
+/// Whether the calling thread is inside guru's capture path right now: in its
+/// capture handler, or initiating a round from a signal handler. For
+/// allocation guards in tests and fuzzers (`#[global_allocator]` wrappers that
+/// abort when this is true).
+///
+/// # Async-signal safety
+/// `gettid` and atomic loads; scans the slot table (O(threads)).
+pub fn in_capture_context() -> bool {
+    let Some(engine) = engine() else { return false };
+    if !engine.round_active.load(Ordering::Acquire) {
+        return false;
+    }
+    let tid = sys::gettid();
+    if engine.initiator_tid.load(Ordering::Relaxed) == tid {
+        return true;
+    }
+    engine.slots.is_writing(tid)
+}

@@ -1,0 +1,182 @@
+//! The readable-memory table: which address ranges may be read without
+//! faulting, refreshed from `/proc/self/maps` by the initiator at the start of
+//! every round and consulted by every capturing thread.
+//!
+//! Entries are pairs of atomics (start with flag bits, end), so concurrent
+//! readers need no lock; the initiator writes them before it signals any
+//! thread, and the Release/Acquire on each slot's state orders the two.
+//!
+//! # Async-signal safety
+//! Atomic loads and stores only.
+#![deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::procfs::Mapping;
+
+const FLAG_EXECUTABLE: u64 = 1;
+/// The main thread's `[stack]`: the kernel grows it on demand.
+const FLAG_GROWS: u64 = 2;
+const FLAG_MASK: u64 = 0xfff;
+
+/// A readable range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    /// First readable address.
+    pub start: u64,
+    /// One past the last.
+    pub end: u64,
+    /// Executable too.
+    pub executable: bool,
+    /// A stack the kernel extends downwards on demand (`[stack]`).
+    pub grows_down: bool,
+}
+
+impl Range {
+    /// Whether `[address, address + len)` lies inside.
+    pub fn contains(&self, address: u64, len: u64) -> bool {
+        address >= self.start && address.checked_add(len).is_some_and(|e| e <= self.end)
+    }
+}
+
+/// Fixed-capacity sorted table of readable ranges.
+#[derive(Debug)]
+pub struct RangeTable {
+    entries: Box<[[AtomicU64; 2]]>,
+    len: AtomicUsize,
+    dropped: AtomicUsize,
+}
+
+/// Writes a fresh table; entries must come in ascending order (as in
+/// `/proc/self/maps`).
+#[derive(Debug)]
+pub struct RangeTableWriter<'t> {
+    table: &'t RangeTable,
+    len: usize,
+    dropped: usize,
+}
+
+impl RangeTable {
+    /// Allocates room for `capacity` ranges (setup only).
+    pub fn new(capacity: usize) -> RangeTable {
+        let entries: Vec<[AtomicU64; 2]> = (0..capacity)
+            .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
+            .collect();
+        RangeTable {
+            entries: entries.into_boxed_slice(),
+            len: AtomicUsize::new(0),
+            dropped: AtomicUsize::new(0),
+        }
+    }
+
+    /// Bytes used.
+    pub fn memory_bytes(&self) -> usize {
+        core::mem::size_of_val(&*self.entries)
+    }
+
+    /// Starts rewriting the table (initiator only, before any thread is signalled).
+    pub fn writer(&self) -> RangeTableWriter<'_> {
+        RangeTableWriter {
+            table: self,
+            len: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Ranges that did not fit in the last refresh.
+    pub fn dropped(&self) -> usize {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    fn get(&self, i: usize) -> Option<Range> {
+        let [s, e] = self.entries.get(i)?;
+        let s = s.load(Ordering::Relaxed);
+        Some(Range {
+            start: s & !FLAG_MASK,
+            end: e.load(Ordering::Relaxed),
+            executable: s & FLAG_EXECUTABLE != 0,
+            grows_down: s & FLAG_GROWS != 0,
+        })
+    }
+
+    /// The readable range containing `address`.
+    pub fn find(&self, address: u64) -> Option<Range> {
+        let len = self.len.load(Ordering::Acquire).min(self.entries.len());
+        let (mut lo, mut hi) = (0usize, len);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let r = self.get(mid)?;
+            if address < r.start {
+                hi = mid;
+            } else if address >= r.end {
+                lo = mid + 1;
+            } else {
+                return Some(r);
+            }
+        }
+        None
+    }
+}
+
+impl RangeTableWriter<'_> {
+    /// Adds a mapping if it is readable.
+    pub fn add(&mut self, m: &Mapping<'_>) {
+        if !m.readable || m.start & FLAG_MASK != 0 {
+            return;
+        }
+        let Some([s, e]) = self.table.entries.get(self.len) else {
+            self.dropped += 1;
+            return;
+        };
+        let mut flags = 0;
+        if m.executable {
+            flags |= FLAG_EXECUTABLE;
+        }
+        if m.name == b"[stack]" {
+            flags |= FLAG_GROWS;
+        }
+        s.store(m.start | flags, Ordering::Relaxed);
+        e.store(m.end, Ordering::Relaxed);
+        self.len += 1;
+    }
+
+    /// Publishes the new table.
+    pub fn finish(self) {
+        self.table.dropped.store(self.dropped, Ordering::Relaxed);
+        self.table.len.store(self.len, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(start: u64, end: u64, r: bool, name: &'static [u8]) -> Mapping<'static> {
+        Mapping {
+            start,
+            end,
+            readable: r,
+            executable: false,
+            name,
+        }
+    }
+
+    #[test]
+    fn find_and_capacity() {
+        let t = RangeTable::new(2);
+        let mut w = t.writer();
+        w.add(&m(0x1000, 0x2000, true, b""));
+        w.add(&m(0x2000, 0x3000, false, b""));
+        w.add(&m(0x5000, 0x8000, true, b"[stack]"));
+        w.add(&m(0x9000, 0xa000, true, b""));
+        w.finish();
+        assert_eq!(t.dropped(), 1);
+        assert_eq!(t.find(0x1800).map(|r| r.start), Some(0x1000));
+        assert!(t.find(0x2800).is_none());
+        let s = t.find(0x7ff8).expect("stack");
+        assert!(s.grows_down && s.contains(0x7ff8, 8) && !s.contains(0x7ffc, 8));
+        assert!(t.find(0x9000).is_none());
+    }
+}

@@ -1,0 +1,333 @@
+//! The core's text report, rendered into a fixed buffer and written to a file
+//! descriptor: begin line, Threads, Modules, Report (the round's own cost),
+//! end line. The format is the contract in DESIGN.md ("Report text format").
+#![deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
+use core::fmt::{self, Write};
+
+use crate::capture::describe_syscall;
+use crate::format::{
+    SliceWriter, signal_name, write_banner, write_demangled, write_duration, write_escaped,
+    write_hex_bytes, write_utc,
+};
+use crate::procfs::{self, TaskSyscall};
+use crate::round::{RoundGuard, RoundSummary};
+use crate::slots::{Phase, SlotView, StackEnd};
+use crate::symbolize::ModuleSet;
+use crate::sys;
+use crate::trigger::Trigger;
+use crate::write::FdSink;
+
+/// Writes the first line of a report.
+pub fn write_begin_line(w: &mut impl Write, s: &RoundSummary) -> fmt::Result {
+    write!(
+        w,
+        "==== Guru Meditation ==== pid {} report #{} at ",
+        s.pid, s.sequence
+    )?;
+    write_utc(w, s.started_unix_ns)?;
+    match &s.trigger {
+        Some(t) if t.signal != 0 => {
+            write!(w, " triggered by ")?;
+            write_trigger_source(w, t)?;
+        }
+        _ => write!(w, " on request")?,
+    }
+    writeln!(w)
+}
+
+/// Writes the last line of a report.
+pub fn write_end_line(w: &mut impl Write, s: &RoundSummary) -> fmt::Result {
+    writeln!(
+        w,
+        "==== End of Guru Meditation ==== pid {} report #{}",
+        s.pid, s.sequence
+    )
+}
+
+/// "SIGUSR2 from pid 123 (uid 1000)".
+pub fn write_trigger_source(w: &mut impl Write, t: &Trigger) -> fmt::Result {
+    match signal_name(t.signal) {
+        Some(name) => write!(w, "{name}")?,
+        None => write!(w, "signal {}", t.signal)?,
+    }
+    if t.code == libc::SI_USER || t.code == libc::SI_QUEUE || t.code == libc::SI_TKILL {
+        write!(w, " from pid {} (uid {})", t.sender_pid, t.sender_uid)
+    } else if t.code == libc::SI_KERNEL {
+        write!(w, " from the kernel")
+    } else {
+        write!(w, " (si_code {})", t.code)
+    }
+}
+
+/// Writes one frame line: `  #n 0xADDR function+0xOFF (module+0xOFFSET)`, or
+/// `  #n 0xADDR module+0xOFFSET` when no symbol is known.
+pub fn write_frame(w: &mut impl Write, modules: &ModuleSet, n: usize, address: u64) -> fmt::Result {
+    write!(w, "  #{n} 0x{address:016x} ")?;
+    match modules.resolve(address, n > 0) {
+        Some(r) => {
+            if let Some(sym) = r.symbol {
+                write_demangled(w, sym.name)?;
+                // Offsets of return addresses are shown as the return address
+                // itself, one past the looked-up byte.
+                let off = if n > 0 { sym.offset + 1 } else { sym.offset };
+                write!(w, "+0x{off:x} (")?;
+                write_escaped(w, r.module.short_name())?;
+                writeln!(w, "+0x{:x})", r.module_offset)
+            } else {
+                write_escaped(w, r.module.short_name())?;
+                writeln!(w, "+0x{:x}", r.module_offset)
+            }
+        }
+        None => writeln!(w, "?? (no module)"),
+    }
+}
+
+fn write_name(w: &mut impl Write, name: &[u8]) -> fmt::Result {
+    let len = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+    write_escaped(w, name.get(..len).unwrap_or(&[]))
+}
+
+/// Writes a captured thread: header line, frames, how the stack ends.
+pub fn write_captured_thread(
+    w: &mut impl Write,
+    modules: &ModuleSet,
+    view: &SlotView<'_>,
+    is_initiator: bool,
+) -> fmt::Result {
+    write!(w, "------ Thread {} \"", view.tid)?;
+    write_name(w, &view.summary.name)?;
+    write!(w, "\" (")?;
+    describe_syscall(view.summary.syscall, w)?;
+    if is_initiator {
+        write!(w, "; writing this report")?;
+    }
+    write!(w, "; paused ")?;
+    write_duration(w, view.summary.pause_ns)?;
+    writeln!(w, ") ------")?;
+    // Runs of one return address (deep recursion) are folded after three lines.
+    let mut previous = None;
+    let mut run = 0usize;
+    let count = view.frames().len();
+    for (n, address) in view.frames().enumerate() {
+        run = if previous == Some(address) {
+            run + 1
+        } else {
+            0
+        };
+        previous = Some(address);
+        if run < 3 {
+            write_frame(w, modules, n, address)?;
+            continue;
+        }
+        let next_same = view.frames().nth(n + 1) == Some(address);
+        if !next_same || n + 1 == count {
+            writeln!(
+                w,
+                "  ... #{}..#{}: {} more frames of the same function",
+                n + 1 - (run - 2),
+                n,
+                run - 2
+            )?;
+        }
+    }
+    match view.summary.end {
+        StackEnd::Root => Ok(()),
+        StackEnd::UnreadableStack => {
+            writeln!(
+                w,
+                "  -- {} at 0x{:x}",
+                view.summary.end.describe(),
+                view.summary.end_detail
+            )
+        }
+        StackEnd::StackNearlyExhausted => writeln!(
+            w,
+            "  -- {} ({} bytes left below the stack pointer)",
+            view.summary.end.describe(),
+            view.summary.end_detail
+        ),
+        other => writeln!(w, "  -- {}", other.describe()),
+    }
+}
+
+/// Builds `/proc/self/task/<tid>/<file>\0` in `buf`.
+fn task_path<'b>(buf: &'b mut [u8; 64], tid: i32, file: &str) -> &'b [u8] {
+    let mut w = SliceWriter::new(buf);
+    let _ = write!(w, "/proc/self/task/{tid}/{file}\0");
+    let len = w.as_str().len();
+    buf.get(..len).unwrap_or(&[])
+}
+
+/// Writes a thread that did not capture itself, with what `/proc` says of it.
+///
+/// # Async-signal safety
+/// Reads two small `/proc` files with `open`/`read`/`close` into stack buffers.
+pub fn write_unresponsive_thread(
+    w: &mut impl Write,
+    tid: i32,
+    phase: Phase,
+    deadline_ms: u64,
+) -> fmt::Result {
+    let mut path = [0u8; 64];
+    let mut stat = [0u8; 512];
+    let stat_len = sys::read_file(task_path(&mut path, tid, "stat"), &mut stat).ok();
+    let parsed = stat_len.and_then(|n| procfs::parse_task_stat(stat.get(..n).unwrap_or(&[])));
+    write!(w, "------ Thread {tid} \"")?;
+    if let Some(s) = &parsed {
+        write_escaped(w, s.name)?;
+    }
+    write!(w, "\" (")?;
+    match (phase, &parsed) {
+        (_, None) => write!(w, "exited during the report")?,
+        (Phase::NotSignalled, Some(_)) => write!(w, "could not be signalled")?,
+        (Phase::Writing, Some(_)) => {
+            write!(w, "unresponsive: capture still in progress at the deadline")?
+        }
+        (_, Some(s)) => {
+            write!(
+                w,
+                "unresponsive after {deadline_ms} ms: state {}",
+                s.state as char
+            )?;
+            let mut sc = [0u8; 256];
+            if let Ok(n) = sys::read_file(task_path(&mut path, tid, "syscall"), &mut sc) {
+                match procfs::parse_task_syscall(sc.get(..n).unwrap_or(&[])) {
+                    TaskSyscall::Blocked(nr) => match crate::arch::syscall_name(nr) {
+                        Some(name) => write!(w, ", in syscall {name}")?,
+                        None => write!(w, ", in syscall #{nr}")?,
+                    },
+                    TaskSyscall::Running => write!(w, ", running")?,
+                    TaskSyscall::Unknown => {}
+                }
+            }
+            if s.state == b'S' || s.state == b'R' {
+                write!(w, "; the capture signal may be blocked")?;
+            }
+        }
+    }
+    writeln!(w, ") ------")?;
+    writeln!(w, "  -- not captured")
+}
+
+/// Writes the Modules section body.
+pub fn write_modules(w: &mut impl Write, modules: &ModuleSet) -> fmt::Result {
+    for m in &modules.modules {
+        write!(w, "  0x{:016x}-0x{:016x} ", m.start, m.end)?;
+        write_escaped(w, &m.path)?;
+        if m.build_id.is_empty() {
+            write!(w, " build-id none")?;
+        } else {
+            write!(w, " build-id ")?;
+            write_hex_bytes(w, &m.build_id)?;
+        }
+        writeln!(w, " symbols {}", m.symbols.len())?;
+    }
+    Ok(())
+}
+
+/// Writes the Report section body: the round's own cost and recent triggers.
+pub fn write_round_figures(
+    w: &mut impl Write,
+    s: &RoundSummary,
+    capacity: usize,
+    recent: impl FnOnce(&mut dyn FnMut(&Trigger)),
+) -> fmt::Result {
+    writeln!(
+        w,
+        "  threads: {} listed, {} captured, {} unresponsive, {} not signalled, {} left out (capacity {capacity})",
+        s.threads_listed,
+        s.threads_captured,
+        s.threads_unresponsive,
+        s.threads_not_signalled,
+        s.threads_left_out
+    )?;
+    write!(w, "  round: capture ")?;
+    write_duration(w, s.capture_ns)?;
+    write!(w, " (fan-out ")?;
+    write_duration(w, s.fanout_ns)?;
+    write!(w, "); longest thread pause ")?;
+    write_duration(w, s.max_pause_ns)?;
+    writeln!(w, " (thread {})", s.max_pause_tid)?;
+    writeln!(w, "  coalesced triggers: {}", s.coalesced_triggers)?;
+    if s.mappings_dropped > 0 {
+        writeln!(
+            w,
+            "  readable mappings not tracked (table full): {}",
+            s.mappings_dropped
+        )?;
+    }
+    let mut result = Ok(());
+    recent(&mut |t: &Trigger| {
+        if result.is_err() {
+            return;
+        }
+        result = (|| {
+            write!(w, "  trigger at ")?;
+            write_utc(w, t.unix_ns)?;
+            write!(w, ": ")?;
+            write_trigger_source(w, t)?;
+            writeln!(w, "{}", if t.started_report { "" } else { " (coalesced)" })
+        })();
+    });
+    result
+}
+
+/// Renders the whole core report of a finished round to `fd`. Returns the
+/// number of bytes written, or the first write error.
+///
+/// # Async-signal safety
+/// Formats into the round's preallocated output buffer; `write(2)`; reads
+/// small `/proc` files for unresponsive threads.
+pub fn write_text_report(round: &mut RoundGuard<'_>, fd: i32) -> Result<usize, sys::Errno> {
+    let engine = round.engine;
+    let modules = round.modules;
+    let summary = round.summary;
+    let generation = summary.generation;
+    let deadline_ms = engine.deadline_ns / 1_000_000;
+    let scratch = &mut *round.scratch;
+    let mut sink = FdSink::new(fd, &mut scratch.out);
+    let used = scratch.used.get(..scratch.used_len).unwrap_or(&[]);
+    let _ = (|| -> fmt::Result {
+        write_begin_line(&mut sink, &summary)?;
+        write_banner(&mut sink, "Threads")?;
+        for &index in used {
+            let index = index as usize;
+            match engine.slots.read(index, generation) {
+                Some(view) => write_captured_thread(
+                    &mut sink,
+                    modules,
+                    &view,
+                    view.tid == summary.initiator_tid,
+                )?,
+                None => write_unresponsive_thread(
+                    &mut sink,
+                    engine.slots.tid(index),
+                    engine.slots.phase(index, generation),
+                    deadline_ms,
+                )?,
+            }
+            writeln!(sink)?;
+        }
+        if summary.threads_left_out > 0 {
+            writeln!(
+                sink,
+                "------ {} more threads left out: the slot table holds {} (raise Options::max_threads) ------\n",
+                summary.threads_left_out,
+                engine.slots.capacity()
+            )?;
+        }
+        write_banner(&mut sink, "Modules")?;
+        write_modules(&mut sink, modules)?;
+        write_banner(&mut sink, "Report")?;
+        write_round_figures(&mut sink, &summary, engine.slots.capacity(), |f| {
+            engine.triggers.for_each_recent(f)
+        })?;
+        write_end_line(&mut sink, &summary)
+    })();
+    sink.flush();
+    match sink.error() {
+        Some(e) => Err(e),
+        None => Ok(sink.bytes_written()),
+    }
+}

@@ -1,0 +1,328 @@
+//! A report round, driven by the initiator: fan-out (list threads, arm their
+//! slots, refresh the readable-range table, signal every thread) and gather
+//! (wait for answers until the deadline, then give up on the rest).
+//!
+//! Only one round runs at a time: [`begin`] wins a compare-exchange on the
+//! engine's `round_active` flag; the returned [`RoundGuard`] owns the scratch
+//! buffers and releases the flag when dropped.
+#![deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(unsafe_code)]
+
+use core::sync::atomic::Ordering;
+
+use crate::arch::Registers;
+use crate::capture::{self, CaptureContext};
+use crate::procfs;
+use crate::slots::Phase;
+use crate::symbolize::ModuleSet;
+use crate::trigger::Trigger;
+use crate::{Engine, Scratch, sys};
+
+/// Figures about one round.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RoundSummary {
+    /// The round's generation.
+    pub generation: u32,
+    /// Report sequence number (1 for the first report of the process).
+    pub sequence: u64,
+    /// Process id at the time of the round.
+    pub pid: i32,
+    /// Thread id of the initiator.
+    pub initiator_tid: i32,
+    /// Threads found in `/proc/self/task`.
+    pub threads_listed: usize,
+    /// Threads given a slot.
+    pub threads_armed: usize,
+    /// Threads that captured themselves in time.
+    pub threads_captured: usize,
+    /// Threads that did not answer by the deadline (signal blocked, stuck, exiting).
+    pub threads_unresponsive: usize,
+    /// Threads that could not be signalled (exited before the signal, queue full).
+    pub threads_not_signalled: usize,
+    /// Threads left out for lack of slots.
+    pub threads_left_out: usize,
+    /// Readable mappings that did not fit in the range table.
+    pub mappings_dropped: usize,
+    /// Wall-clock start, ns since the Unix epoch.
+    pub started_unix_ns: u64,
+    /// Monotonic duration of fan-out (listing + signalling), ns.
+    pub fanout_ns: u64,
+    /// Monotonic duration of the whole capture (fan-out + gather), ns.
+    pub capture_ns: u64,
+    /// Longest thread-CPU time a thread spent in its capture handler, ns.
+    pub max_pause_ns: u64,
+    /// The thread that paused longest.
+    pub max_pause_tid: i32,
+    /// Triggers coalesced into this report.
+    pub coalesced_triggers: u64,
+    /// The trigger that started this round, if it was a signal.
+    pub trigger: Option<Trigger>,
+}
+
+/// Exclusive ownership of the engine for one round.
+#[derive(Debug)]
+pub struct RoundGuard<'e> {
+    pub(crate) engine: &'e Engine,
+    pub(crate) scratch: &'e mut Scratch,
+    pub(crate) summary: RoundSummary,
+    pub(crate) modules: &'e ModuleSet,
+}
+
+impl Drop for RoundGuard<'_> {
+    fn drop(&mut self) {
+        self.engine.initiator_tid.store(0, Ordering::Relaxed);
+        self.engine.round_active.store(false, Ordering::Release);
+    }
+}
+
+/// Starts a round, or returns `None` if one is already running.
+///
+/// # Async-signal safety
+/// One compare-exchange; no waiting.
+pub fn begin(engine: &Engine, trigger: Option<Trigger>) -> Option<RoundGuard<'_>> {
+    engine
+        .round_active
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .ok()?;
+    // SAFETY: `round_active` was just won by this caller, and the scratch is only
+    // accessed by the holder of that flag (it is released when the guard drops),
+    // so this is the only reference to it.
+    let scratch = unsafe { &mut *engine.scratch.get() };
+    let modules = engine.module_set();
+    let summary = RoundSummary {
+        generation: engine
+            .generation
+            .fetch_add(1, Ordering::AcqRel)
+            .wrapping_add(1),
+        sequence: engine.report_seq.fetch_add(1, Ordering::Relaxed) + 1,
+        pid: sys::getpid(),
+        initiator_tid: sys::gettid(),
+        started_unix_ns: sys::realtime_ns(),
+        trigger,
+        ..RoundSummary::default()
+    };
+    engine
+        .initiator_tid
+        .store(summary.initiator_tid, Ordering::Relaxed);
+    Some(RoundGuard {
+        engine,
+        scratch,
+        summary,
+        modules,
+    })
+}
+
+impl RoundGuard<'_> {
+    /// The figures so far.
+    pub fn summary(&self) -> &RoundSummary {
+        &self.summary
+    }
+
+    /// Runs fan-out and gather. `own_registers` are the initiator's interrupted
+    /// registers when it runs inside a signal handler (it then captures itself
+    /// directly from them); otherwise it signals itself like any other thread.
+    ///
+    /// # Async-signal safety
+    /// `open`/`getdents64`/`read`/`close` on `/proc`, `rt_tgsigqueueinfo`,
+    /// `futex`, `clock_gettime`; memory prepared at setup; no allocation.
+    pub fn capture(&mut self, own_registers: Option<&Registers>) {
+        let engine = self.engine;
+        let generation = self.summary.generation;
+        let t0 = sys::monotonic_ns();
+        engine.answered.store(0, Ordering::Release);
+        self.list_and_arm();
+        self.refresh_ranges();
+
+        let ctx = CaptureContext {
+            ranges: &engine.ranges,
+            caches: &engine.caches,
+            modules: self.modules,
+        };
+        let signal = engine.capture_signal;
+        let mut sent = 0u32;
+        for k in 0..self.scratch.used_len {
+            let Some(&index) = self.scratch.used.get(k) else {
+                break;
+            };
+            let index = index as usize;
+            let tid = engine.slots.tid(index);
+            if tid == self.summary.initiator_tid {
+                if let Some(regs) = own_registers {
+                    let cpu = sys::thread_cpu_ns();
+                    if let Some(writer) = engine.slots.claim(index, generation, tid) {
+                        capture::capture_self(ctx, regs, writer, cpu);
+                    }
+                    continue;
+                }
+            }
+            let value = (u64::from(generation) << 32 | index as u64) as usize;
+            match sys::send_signal_with_value(self.summary.pid, tid, signal, value) {
+                Ok(()) => sent += 1,
+                Err(_) => engine.slots.mark_not_signalled(index, generation),
+            }
+        }
+        let t_fanout = sys::monotonic_ns();
+        self.summary.fanout_ns = t_fanout.saturating_sub(t0);
+        self.gather(t0, sent);
+        self.summary.capture_ns = sys::monotonic_ns().saturating_sub(t0);
+        self.tally();
+    }
+
+    /// Lists `/proc/self/task` and arms a slot per thread.
+    fn list_and_arm(&mut self) {
+        let engine = self.engine;
+        let generation = self.summary.generation;
+        let scratch = &mut *self.scratch;
+        scratch.used_len = 0;
+        let mut cursor = 0usize;
+        let mut listed = 0usize;
+        let mut left_out = 0usize;
+        let Ok(dir) = sys::open_readonly(b"/proc/self/task\0", true) else {
+            return;
+        };
+        loop {
+            let n = match sys::getdents64(&dir, &mut scratch.dents) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(libc::EINTR) => continue,
+                Err(_) => break,
+            };
+            let (dents, used, used_len) =
+                (&scratch.dents, &mut scratch.used, &mut scratch.used_len);
+            procfs::for_each_dirent_number(dents.get(..n).unwrap_or(&[]), |tid| {
+                listed += 1;
+                let Ok(tid) = i32::try_from(tid) else { return };
+                // Find the next slot that may be armed (slots still being written
+                // by a late writer of an earlier round are skipped).
+                while cursor < engine.slots.capacity() {
+                    let index = cursor;
+                    cursor += 1;
+                    if engine.slots.arm(index, generation, tid) {
+                        if let Some(u) = used.get_mut(*used_len) {
+                            *u = index as u32;
+                            *used_len += 1;
+                        }
+                        return;
+                    }
+                }
+                left_out += 1;
+            });
+        }
+        self.summary.threads_listed = listed;
+        self.summary.threads_armed = scratch.used_len;
+        self.summary.threads_left_out = left_out;
+    }
+
+    /// Re-reads `/proc/self/maps` into the readable-range table.
+    fn refresh_ranges(&mut self) {
+        let engine = self.engine;
+        let mut writer = engine.ranges.writer();
+        if let Ok(fd) = sys::open_readonly(b"/proc/self/maps\0", false) {
+            let buf = &mut self.scratch.maps;
+            let mut kept = 0usize;
+            loop {
+                let Some(free) = buf.get_mut(kept..) else {
+                    break;
+                };
+                if free.is_empty() {
+                    // A single line longer than the buffer: drop it.
+                    kept = 0;
+                    continue;
+                }
+                let n = match sys::read(fd.raw(), free) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(libc::EINTR) => continue,
+                    Err(_) => break,
+                };
+                let filled = kept + n;
+                let chunk = buf.get(..filled).unwrap_or(&[]);
+                let consumed = procfs::parse_maps_chunk(chunk, |m| writer.add(&m));
+                buf.copy_within(consumed..filled, 0);
+                kept = filled - consumed;
+            }
+        }
+        self.summary.mappings_dropped = {
+            writer.finish();
+            engine.ranges.dropped()
+        };
+    }
+
+    /// Waits for the signalled threads until all answered or the deadline.
+    fn gather(&mut self, t0: u64, sent: u32) {
+        let engine = self.engine;
+        let deadline = t0.saturating_add(engine.deadline_ns);
+        loop {
+            let answered = engine.answered.load(Ordering::Acquire);
+            let now = sys::monotonic_ns();
+            if answered >= sent && self.pending() == 0 {
+                return;
+            }
+            if now >= deadline {
+                return;
+            }
+            // Wake at least every 5 ms to re-check slots even if a wake-up was lost
+            // to a stale writer's counter update.
+            let wait = (deadline - now).min(5_000_000);
+            sys::futex_wait(&engine.answered, answered, wait);
+        }
+    }
+
+    /// Slots of this round still armed or being written.
+    fn pending(&self) -> usize {
+        let generation = self.summary.generation;
+        self.used_indices()
+            .filter(|&i| {
+                matches!(
+                    self.engine.slots.phase(i, generation),
+                    Phase::Armed | Phase::Writing
+                )
+            })
+            .count()
+    }
+
+    /// Slot indices used this round, in thread-listing order.
+    pub fn used_indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.scratch
+            .used
+            .iter()
+            .take(self.scratch.used_len)
+            .map(|&i| i as usize)
+    }
+
+    /// Gives up on threads that did not answer and computes the figures.
+    fn tally(&mut self) {
+        let generation = self.summary.generation;
+        let (mut captured, mut unresponsive, mut not_signalled) = (0, 0, 0);
+        let (mut max_pause, mut max_tid) = (0u64, 0i32);
+        for k in 0..self.scratch.used_len {
+            let Some(&index) = self.scratch.used.get(k) else {
+                break;
+            };
+            let index = index as usize;
+            let phase = match self.engine.slots.phase(index, generation) {
+                Phase::Armed => self.engine.slots.abandon(index, generation),
+                p => p,
+            };
+            match phase {
+                Phase::Done => {
+                    captured += 1;
+                    if let Some(v) = self.engine.slots.read(index, generation) {
+                        if v.summary.pause_ns > max_pause {
+                            max_pause = v.summary.pause_ns;
+                            max_tid = v.tid;
+                        }
+                    }
+                }
+                Phase::NotSignalled => not_signalled += 1,
+                _ => unresponsive += 1,
+            }
+        }
+        self.summary.threads_captured = captured;
+        self.summary.threads_unresponsive = unresponsive;
+        self.summary.threads_not_signalled = not_signalled;
+        self.summary.max_pause_ns = max_pause;
+        self.summary.max_pause_tid = max_tid;
+        self.summary.coalesced_triggers = self.engine.triggers.take_coalesced();
+    }
+}

@@ -1,0 +1,635 @@
+//! Linux system calls and loader queries used by the core.
+//!
+//! Functions in the first half are reachable from signal handlers and are raw
+//! system calls (or `libc` wrappers that are plain system calls on glibc and
+//! musl); each says so. Functions under "Setup only" allocate or take loader
+//! locks and must never be called from a signal handler.
+#![allow(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
+use core::ffi::{c_int, c_void};
+use core::sync::atomic::AtomicU32;
+
+use crate::arch::Registers;
+
+/// A raw `errno` value.
+pub type Errno = i32;
+
+/// The signal handler signature used with `SA_SIGINFO`.
+pub type SigInfoHandler = extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void);
+
+fn errno() -> Errno {
+    // SAFETY: `__errno_location` returns the calling thread's errno slot, valid for
+    // the life of the thread (glibc and musl).
+    unsafe { *libc::__errno_location() }
+}
+
+fn set_errno(value: Errno) {
+    // SAFETY: as in `errno`: the pointer is the calling thread's own errno slot.
+    unsafe { *libc::__errno_location() = value }
+}
+
+/// Saves the interrupted code's `errno` and puts it back when dropped.
+///
+/// # Async-signal safety
+/// Reads and writes the calling thread's errno slot only.
+#[derive(Debug)]
+pub struct ErrnoGuard(Errno);
+
+impl ErrnoGuard {
+    /// Saves the current errno.
+    pub fn save() -> Self {
+        ErrnoGuard(errno())
+    }
+}
+
+impl Drop for ErrnoGuard {
+    fn drop(&mut self) {
+        set_errno(self.0);
+    }
+}
+
+/// The calling thread's kernel thread id.
+///
+/// # Async-signal safety
+/// One `gettid` system call.
+pub fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+    tid as i32
+}
+
+/// The process id.
+///
+/// # Async-signal safety
+/// One `getpid` system call (no caching wrapper is involved on glibc ≥ 2.25 or musl).
+pub fn getpid() -> i32 {
+    // SAFETY: getpid has no preconditions and cannot fail.
+    unsafe { libc::syscall(libc::SYS_getpid) as i32 }
+}
+
+/// `write(2)` once. Returns the number of bytes written or the errno.
+///
+/// # Async-signal safety
+/// One `write` system call.
+pub fn write(fd: i32, bytes: &[u8]) -> Result<usize, Errno> {
+    // SAFETY: `bytes` is a valid readable slice for its whole length.
+    let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+    if n < 0 { Err(errno()) } else { Ok(n as usize) }
+}
+
+/// `read(2)` once. Returns the number of bytes read or the errno.
+///
+/// # Async-signal safety
+/// One `read` system call.
+pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: `buf` is a valid writable slice for its whole length.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 { Err(errno()) } else { Ok(n as usize) }
+}
+
+/// An owned file descriptor, closed on drop.
+#[derive(Debug)]
+pub struct Fd(i32);
+
+impl Fd {
+    /// The raw descriptor.
+    pub fn raw(&self) -> i32 {
+        self.0
+    }
+}
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: we own this descriptor; it is closed exactly once.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// Opens a path read-only (`O_RDONLY | O_CLOEXEC`, plus `O_DIRECTORY` when asked).
+/// `path` must end with a NUL byte.
+///
+/// # Async-signal safety
+/// One `open` system call; the descriptor is closed by `close(2)` on drop.
+pub fn open_readonly(path: &[u8], directory: bool) -> Result<Fd, Errno> {
+    if path.last() != Some(&0) {
+        return Err(libc::EINVAL);
+    }
+    let mut flags = libc::O_RDONLY | libc::O_CLOEXEC;
+    if directory {
+        flags |= libc::O_DIRECTORY;
+    }
+    // SAFETY: `path` is NUL-terminated (checked above) and outlives the call.
+    let fd = unsafe { libc::open(path.as_ptr().cast(), flags) };
+    if fd < 0 { Err(errno()) } else { Ok(Fd(fd)) }
+}
+
+/// Reads as much of a file as fits into `buf`; returns the length read.
+/// `path` must end with a NUL byte.
+///
+/// # Async-signal safety
+/// `open`, `read` (retried on EINTR), `close`.
+pub fn read_file(path: &[u8], buf: &mut [u8]) -> Result<usize, Errno> {
+    let fd = open_readonly(path, false)?;
+    let mut filled = 0;
+    while let Some(rest) = buf.get_mut(filled..) {
+        if rest.is_empty() {
+            break;
+        }
+        match read(fd.raw(), rest) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// `getdents64(2)` on a directory descriptor: fills `buf` with `linux_dirent64`
+/// records and returns the number of bytes used (0 at the end of the directory).
+///
+/// # Async-signal safety
+/// One `getdents64` system call.
+pub fn getdents64(fd: &Fd, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: `buf` is writable for `buf.len()` bytes; the kernel writes at most that.
+    let n = unsafe { libc::syscall(libc::SYS_getdents64, fd.raw(), buf.as_mut_ptr(), buf.len()) };
+    if n < 0 { Err(errno()) } else { Ok(n as usize) }
+}
+
+/// Sends `signal` to thread `tid` of process `pid`, carrying `value` in
+/// `si_value`, with `rt_tgsigqueueinfo(2)`. The receiving handler reads the value
+/// back with [`siginfo_value`]. Unlike `tgkill`, the payload lets a handler tell
+/// which round and slot the signal belongs to.
+///
+/// # Async-signal safety
+/// One `rt_tgsigqueueinfo` system call; the `siginfo_t` is built on the stack.
+pub fn send_signal_with_value(pid: i32, tid: i32, signal: i32, value: usize) -> Result<(), Errno> {
+    // SAFETY: siginfo_t is plain old data; all-zero is a valid value.
+    let mut info: libc::siginfo_t = unsafe { core::mem::zeroed() };
+    info.si_signo = signal;
+    info.si_code = libc::SI_QUEUE;
+    // Layout of the `_rt` member of the kernel's siginfo union, which follows the
+    // three leading ints (signo, errno, code) and padding to 8 bytes on 64-bit:
+    // pid (i32), uid (u32), sigval (pointer-sized).
+    #[repr(C)]
+    struct RtFields {
+        pid: i32,
+        uid: u32,
+        value: usize,
+    }
+    let fields = RtFields { pid, uid: 0, value };
+    let base = (&raw mut info).cast::<u8>();
+    // SAFETY: siginfo_t is 128 bytes; the union starts at offset 16 on 64-bit Linux
+    // (3 ints + padding) and `RtFields` is 16 bytes, well inside. Unaligned write is
+    // used so no alignment assumption is needed.
+    unsafe {
+        base.add(16).cast::<RtFields>().write_unaligned(fields);
+    }
+    // SAFETY: `info` is a fully initialised siginfo_t that lives across the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_rt_tgsigqueueinfo,
+            pid,
+            tid,
+            signal,
+            &raw const info,
+        )
+    };
+    if r < 0 { Err(errno()) } else { Ok(()) }
+}
+
+/// What a handler learns from its `siginfo_t`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SigInfo {
+    /// `si_signo`.
+    pub signal: i32,
+    /// `si_code` (e.g. `SI_USER` for `kill`, `SI_QUEUE` for `sigqueue`).
+    pub code: i32,
+    /// Sender pid (meaningful for `SI_USER`, `SI_QUEUE`, `SI_TKILL`).
+    pub pid: i32,
+    /// Sender real uid.
+    pub uid: u32,
+    /// `si_value` as an integer (meaningful for `SI_QUEUE`).
+    pub value: usize,
+}
+
+/// Reads the fields of a `siginfo_t` delivered to a `SA_SIGINFO` handler.
+///
+/// # Safety
+/// `info` must be null or the pointer the kernel passed to the handler.
+///
+/// # Async-signal safety
+/// Reads memory the kernel prepared on the handler's stack.
+pub unsafe fn read_siginfo(info: *const libc::siginfo_t) -> SigInfo {
+    if info.is_null() {
+        return SigInfo::default();
+    }
+    // SAFETY: `info` is the kernel-provided siginfo (caller's contract).
+    let info = unsafe { &*info };
+    let base = core::ptr::from_ref(info).cast::<u8>();
+    // SAFETY: same layout argument as in `send_signal_with_value`: pid at +16, uid
+    // at +20, sigval at +24, all inside the 128-byte siginfo_t.
+    let (pid, uid, value) = unsafe {
+        (
+            base.add(16).cast::<i32>().read_unaligned(),
+            base.add(20).cast::<u32>().read_unaligned(),
+            base.add(24).cast::<usize>().read_unaligned(),
+        )
+    };
+    SigInfo {
+        signal: info.si_signo,
+        code: info.si_code,
+        pid,
+        uid,
+        value,
+    }
+}
+
+/// Waits while `*word == expected`, at most `timeout_ns` nanoseconds.
+/// Returns early on wake-up, signal or value change.
+///
+/// # Async-signal safety
+/// One `futex(FUTEX_WAIT_PRIVATE)` system call.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout_ns: u64) {
+    let ts = libc::timespec {
+        tv_sec: (timeout_ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (timeout_ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: `word` is a valid, aligned u32 for the duration of the call; the
+    // timeout is a valid relative timespec.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            &raw const ts,
+        );
+    }
+}
+
+/// Wakes every waiter on `word`.
+///
+/// # Async-signal safety
+/// One `futex(FUTEX_WAKE_PRIVATE)` system call.
+pub fn futex_wake_all(word: &AtomicU32) {
+    // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE only reads its address.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+        );
+    }
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; clock ids used here always exist on Linux.
+    unsafe { libc::syscall(libc::SYS_clock_gettime, clock, &raw mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds.
+///
+/// # Async-signal safety
+/// One raw `clock_gettime` system call (the vDSO is bypassed on purpose so no
+/// libc state is touched).
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// `CLOCK_REALTIME` in nanoseconds since the Unix epoch.
+///
+/// # Async-signal safety
+/// One raw `clock_gettime` system call.
+pub fn realtime_ns() -> u64 {
+    clock_ns(libc::CLOCK_REALTIME)
+}
+
+/// CPU time consumed by the calling thread, in nanoseconds.
+///
+/// # Async-signal safety
+/// One raw `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` system call.
+pub fn thread_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// The calling thread's name (`prctl(PR_GET_NAME)`), NUL-padded.
+///
+/// # Async-signal safety
+/// One `prctl` system call writing into a 16-byte stack buffer.
+pub fn thread_name() -> [u8; 16] {
+    let mut name = [0u8; 16];
+    // SAFETY: PR_GET_NAME writes at most 16 bytes into the buffer.
+    unsafe { libc::prctl(libc::PR_GET_NAME, name.as_mut_ptr()) };
+    name
+}
+
+/// Gives up the CPU once.
+///
+/// # Async-signal safety
+/// One `sched_yield` system call.
+pub fn sched_yield() {
+    // SAFETY: no preconditions.
+    unsafe { libc::sched_yield() };
+}
+
+/// Whether `signal` is blocked in the calling thread's signal mask.
+///
+/// # Async-signal safety
+/// One `rt_sigprocmask` query.
+pub fn signal_is_blocked(signal: i32) -> bool {
+    // SAFETY: sigset_t is plain data; zeroed is a valid empty set.
+    let mut set: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: a null new-set only queries the mask into `set`.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, core::ptr::null(), &raw mut set) };
+    // SAFETY: `set` is initialised; sigismember only reads it.
+    unsafe { libc::sigismember(&raw const set, signal) == 1 }
+}
+
+/// The stack pointer of the caller, approximately (the address of a local).
+///
+/// # Async-signal safety
+/// Takes the address of a stack variable.
+#[inline(always)]
+pub fn approximate_stack_pointer() -> u64 {
+    let marker = 0u8;
+    core::ptr::addr_of!(marker) as u64
+}
+
+/// Reads the interrupted registers out of a handler's `ucontext_t`.
+///
+/// # Safety
+/// `ucontext` must be the third argument the kernel passed to a `SA_SIGINFO`
+/// handler that is still running.
+///
+/// # Async-signal safety
+/// Reads the kernel-written signal frame on this thread's stack.
+pub unsafe fn registers_from_ucontext(ucontext: *const c_void) -> Option<Registers> {
+    if ucontext.is_null() {
+        return None;
+    }
+    // SAFETY: the caller guarantees a live kernel-written ucontext_t.
+    let uc = unsafe { &*ucontext.cast::<libc::ucontext_t>() };
+    Some(crate::arch::registers_from_mcontext(&uc.uc_mcontext))
+}
+
+/// How the capture and trigger handlers are installed.
+#[derive(Debug, Clone, Copy)]
+pub struct HandlerSpec {
+    /// The signal number.
+    pub signal: i32,
+    /// The handler.
+    pub handler: SigInfoHandler,
+    /// Signals to block while the handler runs.
+    pub block: &'static [i32],
+}
+
+/// Installs a `SA_SIGINFO | SA_RESTART` handler with raw `sigaction`; no
+/// `SA_ONSTACK` (the capture handler needs more stack than Rust's alternate
+/// signal stack has). Returns the errno on failure.
+///
+/// Setup only (not async-signal-safe by contract, though it is one system call).
+pub fn install_handler(spec: HandlerSpec) -> Result<(), Errno> {
+    // SAFETY: sigaction is plain data; zeroed is a valid starting value.
+    let mut action: libc::sigaction = unsafe { core::mem::zeroed() };
+    action.sa_sigaction = spec.handler as usize;
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+    // SAFETY: `sa_mask` is a valid sigset_t owned by `action`.
+    unsafe { libc::sigemptyset(&raw mut action.sa_mask) };
+    for &s in spec.block {
+        // SAFETY: as above; `s` is a signal number.
+        unsafe { libc::sigaddset(&raw mut action.sa_mask, s) };
+    }
+    // SAFETY: `action` is fully initialised; a null old-action is allowed.
+    let r = unsafe { libc::sigaction(spec.signal, &raw const action, core::ptr::null_mut()) };
+    if r < 0 { Err(errno()) } else { Ok(()) }
+}
+
+/// Whether a signal currently has a handler other than the default or ignore.
+///
+/// Setup only.
+pub fn signal_has_handler(signal: i32) -> bool {
+    // SAFETY: sigaction is plain data.
+    let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
+    // SAFETY: a null new-action only queries.
+    let r = unsafe { libc::sigaction(signal, core::ptr::null(), &raw mut old) };
+    r == 0 && old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN
+}
+
+/// `SIGRTMIN()` at run time (libc reserves a few real-time signals).
+///
+/// # Async-signal safety
+/// A libc accessor returning a constant.
+pub fn sigrtmin() -> i32 {
+    libc::SIGRTMIN()
+}
+
+/// `SIGRTMAX()` at run time.
+///
+/// # Async-signal safety
+/// A libc accessor returning a constant.
+pub fn sigrtmax() -> i32 {
+    libc::SIGRTMAX()
+}
+
+/// Registers `child` to run in the child after `fork()` (setup only).
+pub fn at_fork_child(child: extern "C" fn()) {
+    // SAFETY: registering a plain extern "C" function with no captured state.
+    unsafe { libc::pthread_atfork(None, None, Some(child)) };
+}
+
+/// Number of online CPUs (setup only).
+pub fn online_cpus() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if n < 1 { 1 } else { n as usize }
+}
+
+// ---------------------------------------------------------------------------
+// Setup only: loader queries and file mapping. Never call from a handler.
+// ---------------------------------------------------------------------------
+
+/// One program header of a loaded module, copied out of the loader's table.
+#[derive(Debug, Clone, Copy)]
+pub struct ProgramHeader {
+    /// `p_type`.
+    pub kind: u32,
+    /// `p_flags`.
+    pub flags: u32,
+    /// `p_offset`.
+    pub offset: u64,
+    /// `p_vaddr`.
+    pub vaddr: u64,
+    /// `p_filesz`.
+    pub filesz: u64,
+    /// `p_memsz`.
+    pub memsz: u64,
+}
+
+/// A module as `dl_iterate_phdr` reports it.
+#[derive(Debug, Clone)]
+pub struct LoadedModule {
+    /// The loader's name for it (empty for the main executable).
+    pub name: alloc::vec::Vec<u8>,
+    /// Load bias (`dlpi_addr`).
+    pub bias: u64,
+    /// Its program headers.
+    pub headers: alloc::vec::Vec<ProgramHeader>,
+}
+
+/// Lists the loaded modules with `dl_iterate_phdr` (takes the loader lock:
+/// setup and refresh only, never in a handler).
+///
+/// Also returns the loader's (adds, subs) counters so a caller can tell cheaply
+/// whether anything changed since the last call.
+pub fn loaded_modules() -> (alloc::vec::Vec<LoadedModule>, (u64, u64)) {
+    struct Collect {
+        modules: alloc::vec::Vec<LoadedModule>,
+        counters: (u64, u64),
+    }
+    extern "C" fn callback(info: *mut libc::dl_phdr_info, size: usize, data: *mut c_void) -> c_int {
+        // SAFETY: `data` is the `&mut Collect` passed below; the loader calls us
+        // synchronously on the same thread.
+        let collect = unsafe { &mut *data.cast::<Collect>() };
+        if info.is_null() {
+            return 0;
+        }
+        // SAFETY: the loader passes a valid dl_phdr_info for the duration of the call.
+        let info = unsafe { &*info };
+        if size >= core::mem::size_of::<libc::dl_phdr_info>() {
+            collect.counters = (info.dlpi_adds, info.dlpi_subs);
+        }
+        let name = if info.dlpi_name.is_null() {
+            alloc::vec::Vec::new()
+        } else {
+            // SAFETY: dlpi_name is a NUL-terminated string owned by the loader.
+            unsafe { core::ffi::CStr::from_ptr(info.dlpi_name) }
+                .to_bytes()
+                .to_vec()
+        };
+        let mut headers = alloc::vec::Vec::with_capacity(info.dlpi_phnum as usize);
+        for i in 0..info.dlpi_phnum as usize {
+            // SAFETY: dlpi_phdr points to dlpi_phnum program headers.
+            let ph = unsafe { &*info.dlpi_phdr.add(i) };
+            headers.push(ProgramHeader {
+                kind: ph.p_type,
+                flags: ph.p_flags,
+                offset: ph.p_offset,
+                vaddr: ph.p_vaddr,
+                filesz: ph.p_filesz,
+                memsz: ph.p_memsz,
+            });
+        }
+        collect.modules.push(LoadedModule {
+            name,
+            bias: info.dlpi_addr,
+            headers,
+        });
+        0
+    }
+    let mut collect = Collect {
+        modules: alloc::vec::Vec::new(),
+        counters: (0, 0),
+    };
+    // SAFETY: the callback matches the expected signature and only touches `collect`.
+    unsafe { libc::dl_iterate_phdr(Some(callback), (&raw mut collect).cast()) };
+    (collect.modules, collect.counters)
+}
+
+/// A view of module memory mapped by the loader.
+///
+/// # Safety
+/// `[address, address + len)` must be mapped readable for as long as the returned
+/// slice is used (true for the segments of a loaded module until it is unloaded).
+pub unsafe fn loaded_memory(address: u64, len: u64) -> &'static [u8] {
+    if address == 0 || len == 0 {
+        return &[];
+    }
+    // SAFETY: guaranteed by the caller.
+    unsafe { core::slice::from_raw_parts(address as *const u8, len as usize) }
+}
+
+/// `getauxval(AT_SYSINFO_EHDR)`: where the vDSO's ELF header is mapped, or 0.
+pub fn vdso_base() -> u64 {
+    // SAFETY: getauxval has no preconditions.
+    unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) }
+}
+
+/// `readlink("/proc/self/exe")`, setup only.
+pub fn self_exe_path() -> Option<alloc::vec::Vec<u8>> {
+    let mut buf = alloc::vec![0u8; 4096];
+    // SAFETY: the path is NUL-terminated; `buf` is writable for its length.
+    let n = unsafe {
+        libc::readlink(
+            c"/proc/self/exe".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n <= 0 {
+        return None;
+    }
+    buf.truncate(n as usize);
+    Some(buf)
+}
+
+/// A read-only private mapping of a whole file, unmapped on drop (setup only).
+#[derive(Debug)]
+pub struct MappedFile {
+    ptr: *mut c_void,
+    len: usize,
+}
+
+impl MappedFile {
+    /// Maps `path` (NUL-terminated) read-only.
+    pub fn open(path: &[u8]) -> Result<MappedFile, Errno> {
+        let fd = open_readonly(path, false)?;
+        // SAFETY: stat is plain data.
+        let mut st: libc::stat = unsafe { core::mem::zeroed() };
+        // SAFETY: `st` is a valid out-pointer; fd is open.
+        if unsafe { libc::fstat(fd.raw(), &raw mut st) } < 0 {
+            return Err(errno());
+        }
+        if (st.st_mode & libc::S_IFMT) != libc::S_IFREG || st.st_size <= 0 {
+            return Err(libc::EINVAL);
+        }
+        let len = st.st_size as usize;
+        // SAFETY: a fresh private read-only mapping of an open regular file.
+        let ptr = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                fd.raw(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(errno());
+        }
+        Ok(MappedFile { ptr, len })
+    }
+
+    /// The file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: the mapping is `len` bytes long and lives as long as `self`.
+        unsafe { core::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for MappedFile {
+    fn drop(&mut self) {
+        // SAFETY: we own this mapping and unmap it once.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}

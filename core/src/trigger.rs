@@ -1,0 +1,161 @@
+//! Trigger bookkeeping: a preallocated ring of the most recent triggers (who
+//! sent which signal, when) and the count of triggers that arrived while a
+//! round was already running ("coalesced").
+//!
+//! # Async-signal safety
+//! Atomics only. Each ring entry carries a sequence stamp written last
+//! (Release) and checked before and after reading, so a reader never reports a
+//! half-written entry.
+#![deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// How many recent triggers are kept.
+pub const RECENT_TRIGGERS: usize = 8;
+
+/// One trigger.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Trigger {
+    /// Wall-clock time, nanoseconds since the Unix epoch.
+    pub unix_ns: u64,
+    /// Signal number (0 when triggered by a call, not a signal).
+    pub signal: i32,
+    /// `si_code` of the signal.
+    pub code: i32,
+    /// Sender pid, from siginfo (0 if unknown).
+    pub sender_pid: i32,
+    /// Sender real uid, from siginfo.
+    pub sender_uid: u32,
+    /// Whether it started a report (false: coalesced into a running one).
+    pub started_report: bool,
+}
+
+#[derive(Debug)]
+struct Entry {
+    stamp: AtomicU64,
+    unix_ns: AtomicU64,
+    signal_code: AtomicU64,
+    sender: AtomicU64,
+}
+
+/// The trigger ring and counters.
+#[derive(Debug)]
+pub struct TriggerLog {
+    next: AtomicU64,
+    coalesced: AtomicU64,
+    entries: [Entry; RECENT_TRIGGERS],
+}
+
+impl Default for TriggerLog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TriggerLog {
+    /// An empty log.
+    pub const fn new() -> TriggerLog {
+        const E: Entry = Entry {
+            stamp: AtomicU64::new(0),
+            unix_ns: AtomicU64::new(0),
+            signal_code: AtomicU64::new(0),
+            sender: AtomicU64::new(0),
+        };
+        TriggerLog {
+            next: AtomicU64::new(0),
+            coalesced: AtomicU64::new(0),
+            entries: [E; RECENT_TRIGGERS],
+        }
+    }
+
+    /// Records a trigger; counts it as coalesced if it did not start a report.
+    pub fn record(&self, t: &Trigger) {
+        if !t.started_report {
+            self.coalesced.fetch_add(1, Ordering::Relaxed);
+        }
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let Some(e) = self.entries.get((n % RECENT_TRIGGERS as u64) as usize) else {
+            return;
+        };
+        e.stamp.store(0, Ordering::Release);
+        e.unix_ns.store(t.unix_ns, Ordering::Relaxed);
+        let flags = u64::from(t.started_report);
+        e.signal_code.store(
+            ((t.signal as u32 as u64) << 32) | u64::from(t.code as u32),
+            Ordering::Relaxed,
+        );
+        e.sender.store(
+            ((t.sender_pid as u32 as u64) << 32) | u64::from(t.sender_uid),
+            Ordering::Relaxed,
+        );
+        // The started flag rides in the stamp's top bit.
+        e.stamp.store((n + 1) | (flags << 63), Ordering::Release);
+    }
+
+    /// Takes (and resets) the number of coalesced triggers.
+    pub fn take_coalesced(&self) -> u64 {
+        self.coalesced.swap(0, Ordering::Relaxed)
+    }
+
+    /// Total triggers recorded.
+    pub fn total(&self) -> u64 {
+        self.next.load(Ordering::Relaxed)
+    }
+
+    /// Calls `f` with the recent triggers, oldest first.
+    pub fn for_each_recent(&self, mut f: impl FnMut(&Trigger)) {
+        let end = self.next.load(Ordering::Acquire);
+        let start = end.saturating_sub(RECENT_TRIGGERS as u64);
+        for n in start..end {
+            let Some(e) = self.entries.get((n % RECENT_TRIGGERS as u64) as usize) else {
+                continue;
+            };
+            let before = e.stamp.load(Ordering::Acquire);
+            if before & !(1 << 63) != n + 1 {
+                continue;
+            }
+            let sc = e.signal_code.load(Ordering::Relaxed);
+            let sender = e.sender.load(Ordering::Relaxed);
+            let t = Trigger {
+                unix_ns: e.unix_ns.load(Ordering::Relaxed),
+                signal: (sc >> 32) as u32 as i32,
+                code: sc as u32 as i32,
+                sender_pid: (sender >> 32) as u32 as i32,
+                sender_uid: sender as u32,
+                started_report: before >> 63 == 1,
+            };
+            if e.stamp.load(Ordering::Acquire) == before {
+                f(&t);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    extern crate std;
+    use std::vec::Vec;
+
+    #[test]
+    fn keeps_the_most_recent_and_counts_coalesced() {
+        let log = TriggerLog::new();
+        for i in 0..20 {
+            log.record(&Trigger {
+                unix_ns: i,
+                signal: 12,
+                code: 0,
+                sender_pid: i as i32,
+                sender_uid: 1000,
+                started_report: i % 2 == 0,
+            });
+        }
+        let mut seen = Vec::new();
+        log.for_each_recent(|t| seen.push((t.sender_pid, t.started_report, t.sender_uid)));
+        assert_eq!(seen.len(), RECENT_TRIGGERS);
+        assert_eq!(seen.first(), Some(&(12, true, 1000)));
+        assert_eq!(seen.last(), Some(&(19, false, 1000)));
+        assert_eq!(log.take_coalesced(), 10);
+        assert_eq!(log.take_coalesced(), 0);
+    }
+}
