@@ -219,7 +219,7 @@ mod tests {
         assert!(
             names
                 .iter()
-                .any(|n| n.windows(26).any(|w| w == b"reads_our_own_test_binary"))
+                .any(|n| n.windows(25).any(|w| w == b"reads_our_own_test_binary"))
         );
     }
 }
