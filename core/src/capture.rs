@@ -146,7 +146,8 @@ fn read_u64_in(range: &Range, address: u64) -> Result<u64, ()> {
     // thread is running on (or its code), which cannot be unmapped while the
     // thread executes this handler. Unaligned reads are allowed on x86_64 and
     // aarch64 for normal memory; `read_unaligned` makes no alignment assumption.
-    Ok(unsafe { core::ptr::read_volatile(address as *const [u8; 8]) }).map(u64::from_le_bytes)
+    let bytes = unsafe { core::ptr::read_volatile(address as *const [u8; 8]) };
+    Ok(u64::from_le_bytes(bytes))
 }
 
 /// Reads the instruction bytes at `address` if they lie in readable memory.

@@ -177,6 +177,7 @@ pub fn build_id_from_notes(notes: &[u8]) -> Option<&[u8]> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     extern crate std;

@@ -294,8 +294,10 @@ fn validate(o: &Options) -> Result<(), Error> {
     if o.round_deadline_ms == 0 || o.round_deadline_ms > 60_000 {
         return Err(Error::InvalidOption("round_deadline_ms must be 1..=60000"));
     }
-    if let Some(t) = o.trigger_signal {
-        if !(1..=sys::sigrtmax()).contains(&t) || t == libc::SIGKILL || t == libc::SIGSTOP {
+    if let Some(t) = o.trigger_signal
+        && (!(1..=sys::sigrtmax()).contains(&t) || t == libc::SIGKILL || t == libc::SIGSTOP)
+    {
+        {
             return Err(Error::InvalidOption(
                 "trigger_signal must be a catchable signal",
             ));

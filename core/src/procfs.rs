@@ -152,7 +152,8 @@ pub fn for_each_dirent_number(buf: &[u8], mut sink: impl FnMut(u64)) {
     while let Some(header) = buf.get(off..).and_then(|b| b.get(..19)) {
         let Some(reclen) = header
             .get(16..18)
-            .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))
+            .and_then(|b| <[u8; 2]>::try_from(b).ok())
+            .map(|b| usize::from(u16::from_le_bytes(b)))
         else {
             return;
         };
@@ -174,6 +175,7 @@ pub fn for_each_dirent_number(buf: &[u8], mut sink: impl FnMut(u64)) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

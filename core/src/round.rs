@@ -146,14 +146,12 @@ impl RoundGuard<'_> {
             };
             let index = index as usize;
             let tid = engine.slots.tid(index);
-            if tid == self.summary.initiator_tid {
-                if let Some(regs) = own_registers {
-                    let cpu = sys::thread_cpu_ns();
-                    if let Some(writer) = engine.slots.claim(index, generation, tid) {
-                        capture::capture_self(ctx, regs, writer, cpu);
-                    }
-                    continue;
+            if let (true, Some(regs)) = (tid == self.summary.initiator_tid, own_registers) {
+                let cpu = sys::thread_cpu_ns();
+                if let Some(writer) = engine.slots.claim(index, generation, tid) {
+                    capture::capture_self(ctx, regs, writer, cpu);
                 }
+                continue;
             }
             let value = (u64::from(generation) << 32 | index as u64) as usize;
             match sys::send_signal_with_value(self.summary.pid, tid, signal, value) {
@@ -220,13 +218,14 @@ impl RoundGuard<'_> {
         if let Ok(fd) = sys::open_readonly(b"/proc/self/maps\0", false) {
             let buf = &mut self.scratch.maps;
             let mut kept = 0usize;
-            loop {
-                let Some(free) = buf.get_mut(kept..) else {
-                    break;
-                };
+            // A line longer than the buffer (impossible for real paths, which are
+            // at most PATH_MAX) is skipped whole, up to its newline, so the tail
+            // of a hostile file name is never parsed as a line of its own.
+            let mut skipping = false;
+            while let Some(free) = buf.get_mut(kept..) {
                 if free.is_empty() {
-                    // A single line longer than the buffer: drop it.
                     kept = 0;
+                    skipping = true;
                     continue;
                 }
                 let n = match sys::read(fd.raw(), free) {
@@ -235,7 +234,19 @@ impl RoundGuard<'_> {
                     Err(libc::EINTR) => continue,
                     Err(_) => break,
                 };
-                let filled = kept + n;
+                let mut filled = kept + n;
+                if skipping {
+                    let Some(newline) = buf
+                        .get(..filled)
+                        .and_then(|b| b.iter().position(|&c| c == b'\n'))
+                    else {
+                        kept = 0;
+                        continue;
+                    };
+                    buf.copy_within(newline + 1..filled, 0);
+                    filled -= newline + 1;
+                    skipping = false;
+                }
                 let chunk = buf.get(..filled).unwrap_or(&[]);
                 let consumed = procfs::parse_maps_chunk(chunk, |m| writer.add(&m));
                 buf.copy_within(consumed..filled, 0);
@@ -307,11 +318,11 @@ impl RoundGuard<'_> {
             match phase {
                 Phase::Done => {
                     captured += 1;
-                    if let Some(v) = self.engine.slots.read(index, generation) {
-                        if v.summary.pause_ns > max_pause {
-                            max_pause = v.summary.pause_ns;
-                            max_tid = v.tid;
-                        }
+                    if let Some(v) = self.engine.slots.read(index, generation)
+                        && v.summary.pause_ns > max_pause
+                    {
+                        max_pause = v.summary.pause_ns;
+                        max_tid = v.tid;
                     }
                 }
                 Phase::NotSignalled => not_signalled += 1,

@@ -146,11 +146,11 @@ fn prepare_module(
         let first = loads.iter().find(|h| h.offset == 0);
         match first {
             Some(h) => {
-                // SAFETY: the vDSO's first segment is mapped readable for the life
-                // of the process.
                 // The kernel maps the image page-rounded; its section headers sit
                 // inside that last page.
                 let len = h.memsz.max(h.filesz).saturating_add(4095) & !4095;
+                // SAFETY: the vDSO image is mapped whole (page-rounded) for the
+                // life of the process.
                 let image = unsafe { sys::loaded_memory(bias.wrapping_add(h.vaddr), len) };
                 SymbolTable::from_elf(image)
             }

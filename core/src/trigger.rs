@@ -55,6 +55,7 @@ impl Default for TriggerLog {
 impl TriggerLog {
     /// An empty log.
     pub const fn new() -> TriggerLog {
+        #[allow(clippy::declare_interior_mutable_const)] // a fresh copy per entry is the intent
         const E: Entry = Entry {
             stamp: AtomicU64::new(0),
             unix_ns: AtomicU64::new(0),
@@ -132,6 +133,7 @@ impl TriggerLog {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     extern crate std;

@@ -110,6 +110,7 @@ impl fmt::Write for FdSink<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use core::fmt::Write as _;
@@ -123,7 +124,8 @@ mod tests {
         assert_eq!(r, 0);
         let mut buf = [0u8; 7];
         let mut sink = FdSink::new(fds[1], &mut buf);
-        write!(sink, "hello {} world {}", 42, "and more text").unwrap();
+        let tail = "and more text";
+        write!(sink, "hello {} world {tail}", 42).unwrap();
         sink.flush();
         let expected = b"hello 42 world and more text";
         assert_eq!(sink.bytes_written(), expected.len());
