@@ -370,12 +370,9 @@ fn install_inner(options: Options) -> Result<&'static Engine, Error> {
     sys::install_handler(sys::HandlerSpec {
         signal: capture_signal,
         handler: capture_signal_handler,
-        block: match trigger {
-            Some(libc::SIGUSR1) => &[libc::SIGUSR1],
-            Some(libc::SIGUSR2) => &[libc::SIGUSR2],
-            Some(libc::SIGQUIT) => &[libc::SIGQUIT],
-            _ => &[],
-        },
+        // A trigger arriving while a thread captures itself goes to another
+        // thread (or waits), keeping the capture short.
+        block: trigger,
     })
     .map_err(|errno| Error::Sys {
         operation: "sigaction(capture signal)",
@@ -386,7 +383,7 @@ fn install_inner(options: Options) -> Result<&'static Engine, Error> {
         sys::install_handler(sys::HandlerSpec {
             signal,
             handler: trigger_signal_handler,
-            block: &[],
+            block: None,
         })
         .map_err(|errno| Error::Sys {
             operation: "sigaction(trigger signal)",

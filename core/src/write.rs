@@ -6,6 +6,10 @@ use core::fmt;
 
 use crate::sys;
 
+/// How often a write that would block is retried (with `sched_yield`) before
+/// the report is abandoned with `EAGAIN`.
+const MAX_WOULD_BLOCK_RETRIES: u32 = 10_000;
+
 /// A `core::fmt::Write` sink over a caller-provided buffer that flushes to
 /// `fd` whenever the buffer fills. A write error is remembered and later output
 /// is dropped (the report must never block or crash the process).
@@ -38,14 +42,18 @@ impl<'b> FdSink<'b> {
     /// # Async-signal safety
     /// `write(2)` only.
     pub fn write_all_fd(fd: i32, mut bytes: &[u8]) -> Result<(), sys::Errno> {
+        // A non-blocking descriptor whose reader has gone quiet must not keep a
+        // thread spinning in a signal handler forever.
+        let mut would_block = 0u32;
         while !bytes.is_empty() {
             match sys::write(fd, bytes) {
                 Ok(0) => return Err(libc::EIO),
                 Ok(n) => bytes = bytes.get(n..).unwrap_or(&[]),
                 Err(libc::EINTR) => continue,
-                Err(libc::EAGAIN) => {
+                Err(libc::EAGAIN) if would_block < MAX_WOULD_BLOCK_RETRIES => {
                     // A non-blocking descriptor that is full: give the reader a
-                    // moment rather than spinning or dropping the report.
+                    // moment rather than dropping the report at once.
+                    would_block += 1;
                     sys::sched_yield();
                     continue;
                 }

@@ -389,8 +389,8 @@ pub struct HandlerSpec {
     pub signal: i32,
     /// The handler.
     pub handler: SigInfoHandler,
-    /// Signals to block while the handler runs.
-    pub block: &'static [i32],
+    /// A signal to block while the handler runs (besides the handler's own).
+    pub block: Option<i32>,
 }
 
 /// Installs a `SA_SIGINFO | SA_RESTART` handler with raw `sigaction`; no
@@ -405,7 +405,7 @@ pub fn install_handler(spec: HandlerSpec) -> Result<(), Errno> {
     action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
     // SAFETY: `sa_mask` is a valid sigset_t owned by `action`.
     unsafe { libc::sigemptyset(&raw mut action.sa_mask) };
-    for &s in spec.block {
+    if let Some(s) = spec.block {
         // SAFETY: as above; `s` is a signal number.
         unsafe { libc::sigaddset(&raw mut action.sa_mask, s) };
     }
