@@ -195,6 +195,9 @@ pub(crate) struct Scratch {
     pub(crate) out: Box<[u8]>,
     pub(crate) used: Box<[u32]>,
     pub(crate) used_len: usize,
+    /// Threads that did not answer last round (at most 64 remembered).
+    pub(crate) unresponsive: [i32; 64],
+    pub(crate) unresponsive_len: usize,
 }
 
 /// The installed engine: everything a handler needs, prepared at setup.
@@ -360,6 +363,8 @@ fn install_inner(options: Options) -> Result<&'static Engine, Error> {
             out: alloc::vec![0u8; options.output_buffer_bytes].into_boxed_slice(),
             used: alloc::vec![0u32; options.max_threads].into_boxed_slice(),
             used_len: 0,
+            unresponsive: [0; 64],
+            unresponsive_len: 0,
         }),
         installed_monotonic_ns: sys::monotonic_ns(),
     });

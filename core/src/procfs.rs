@@ -145,6 +145,27 @@ pub fn parse_task_syscall(text: &[u8]) -> TaskSyscall {
     }
 }
 
+/// The pending-signal masks (`SigPnd` for the thread, `ShdPnd` for the
+/// process) from a `/proc/<pid>/task/<tid>/status` text, OR-ed together. Bit
+/// `n - 1` stands for signal `n`.
+pub fn parse_status_pending(status: &[u8]) -> Option<u64> {
+    let mut found = None;
+    for line in status.split(|&c| c == b'\n') {
+        let rest = line
+            .strip_prefix(b"SigPnd:")
+            .or_else(|| line.strip_prefix(b"ShdPnd:"));
+        if let Some(rest) = rest {
+            let start = rest
+                .iter()
+                .position(|&c| c != b'\t' && c != b' ')
+                .unwrap_or(rest.len());
+            let mask = parse_hex(rest.get(start..).unwrap_or(&[]))?;
+            found = Some(found.unwrap_or(0) | mask);
+        }
+    }
+    found
+}
+
 /// Iterates the thread ids in a buffer of `linux_dirent64` records (skipping
 /// `.` and `..` and anything that is not a number).
 pub fn for_each_dirent_number(buf: &[u8], mut sink: impl FnMut(u64)) {
@@ -230,6 +251,14 @@ mod tests {
         assert_eq!(parse_task_syscall(b"running\n"), TaskSyscall::Running);
         assert_eq!(parse_task_syscall(b""), TaskSyscall::Unknown);
         assert_eq!(parse_decimal(b"99999999999999999999"), None);
+    }
+
+    #[test]
+    fn pending_masks() {
+        let status = b"Name:\tx\nSigQ:\t3/95000\nSigPnd:\t0000000000000000\nShdPnd:\t0000000400000000\nSigBlk:\tffffffffffffffff\n";
+        assert_eq!(parse_status_pending(status), Some(1 << 34));
+        assert_eq!(parse_status_pending(b"Name: x\n"), None);
+        assert_eq!(parse_status_pending(b"SigPnd:\tzz\n"), None);
     }
 
     #[test]

@@ -181,6 +181,11 @@ pub fn write_unresponsive_thread(
     match (phase, &parsed) {
         (_, None) => write!(w, "exited during the report")?,
         (Phase::NotSignalled, Some(_)) => write!(w, "could not be signalled")?,
+        (Phase::StillPending, Some(s)) => write!(
+            w,
+            "unresponsive: state {}, an earlier capture signal is still pending (the thread blocks it)",
+            s.state as char
+        )?,
         (Phase::Writing, Some(_)) => {
             write!(w, "unresponsive: capture still in progress at the deadline")?
         }

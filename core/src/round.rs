@@ -154,9 +154,17 @@ impl RoundGuard<'_> {
                 continue;
             }
             let value = (u64::from(generation) << 32 | index as u64) as usize;
+            if self.capture_signal_still_pending(tid, signal) {
+                engine
+                    .slots
+                    .mark_not_signalled(index, generation, Phase::StillPending);
+                continue;
+            }
             match sys::send_signal_with_value(self.summary.pid, tid, signal, value) {
                 Ok(()) => sent += 1,
-                Err(_) => engine.slots.mark_not_signalled(index, generation),
+                Err(_) => engine
+                    .slots
+                    .mark_not_signalled(index, generation, Phase::NotSignalled),
             }
         }
         let t_fanout = sys::monotonic_ns();
@@ -164,6 +172,34 @@ impl RoundGuard<'_> {
         self.gather(t0, sent);
         self.summary.capture_ns = sys::monotonic_ns().saturating_sub(t0);
         self.tally();
+    }
+
+    /// For a thread that did not answer last round: whether its capture signal
+    /// from then is still pending (it blocks the signal). Such a thread is not
+    /// sent another one.
+    fn capture_signal_still_pending(&mut self, tid: i32, signal: i32) -> bool {
+        let scratch = &mut *self.scratch;
+        let stale = scratch
+            .unresponsive
+            .get(..scratch.unresponsive_len)
+            .unwrap_or(&[]);
+        if !stale.contains(&tid) {
+            return false;
+        }
+        let mut path = [0u8; 64];
+        let mut w = crate::format::SliceWriter::new(&mut path);
+        let _ = core::fmt::Write::write_fmt(&mut w, format_args!("/proc/self/task/{tid}/status\0"));
+        let len = w.as_str().len();
+        let Ok(n) = sys::read_file(path.get(..len).unwrap_or(&[]), &mut scratch.maps) else {
+            return false;
+        };
+        let pending =
+            procfs::parse_status_pending(scratch.maps.get(..n).unwrap_or(&[])).unwrap_or(0);
+        let bit = u32::try_from(signal - 1)
+            .ok()
+            .and_then(|b| 1u64.checked_shl(b))
+            .unwrap_or(0);
+        pending & bit != 0
     }
 
     /// Lists `/proc/self/task` and arms a slot per thread.
@@ -306,6 +342,7 @@ impl RoundGuard<'_> {
         let generation = self.summary.generation;
         let (mut captured, mut unresponsive, mut not_signalled) = (0, 0, 0);
         let (mut max_pause, mut max_tid) = (0u64, 0i32);
+        self.scratch.unresponsive_len = 0;
         for k in 0..self.scratch.used_len {
             let Some(&index) = self.scratch.used.get(k) else {
                 break;
@@ -326,7 +363,15 @@ impl RoundGuard<'_> {
                     }
                 }
                 Phase::NotSignalled => not_signalled += 1,
-                _ => unresponsive += 1,
+                _ => {
+                    unresponsive += 1;
+                    let tid = self.engine.slots.tid(index);
+                    let scratch = &mut *self.scratch;
+                    if let Some(entry) = scratch.unresponsive.get_mut(scratch.unresponsive_len) {
+                        *entry = tid;
+                        scratch.unresponsive_len += 1;
+                    }
+                }
             }
         }
         self.summary.threads_captured = captured;

@@ -47,6 +47,10 @@ pub enum Phase {
     Abandoned = 4,
     /// The thread could not be signalled (it had exited, or the queue was full).
     NotSignalled = 5,
+    /// Not signalled again: an earlier round's capture signal is still pending
+    /// for this thread (it blocks the signal), and queueing one per round would
+    /// pile up real-time signals against the user's `RLIMIT_SIGPENDING`.
+    StillPending = 6,
 }
 
 impl Phase {
@@ -57,6 +61,7 @@ impl Phase {
             3 => Phase::Done,
             4 => Phase::Abandoned,
             5 => Phase::NotSignalled,
+            6 => Phase::StillPending,
             _ => Phase::Free,
         }
     }
@@ -264,11 +269,11 @@ impl SlotTable {
     ///
     /// # Async-signal safety
     /// Atomics only.
-    pub fn mark_not_signalled(&self, index: usize, generation: u32) {
+    pub fn mark_not_signalled(&self, index: usize, generation: u32, why: Phase) {
         if let Some(slot) = self.slots.get(index) {
             let _ = slot.state.compare_exchange(
                 pack(generation, Phase::Armed),
-                pack(generation, Phase::NotSignalled),
+                pack(generation, why),
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             );

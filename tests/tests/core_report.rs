@@ -201,12 +201,10 @@ fn thread_blocking_the_capture_signal_is_listed_unresponsive() {
     second
         .thread_named("mutex-waiter")
         .assert_frames_in_order(&["fixture::waiting_on_mutex"]);
-    assert!(
-        second
-            .thread_named("blocker")
-            .header
-            .contains("unresponsive")
-    );
+    // The first round's capture signal is still queued for the blocker: no
+    // second one is sent (real-time signals would pile up round after round).
+    let header = &second.thread_named("blocker").header;
+    assert!(header.contains("still pending"), "{header}");
 }
 
 #[test]
