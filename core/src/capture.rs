@@ -61,6 +61,8 @@ struct CacheLease<'p> {
 }
 
 impl CacheLease<'_> {
+    /// # Async-signal safety
+    /// Hands out the leased cache.
     fn cache(&mut self) -> &mut NativeCache {
         // SAFETY: this lease won `busy` (see `CachePool::acquire`) and releases it
         // only on drop, so no other reference to this cache exists meanwhile.
@@ -104,6 +106,8 @@ impl CachePool {
         self.cells.len() * (core::mem::size_of::<CacheCell>() + framehop_rule_cache_bytes())
     }
 
+    /// # Async-signal safety
+    /// Compare-exchanges on the pool's flags and at most a bounded number of `sched_yield` calls; never blocks.
     fn acquire(&self, hint: usize) -> Option<CacheLease<'_>> {
         let n = self.cells.len();
         for attempt in 0..CACHE_ATTEMPTS {
@@ -151,6 +155,9 @@ fn read_u64_in(range: &Range, address: u64) -> Result<u64, ()> {
 }
 
 /// Reads the instruction bytes at `address` if they lie in readable memory.
+///
+/// # Async-signal safety
+/// A table lookup and bounds-checked volatile byte reads.
 fn code_bytes(ranges: &RangeTable, address: u64) -> Option<[u8; SYSCALL_INSN_LEN]> {
     let range = ranges.find(address)?;
     if !range.contains(address, SYSCALL_INSN_LEN as u64) {
@@ -269,6 +276,9 @@ fn unwind_into(
 }
 
 /// Reads a capture's `SyscallState` for display.
+///
+/// # Async-signal safety
+/// Formats only.
 pub fn describe_syscall(s: SyscallState, out: &mut impl core::fmt::Write) -> core::fmt::Result {
     match s {
         SyscallState::Running => write!(out, "running"),

@@ -100,6 +100,9 @@ impl Write for SliceWriter<'_> {
 
 /// Writes oslo's three-line section banner: 72 `=`, the title centred between
 /// `====` marks, 72 `=`.
+///
+/// # Async-signal safety
+/// Formats only.
 pub fn write_banner(w: &mut impl Write, title: &str) -> fmt::Result {
     let rule = "========================================================================";
     let inner = BANNER_WIDTH - 8;
@@ -120,6 +123,9 @@ pub fn write_banner(w: &mut impl Write, title: &str) -> fmt::Result {
 }
 
 /// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+///
+/// # Async-signal safety
+/// Pure arithmetic.
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -134,6 +140,9 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// Broken-down UTC time: (year, month, day, hour, minute, second).
+///
+/// # Async-signal safety
+/// Pure arithmetic.
 pub fn utc_parts(unix_ns: u64) -> (i64, u32, u32, u32, u32, u32) {
     let secs = (unix_ns / 1_000_000_000) as i64;
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
@@ -149,6 +158,9 @@ pub fn utc_parts(unix_ns: u64) -> (i64, u32, u32, u32, u32, u32) {
 }
 
 /// Writes an ISO-8601 UTC timestamp with milliseconds, e.g. `2026-11-25T00:36:05.123Z`.
+///
+/// # Async-signal safety
+/// Formats only.
 pub fn write_utc(w: &mut impl Write, unix_ns: u64) -> fmt::Result {
     let (y, mo, d, h, mi, s) = utc_parts(unix_ns);
     let ms = (unix_ns / 1_000_000) % 1000;
@@ -156,6 +168,9 @@ pub fn write_utc(w: &mut impl Write, unix_ns: u64) -> fmt::Result {
 }
 
 /// Writes a duration given in nanoseconds in a readable unit.
+///
+/// # Async-signal safety
+/// Formats only (float formatting in `core::fmt` does not allocate).
 pub fn write_duration(w: &mut impl Write, ns: u64) -> fmt::Result {
     if ns < 10_000 {
         write!(w, "{:.1} µs", ns as f64 / 1_000.0)
@@ -169,6 +184,9 @@ pub fn write_duration(w: &mut impl Write, ns: u64) -> fmt::Result {
 /// Writes bytes as text, replacing anything that is not printable ASCII or
 /// valid UTF-8 with `\xNN` escapes, so a hostile thread name or path cannot
 /// inject lines or terminal escapes into the report.
+///
+/// # Async-signal safety
+/// Formats only.
 pub fn write_escaped(w: &mut impl Write, bytes: &[u8]) -> fmt::Result {
     let mut rest = bytes;
     while !rest.is_empty() {
@@ -188,6 +206,8 @@ pub fn write_escaped(w: &mut impl Write, bytes: &[u8]) -> fmt::Result {
     Ok(())
 }
 
+/// # Async-signal safety
+/// Formats only.
 fn write_printable(w: &mut impl Write, s: &str) -> fmt::Result {
     for c in s.chars() {
         if c.is_control() {
@@ -201,6 +221,9 @@ fn write_printable(w: &mut impl Write, s: &str) -> fmt::Result {
 
 /// Writes a symbol name demangled (Rust legacy and v0 mangling; other names
 /// as they are), without the hash suffix.
+///
+/// # Async-signal safety
+/// `rustc-demangle` formats without allocating (it is `no_std`).
 pub fn write_demangled(w: &mut impl Write, raw: &[u8]) -> fmt::Result {
     match core::str::from_utf8(raw) {
         Ok(s) => match rustc_demangle::try_demangle(s) {
@@ -212,6 +235,9 @@ pub fn write_demangled(w: &mut impl Write, raw: &[u8]) -> fmt::Result {
 }
 
 /// Writes bytes as lowercase hex.
+///
+/// # Async-signal safety
+/// Formats only.
 pub fn write_hex_bytes(w: &mut impl Write, bytes: &[u8]) -> fmt::Result {
     for b in bytes {
         write!(w, "{b:02x}")?;
@@ -220,6 +246,9 @@ pub fn write_hex_bytes(w: &mut impl Write, bytes: &[u8]) -> fmt::Result {
 }
 
 /// A signal's conventional name, where it has one.
+///
+/// # Async-signal safety
+/// Pure function.
 pub fn signal_name(signal: i32) -> Option<&'static str> {
     Some(match signal {
         libc::SIGHUP => "SIGHUP",

@@ -36,6 +36,9 @@ pub struct Range {
 
 impl Range {
     /// Whether `[address, address + len)` lies inside.
+    ///
+    /// # Async-signal safety
+    /// Pure comparison.
     pub fn contains(&self, address: u64, len: u64) -> bool {
         address >= self.start && address.checked_add(len).is_some_and(|e| e <= self.end)
     }
@@ -90,6 +93,8 @@ impl RangeTable {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// # Async-signal safety
+    /// Atomic loads.
     fn get(&self, i: usize) -> Option<Range> {
         let [s, e] = self.entries.get(i)?;
         let s = s.load(Ordering::Relaxed);
@@ -102,6 +107,9 @@ impl RangeTable {
     }
 
     /// The readable range containing `address`.
+    ///
+    /// # Async-signal safety
+    /// Binary search over atomics.
     pub fn find(&self, address: u64) -> Option<Range> {
         let len = self.len.load(Ordering::Acquire).min(self.entries.len());
         let (mut lo, mut hi) = (0usize, len);

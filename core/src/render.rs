@@ -19,6 +19,9 @@ use crate::trigger::Trigger;
 use crate::write::FdSink;
 
 /// Writes the first line of a report.
+///
+/// # Async-signal safety
+/// Formats into the caller's writer; no allocation.
 pub fn write_begin_line(w: &mut impl Write, s: &RoundSummary) -> fmt::Result {
     write!(
         w,
@@ -37,6 +40,9 @@ pub fn write_begin_line(w: &mut impl Write, s: &RoundSummary) -> fmt::Result {
 }
 
 /// Writes the last line of a report.
+///
+/// # Async-signal safety
+/// Formats into the caller's writer; no allocation.
 pub fn write_end_line(w: &mut impl Write, s: &RoundSummary) -> fmt::Result {
     writeln!(
         w,
@@ -46,6 +52,9 @@ pub fn write_end_line(w: &mut impl Write, s: &RoundSummary) -> fmt::Result {
 }
 
 /// "SIGUSR2 from pid 123 (uid 1000)".
+///
+/// # Async-signal safety
+/// Formats into the caller's writer; no allocation.
 pub fn write_trigger_source(w: &mut impl Write, t: &Trigger) -> fmt::Result {
     match signal_name(t.signal) {
         Some(name) => write!(w, "{name}")?,
@@ -62,6 +71,9 @@ pub fn write_trigger_source(w: &mut impl Write, t: &Trigger) -> fmt::Result {
 
 /// Writes one frame line: `  #n 0xADDR function+0xOFF (module+0xOFFSET)`, or
 /// `  #n 0xADDR module+0xOFFSET` when no symbol is known.
+///
+/// # Async-signal safety
+/// Binary searches over setup-time tables, then formats; no allocation.
 pub fn write_frame(w: &mut impl Write, modules: &ModuleSet, n: usize, address: u64) -> fmt::Result {
     write!(w, "  #{n} 0x{address:016x} ")?;
     match modules.resolve(address, n > 0) {
@@ -83,12 +95,17 @@ pub fn write_frame(w: &mut impl Write, modules: &ModuleSet, n: usize, address: u
     }
 }
 
+/// # Async-signal safety
+/// Formats into the caller's writer; no allocation.
 fn write_name(w: &mut impl Write, name: &[u8]) -> fmt::Result {
     let len = name.iter().position(|&c| c == 0).unwrap_or(name.len());
     write_escaped(w, name.get(..len).unwrap_or(&[]))
 }
 
 /// Writes a captured thread: header line, frames, how the stack ends.
+///
+/// # Async-signal safety
+/// Reads a published slot (atomics) and formats; no allocation.
 pub fn write_captured_thread(
     w: &mut impl Write,
     modules: &ModuleSet,
@@ -152,6 +169,9 @@ pub fn write_captured_thread(
 }
 
 /// Builds `/proc/self/task/<tid>/<file>\0` in `buf`.
+///
+/// # Async-signal safety
+/// Formats into a stack buffer.
 fn task_path<'b>(buf: &'b mut [u8; 64], tid: i32, file: &str) -> &'b [u8] {
     let mut w = SliceWriter::new(buf);
     let _ = write!(w, "/proc/self/task/{tid}/{file}\0");
@@ -216,6 +236,9 @@ pub fn write_unresponsive_thread(
 }
 
 /// Writes the Modules section body.
+///
+/// # Async-signal safety
+/// Formats setup-time module data; no allocation.
 pub fn write_modules(w: &mut impl Write, modules: &ModuleSet) -> fmt::Result {
     for m in &modules.modules {
         write!(w, "  0x{:016x}-0x{:016x} ", m.start, m.end)?;
@@ -232,6 +255,9 @@ pub fn write_modules(w: &mut impl Write, modules: &ModuleSet) -> fmt::Result {
 }
 
 /// Writes the Report section body: the round's own cost and recent triggers.
+///
+/// # Async-signal safety
+/// Reads atomics and formats; no allocation.
 pub fn write_round_figures(
     w: &mut impl Write,
     s: &RoundSummary,

@@ -114,6 +114,9 @@ pub fn begin(engine: &Engine, trigger: Option<Trigger>) -> Option<RoundGuard<'_>
 
 impl RoundGuard<'_> {
     /// The figures so far.
+    ///
+    /// # Async-signal safety
+    /// Reads a field.
     pub fn summary(&self) -> &RoundSummary {
         &self.summary
     }
@@ -177,6 +180,9 @@ impl RoundGuard<'_> {
     /// For a thread that did not answer last round: whether its capture signal
     /// from then is still pending (it blocks the signal). Such a thread is not
     /// sent another one.
+    ///
+    /// # Async-signal safety
+    /// Reads one small `/proc` file into the preallocated buffer.
     fn capture_signal_still_pending(&mut self, tid: i32, signal: i32) -> bool {
         let scratch = &mut *self.scratch;
         let stale = scratch
@@ -203,6 +209,9 @@ impl RoundGuard<'_> {
     }
 
     /// Lists `/proc/self/task` and arms a slot per thread.
+    ///
+    /// # Async-signal safety
+    /// `open`/`getdents64`/`close` on `/proc/self/task`, atomics on the slot table.
     fn list_and_arm(&mut self) {
         let engine = self.engine;
         let generation = self.summary.generation;
@@ -248,6 +257,9 @@ impl RoundGuard<'_> {
     }
 
     /// Re-reads `/proc/self/maps` into the readable-range table.
+    ///
+    /// # Async-signal safety
+    /// `open`/`read`/`close` on `/proc/self/maps` into the preallocated buffer; atomic stores.
     fn refresh_ranges(&mut self) {
         let engine = self.engine;
         let mut writer = engine.ranges.writer();
@@ -296,6 +308,9 @@ impl RoundGuard<'_> {
     }
 
     /// Waits for the signalled threads until all answered or the deadline.
+    ///
+    /// # Async-signal safety
+    /// `futex` waits with a timeout and atomic loads.
     fn gather(&mut self, t0: u64, sent: u32) {
         let engine = self.engine;
         let deadline = t0.saturating_add(engine.deadline_ns);
@@ -316,6 +331,9 @@ impl RoundGuard<'_> {
     }
 
     /// Slots of this round still armed or being written.
+    ///
+    /// # Async-signal safety
+    /// Atomic loads.
     fn pending(&self) -> usize {
         let generation = self.summary.generation;
         self.used_indices()
@@ -329,6 +347,9 @@ impl RoundGuard<'_> {
     }
 
     /// Slot indices used this round, in thread-listing order.
+    ///
+    /// # Async-signal safety
+    /// Reads the scratch list.
     pub fn used_indices(&self) -> impl Iterator<Item = usize> + '_ {
         self.scratch
             .used
@@ -338,6 +359,9 @@ impl RoundGuard<'_> {
     }
 
     /// Gives up on threads that did not answer and computes the figures.
+    ///
+    /// # Async-signal safety
+    /// Atomics, plus reading figures already gathered.
     fn tally(&mut self) {
         let generation = self.summary.generation;
         let (mut captured, mut unresponsive, mut not_signalled) = (0, 0, 0);

@@ -223,11 +223,17 @@ impl SlotTable {
     }
 
     /// Number of slots.
+    ///
+    /// # Async-signal safety
+    /// Reads a field.
     pub fn capacity(&self) -> usize {
         self.slots.len()
     }
 
     /// Frames each slot can hold.
+    ///
+    /// # Async-signal safety
+    /// Reads a field.
     pub fn frames_per_slot(&self) -> usize {
         self.frames_per_slot
     }
@@ -431,6 +437,9 @@ impl SlotWriter<'_> {
     }
 
     /// Frames written so far.
+    ///
+    /// # Async-signal safety
+    /// Reads a field.
     pub fn frame_count(&self) -> usize {
         self.frames
     }
@@ -472,6 +481,9 @@ pub struct SlotView<'t> {
 impl SlotView<'_> {
     /// The captured frame addresses, innermost first. The first is the
     /// interrupted pc; the others are return addresses.
+    ///
+    /// # Async-signal safety
+    /// Relaxed atomic loads.
     pub fn frames(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
         self.frames.iter().map(|f| f.load(Ordering::Relaxed))
     }

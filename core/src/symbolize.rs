@@ -144,6 +144,9 @@ pub struct ModuleInfo {
 
 impl ModuleInfo {
     /// The file name part of the path.
+    ///
+    /// # Async-signal safety
+    /// Slices setup-time memory.
     pub fn short_name(&self) -> &[u8] {
         match self.path.iter().rposition(|&c| c == b'/') {
             Some(i) => self.path.get(i + 1..).unwrap_or(&self.path),

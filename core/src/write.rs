@@ -27,6 +27,9 @@ pub struct FdSink<'b> {
 
 impl<'b> FdSink<'b> {
     /// A sink writing to `fd` through `buf`.
+    ///
+    /// # Async-signal safety
+    /// Constructs a value.
     pub fn new(fd: i32, buf: &'b mut [u8]) -> FdSink<'b> {
         FdSink {
             fd,
@@ -64,6 +67,9 @@ impl<'b> FdSink<'b> {
     }
 
     /// Sends buffered bytes to the descriptor.
+    ///
+    /// # Async-signal safety
+    /// `write(2)`.
     pub fn flush(&mut self) {
         if self.len == 0 {
             return;
@@ -79,6 +85,9 @@ impl<'b> FdSink<'b> {
     }
 
     /// Raw bytes (not necessarily UTF-8).
+    ///
+    /// # Async-signal safety
+    /// Copies into the buffer; may call `write(2)`.
     pub fn write_bytes(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             if self.len >= self.buf.len() {
@@ -100,11 +109,17 @@ impl<'b> FdSink<'b> {
     }
 
     /// Total bytes handed to the descriptor so far.
+    ///
+    /// # Async-signal safety
+    /// Reads a field.
     pub fn bytes_written(&self) -> usize {
         self.written
     }
 
     /// The first write error, if any.
+    ///
+    /// # Async-signal safety
+    /// Reads a field.
     pub fn error(&self) -> Option<sys::Errno> {
         self.error
     }
