@@ -102,13 +102,13 @@ fn write_name(w: &mut impl Write, name: &[u8]) -> fmt::Result {
     write_escaped(w, name.get(..len).unwrap_or(&[]))
 }
 
-/// Writes a captured thread: header line, frames, how the stack ends.
+/// Writes a captured thread's header line:
+/// `------ Thread <tid> "<name>" (<state>; paused <t>) ------`.
 ///
 /// # Async-signal safety
-/// Reads a published slot (atomics) and formats; no allocation.
-pub fn write_captured_thread(
+/// Reads a published slot's summary and formats; no allocation.
+pub fn write_thread_header(
     w: &mut impl Write,
-    modules: &ModuleSet,
     view: &SlotView<'_>,
     is_initiator: bool,
 ) -> fmt::Result {
@@ -121,7 +121,46 @@ pub fn write_captured_thread(
     }
     write!(w, "; paused ")?;
     write_duration(w, view.summary.pause_ns)?;
-    writeln!(w, ") ------")?;
+    writeln!(w, ") ------")
+}
+
+/// Writes the note on how a captured stack ends (nothing when it reached
+/// its root).
+///
+/// # Async-signal safety
+/// Formats a published slot's summary; no allocation.
+pub fn write_stack_end(w: &mut impl Write, view: &SlotView<'_>) -> fmt::Result {
+    match view.summary.end {
+        StackEnd::Root => Ok(()),
+        StackEnd::UnreadableStack => {
+            writeln!(
+                w,
+                "  -- {} at 0x{:x}",
+                view.summary.end.describe(),
+                view.summary.end_detail
+            )
+        }
+        StackEnd::StackNearlyExhausted => writeln!(
+            w,
+            "  -- {} ({} bytes left below the stack pointer)",
+            view.summary.end.describe(),
+            view.summary.end_detail
+        ),
+        other => writeln!(w, "  -- {}", other.describe()),
+    }
+}
+
+/// Writes a captured thread: header line, frames, how the stack ends.
+///
+/// # Async-signal safety
+/// Reads a published slot (atomics) and formats; no allocation.
+pub fn write_captured_thread(
+    w: &mut impl Write,
+    modules: &ModuleSet,
+    view: &SlotView<'_>,
+    is_initiator: bool,
+) -> fmt::Result {
+    write_thread_header(w, view, is_initiator)?;
     // Runs of one return address (deep recursion) are folded after three lines.
     let mut previous = None;
     let mut run = 0usize;
@@ -148,24 +187,7 @@ pub fn write_captured_thread(
             )?;
         }
     }
-    match view.summary.end {
-        StackEnd::Root => Ok(()),
-        StackEnd::UnreadableStack => {
-            writeln!(
-                w,
-                "  -- {} at 0x{:x}",
-                view.summary.end.describe(),
-                view.summary.end_detail
-            )
-        }
-        StackEnd::StackNearlyExhausted => writeln!(
-            w,
-            "  -- {} ({} bytes left below the stack pointer)",
-            view.summary.end.describe(),
-            view.summary.end_detail
-        ),
-        other => writeln!(w, "  -- {}", other.describe()),
-    }
+    write_stack_end(w, view)
 }
 
 /// Builds `/proc/self/task/<tid>/<file>\0` in `buf`.
