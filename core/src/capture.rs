@@ -93,12 +93,21 @@ impl CachePool {
         }
     }
 
+    /// A pool without caches: threads unwind with frame pointers only
+    /// ([`crate::Options::frame_pointers_only`]). Allocates nothing.
+    pub fn none() -> CachePool {
+        CachePool {
+            cells: Vec::new().into_boxed_slice(),
+        }
+    }
+
     /// Number of caches.
     pub fn len(&self) -> usize {
         self.cells.len()
     }
 
-    /// Whether the pool is empty (never, after `new`).
+    /// Whether the pool is empty (only after [`CachePool::none`]: frame
+    /// pointers only).
     pub fn is_empty(&self) -> bool {
         self.cells.is_empty()
     }
@@ -216,6 +225,9 @@ pub fn capture_self(
             end = StackEnd::StackNearlyExhausted;
             end_detail = own_sp.saturating_sub(own.start);
         }
+        (Some(stack), _) if ctx.caches.is_empty() => {
+            (end, end_detail) = unwind_frame_pointers(ctx.ranges, regs, &stack, &mut slot);
+        }
         (Some(stack), _) => match ctx.caches.acquire(sys::gettid() as usize) {
             None => end = StackEnd::NoUnwinderFree,
             Some(mut lease) => {
@@ -239,6 +251,36 @@ pub fn capture_self(
         syscall,
         pause_ns,
     });
+}
+
+/// Unwinds from `regs` by walking frame records (see [`crate::fp`]); the
+/// first frame is already recorded.
+///
+/// # Async-signal safety
+/// Pure walk; stack reads bounded by `stack`, code checks against `ranges`.
+fn unwind_frame_pointers(
+    ranges: &RangeTable,
+    regs: &Registers,
+    stack: &Range,
+    slot: &mut SlotWriter<'_>,
+) -> (StackEnd, u64) {
+    let (lr, mask) = if cfg!(target_arch = "aarch64") {
+        (Some(regs.lr), crate::fp::AARCH64_ADDRESS_MASK)
+    } else {
+        (None, u64::MAX)
+    };
+    let start = crate::fp::Start {
+        pc: regs.pc,
+        fp: regs.fp,
+        lr,
+    };
+    crate::fp::unwind(
+        start,
+        mask,
+        |address| read_u64_in(stack, address),
+        |address| ranges.find(address).is_some_and(|r| r.executable),
+        |address| slot.push_frame(address),
+    )
 }
 
 /// Unwinds from `regs` (the first frame is already recorded) and appends

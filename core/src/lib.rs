@@ -59,6 +59,8 @@ extern crate alloc;
 pub mod arch;
 pub mod capture;
 pub mod elf;
+mod fixed;
+pub mod fp;
 pub mod format;
 pub mod procfs;
 pub mod ranges;
@@ -66,6 +68,7 @@ pub mod render;
 pub mod round;
 pub mod setup;
 pub mod slots;
+pub mod storage;
 pub mod symbolize;
 pub mod sys;
 pub mod trigger;
@@ -80,7 +83,10 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64,
 pub use round::{RoundGuard, RoundSummary};
 pub use slots::{SlotView, StackEnd};
 pub use symbolize::{ModuleInfo, ModuleSet};
+pub use storage::StaticArena;
 pub use trigger::Trigger;
+
+use storage::StoreMut;
 
 /// Configuration of the engine, fixed at [`install`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,22 +117,89 @@ pub struct Options {
     pub max_mappings: usize,
     /// Load function symbols from `.symtab`/`.dynsym` at setup (default true).
     pub symbols: bool,
+    /// Unwind by walking frame pointers only (default false): no unwind
+    /// tables, no unwinder caches, a few hundred bytes of handler stack. Needs
+    /// code built with frame pointers (`-C force-frame-pointers=yes` on
+    /// x86_64); see [`fp`] for what it cannot see.
+    pub frame_pointers_only: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
+        Options::DEFAULT
+    }
+}
+
+/// Size of the buffer `/proc/self/maps` is read through.
+const MAPS_BUFFER_BYTES: usize = 16 * 1024;
+/// Size of the buffer `/proc/self/task` is listed through.
+const DENTS_BUFFER_BYTES: usize = 8 * 1024;
+
+impl Options {
+    /// The defaults: SIGUSR2 → report on stderr, 1024 threads × 128 frames,
+    /// DWARF unwinding, symbols.
+    pub const DEFAULT: Options = Options {
+        trigger_signal: Some(libc::SIGUSR2),
+        capture_signal: None,
+        output_fd: 2,
+        round_deadline_ms: 100,
+        max_threads: 1024,
+        max_frames: 128,
+        unwinder_caches: 0,
+        output_buffer_bytes: 64 * 1024,
+        max_mappings: 0,
+        symbols: true,
+        frame_pointers_only: false,
+    };
+
+    /// The smallest footprint, for [`install_static`]: 64 threads × 32
+    /// frames, frame pointers only, no symbols (frames are printed as
+    /// `module+0xoffset` against the module list with build-ids), a 4 KiB
+    /// output buffer, 256 tracked mappings.
+    pub const SMALLEST: Options = Options {
+        max_threads: 64,
+        max_frames: 32,
+        unwinder_caches: 0,
+        output_buffer_bytes: 4096,
+        max_mappings: 256,
+        symbols: false,
+        frame_pointers_only: true,
+        ..Options::DEFAULT
+    };
+
+    /// These options with room for `threads` threads of `frames` frames each.
+    pub const fn with_capacity(self, threads: usize, frames: usize) -> Options {
         Options {
-            trigger_signal: Some(libc::SIGUSR2),
-            capture_signal: None,
-            output_fd: 2,
-            round_deadline_ms: 100,
-            max_threads: 1024,
-            max_frames: 128,
-            unwinder_caches: 0,
-            output_buffer_bytes: 64 * 1024,
-            max_mappings: 0,
-            symbols: true,
+            max_threads: threads,
+            max_frames: frames,
+            ..self
         }
+    }
+
+    /// Readable mappings tracked (`max_mappings`, or its default).
+    pub const fn mappings(&self) -> usize {
+        match self.max_mappings {
+            0 => self.max_threads.saturating_mul(2).saturating_add(1024),
+            n => n,
+        }
+    }
+
+    /// Bytes of static memory [`install_static`] needs for these options: the
+    /// size to give a [`StaticArena`]. Everything the engine keeps is in it
+    /// (engine, slot table with frames, range table, scratch and output
+    /// buffers, module table); nothing else is allocated.
+    pub const fn static_bytes(&self) -> usize {
+        storage::bytes_for::<Engine>(1)
+            .saturating_add(slots::SlotTable::static_bytes(
+                self.max_threads,
+                self.max_frames,
+            ))
+            .saturating_add(ranges::RangeTable::static_bytes(self.mappings()))
+            .saturating_add(storage::bytes_for::<u8>(MAPS_BUFFER_BYTES))
+            .saturating_add(storage::bytes_for::<u8>(DENTS_BUFFER_BYTES))
+            .saturating_add(storage::bytes_for::<u8>(self.output_buffer_bytes))
+            .saturating_add(storage::bytes_for::<u32>(self.max_threads))
+            .saturating_add(fixed::static_bytes())
     }
 }
 
@@ -147,6 +220,14 @@ pub enum Error {
     CaptureSignalInUse(i32),
     /// A report round is already running; the request was counted as coalesced.
     RoundInProgress,
+    /// The [`StaticArena`] given to [`install_static`] is smaller than
+    /// [`Options::static_bytes`], or was already used.
+    ArenaTooSmall {
+        /// Bytes the options need.
+        needed: usize,
+        /// Bytes the arena has (0 if it was already used).
+        available: usize,
+    },
     /// A system call failed during setup or writing; `errno` says why.
     Sys {
         /// What was being done.
@@ -180,6 +261,10 @@ impl fmt::Display for Error {
                 f,
                 "a report is already being produced; this request was coalesced"
             ),
+            Error::ArenaTooSmall { needed, available } => write!(
+                f,
+                "static arena too small or already used: {needed} bytes needed, {available} available"
+            ),
             Error::Sys { operation, errno } => write!(f, "{operation} failed (errno {errno})"),
         }
     }
@@ -190,10 +275,10 @@ impl core::error::Error for Error {}
 /// Buffers owned by whoever holds the round flag.
 #[derive(Debug)]
 pub(crate) struct Scratch {
-    pub(crate) maps: Box<[u8]>,
-    pub(crate) dents: Box<[u8]>,
-    pub(crate) out: Box<[u8]>,
-    pub(crate) used: Box<[u32]>,
+    pub(crate) maps: StoreMut<u8>,
+    pub(crate) dents: StoreMut<u8>,
+    pub(crate) out: StoreMut<u8>,
+    pub(crate) used: StoreMut<u32>,
     pub(crate) used_len: usize,
     /// Threads that did not answer last round (at most 64 remembered).
     pub(crate) unresponsive: [i32; 64],
@@ -218,6 +303,8 @@ pub struct Engine {
     pub(crate) initiator_tid: AtomicI32,
     pub(crate) scratch: UnsafeCell<Scratch>,
     installed_monotonic_ns: u64,
+    /// Installed by [`install_static`]: nothing may be allocated, ever.
+    in_static_memory: bool,
 }
 
 // SAFETY: all shared state is atomic except `scratch`, which only the holder of
@@ -260,8 +347,9 @@ static INSTALLING: AtomicBool = AtomicBool::new(false);
 /// One atomic load.
 pub fn engine() -> Option<&'static Engine> {
     let p = ENGINE.load(Ordering::Acquire);
-    // SAFETY: ENGINE is only ever set to a leaked `Box<Engine>` (never freed), so a
-    // non-null pointer is valid for 'static.
+    // SAFETY: ENGINE is only ever set to a leaked `Box<Engine>` (never freed) or
+    // to an engine in a `StaticArena` (`install_static`), so a non-null pointer
+    // is valid for 'static.
     #[allow(unsafe_code)]
     unsafe {
         p.as_ref()
@@ -336,13 +424,11 @@ fn install_inner(options: Options) -> Result<&'static Engine, Error> {
     }
     let module_set = Box::new(setup::build_module_set(options.symbols));
     let caches = match options.unwinder_caches {
-        0 => (sys::online_cpus() * 2).clamp(2, 8),
-        n => n,
+        _ if options.frame_pointers_only => capture::CachePool::none(),
+        0 => capture::CachePool::new((sys::online_cpus() * 2).clamp(2, 8)),
+        n => capture::CachePool::new(n),
     };
-    let max_mappings = match options.max_mappings {
-        0 => options.max_threads.saturating_mul(2).saturating_add(1024),
-        n => n,
-    };
+    let max_mappings = options.mappings();
     let engine = Box::new(Engine {
         options,
         capture_signal,
@@ -350,7 +436,7 @@ fn install_inner(options: Options) -> Result<&'static Engine, Error> {
         modules: AtomicPtr::new(Box::into_raw(module_set)),
         slots: slots::SlotTable::new(options.max_threads, options.max_frames),
         ranges: ranges::RangeTable::new(max_mappings),
-        caches: capture::CachePool::new(caches),
+        caches,
         triggers: trigger::TriggerLog::new(),
         round_active: AtomicBool::new(false),
         generation: AtomicU32::new(0),
@@ -358,17 +444,124 @@ fn install_inner(options: Options) -> Result<&'static Engine, Error> {
         report_seq: AtomicU64::new(0),
         initiator_tid: AtomicI32::new(0),
         scratch: UnsafeCell::new(Scratch {
-            maps: alloc::vec![0u8; 16 * 1024].into_boxed_slice(),
-            dents: alloc::vec![0u8; 8 * 1024].into_boxed_slice(),
-            out: alloc::vec![0u8; options.output_buffer_bytes].into_boxed_slice(),
-            used: alloc::vec![0u32; options.max_threads].into_boxed_slice(),
+            maps: alloc::vec![0u8; MAPS_BUFFER_BYTES].into(),
+            dents: alloc::vec![0u8; DENTS_BUFFER_BYTES].into(),
+            out: alloc::vec![0u8; options.output_buffer_bytes].into(),
+            used: alloc::vec![0u32; options.max_threads].into(),
             used_len: 0,
             unresponsive: [0; 64],
             unresponsive_len: 0,
         }),
         installed_monotonic_ns: sys::monotonic_ns(),
+        in_static_memory: false,
     });
     let engine: &'static Engine = Box::leak(engine);
+    publish_and_install_handlers(engine)
+}
+
+/// Like [`install`], but with no heap at all: every table the engine keeps
+/// is carved out of `arena`, static memory sized at build time with
+/// [`Options::static_bytes`]; nothing is allocated, now or later.
+///
+/// The options must say `frame_pointers_only: true` and `symbols: false`
+/// (DWARF unwinding and symbol tables need the heap); [`Options::SMALLEST`]
+/// is a starting point. Frames are printed as `module+0xoffset` against the
+/// Modules list (path, load address, build-id), to be symbolized offline.
+/// Modules loaded after this call are not listed (no `refresh_modules`).
+///
+/// ```no_run
+/// use guru_core::{Options, StaticArena};
+/// const OPTIONS: Options = Options::SMALLEST.with_capacity(32, 48);
+/// static ARENA: StaticArena<{ OPTIONS.static_bytes() }> = StaticArena::new();
+/// guru_core::install_static(OPTIONS, &ARENA).expect("install guru");
+/// ```
+pub fn install_static<const N: usize>(
+    options: Options,
+    arena: &'static StaticArena<N>,
+) -> Result<&'static Engine, Error> {
+    validate(&options)?;
+    if !options.frame_pointers_only || options.symbols {
+        return Err(Error::InvalidOption(
+            "install_static needs frame_pointers_only: true and symbols: false",
+        ));
+    }
+    let needed = options.static_bytes();
+    if N < needed {
+        return Err(Error::ArenaTooSmall {
+            needed,
+            available: N,
+        });
+    }
+    if INSTALLING.swap(true, Ordering::AcqRel) {
+        return Err(Error::AlreadyInstalled);
+    }
+    let result = install_static_inner(options, arena, needed);
+    if result.is_err() {
+        INSTALLING.store(false, Ordering::Release);
+    }
+    result
+}
+
+fn install_static_inner<const N: usize>(
+    options: Options,
+    arena: &'static StaticArena<N>,
+    needed: usize,
+) -> Result<&'static Engine, Error> {
+    let capture_signal = choose_capture_signal(options.capture_signal)?;
+    if options.trigger_signal == Some(capture_signal) {
+        return Err(Error::InvalidOption(
+            "trigger_signal and capture_signal must differ",
+        ));
+    }
+    let too_small = |available| Error::ArenaTooSmall { needed, available };
+    let mut carver = arena.take().ok_or(too_small(0))?;
+    let modules: &'static ModuleSet = fixed::module_set_in(&mut carver).ok_or(too_small(N))?;
+    let slots = slots::SlotTable::new_in(&mut carver, options.max_threads, options.max_frames)
+        .ok_or(too_small(N))?;
+    let ranges = ranges::RangeTable::new_in(&mut carver, options.mappings()).ok_or(too_small(N))?;
+    let mut buffer = |len: usize| carver.slice(len, |_| 0u8).ok_or(too_small(N));
+    let maps = StoreMut::Static(buffer(MAPS_BUFFER_BYTES)?);
+    let dents = StoreMut::Static(buffer(DENTS_BUFFER_BYTES)?);
+    let out = StoreMut::Static(buffer(options.output_buffer_bytes)?);
+    let used = StoreMut::Static(
+        carver
+            .slice(options.max_threads, |_| 0u32)
+            .ok_or(too_small(N))?,
+    );
+    let engine = carver
+        .one(Engine {
+            options,
+            capture_signal,
+            deadline_ns: u64::from(options.round_deadline_ms) * 1_000_000,
+            modules: AtomicPtr::new(core::ptr::from_ref(modules).cast_mut()),
+            slots,
+            ranges,
+            caches: capture::CachePool::none(),
+            triggers: trigger::TriggerLog::new(),
+            round_active: AtomicBool::new(false),
+            generation: AtomicU32::new(0),
+            answered: AtomicU32::new(0),
+            report_seq: AtomicU64::new(0),
+            initiator_tid: AtomicI32::new(0),
+            scratch: UnsafeCell::new(Scratch {
+                maps,
+                dents,
+                out,
+                used,
+                used_len: 0,
+                unresponsive: [0; 64],
+                unresponsive_len: 0,
+            }),
+            installed_monotonic_ns: sys::monotonic_ns(),
+            in_static_memory: true,
+        })
+        .ok_or(too_small(N))?;
+    publish_and_install_handlers(engine)
+}
+
+/// Publishes the engine and installs its signal handlers.
+fn publish_and_install_handlers(engine: &'static Engine) -> Result<&'static Engine, Error> {
+    let (options, capture_signal) = (engine.options, engine.capture_signal);
     ENGINE.store(core::ptr::from_ref(engine).cast_mut(), Ordering::Release);
 
     let trigger = options.trigger_signal;
@@ -635,8 +828,9 @@ impl Engine {
     /// One atomic load.
     pub fn module_set(&self) -> &ModuleSet {
         let p = self.modules.load(Ordering::Acquire);
-        // SAFETY: `modules` always holds a leaked `Box<ModuleSet>`; published sets
-        // are never freed (a handler may still be reading an older one).
+        // SAFETY: `modules` always holds a leaked `Box<ModuleSet>` or a set in a
+        // `StaticArena`; published sets are never freed (a handler may still be
+        // reading an older one).
         #[allow(unsafe_code)]
         unsafe {
             &*p
@@ -681,6 +875,9 @@ impl Engine {
     /// a new set was published. Normal context only: it takes the loader lock
     /// and allocates. The old set is leaked on purpose: a handler may still use it.
     pub fn refresh_modules(&self) -> bool {
+        if self.in_static_memory {
+            return false;
+        }
         if setup::loader_counters() == self.module_set().loader_counters {
             return false;
         }

@@ -10,7 +10,7 @@
 //! Atomic loads and stores only.
 #![deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
-use alloc::boxed::Box;
+use crate::storage::{Carver, Store, bytes_for};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -47,7 +47,7 @@ impl Range {
 /// Fixed-capacity sorted table of readable ranges.
 #[derive(Debug)]
 pub struct RangeTable {
-    entries: Box<[[AtomicU64; 2]]>,
+    entries: Store<[AtomicU64; 2]>,
     len: AtomicUsize,
     dropped: AtomicUsize,
 }
@@ -68,10 +68,26 @@ impl RangeTable {
             .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
             .collect();
         RangeTable {
-            entries: entries.into_boxed_slice(),
+            entries: entries.into(),
             len: AtomicUsize::new(0),
             dropped: AtomicUsize::new(0),
         }
+    }
+
+    /// A table in static memory (setup only); `None` if `carver` is too small.
+    pub(crate) fn new_in(carver: &mut Carver, capacity: usize) -> Option<RangeTable> {
+        Some(RangeTable {
+            entries: Store::Static(
+                carver.slice(capacity, |_| [AtomicU64::new(0), AtomicU64::new(0)])?,
+            ),
+            len: AtomicUsize::new(0),
+            dropped: AtomicUsize::new(0),
+        })
+    }
+
+    /// Static bytes [`RangeTable::new_in`] takes.
+    pub(crate) const fn static_bytes(capacity: usize) -> usize {
+        bytes_for::<[AtomicU64; 2]>(capacity)
     }
 
     /// Bytes used.

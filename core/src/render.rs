@@ -264,12 +264,12 @@ pub fn write_unresponsive_thread(
 pub fn write_modules(w: &mut impl Write, modules: &ModuleSet) -> fmt::Result {
     for m in &modules.modules {
         write!(w, "  0x{:016x}-0x{:016x} ", m.start, m.end)?;
-        write_escaped(w, &m.path)?;
-        if m.build_id.is_empty() {
+        write_escaped(w, m.path_bytes())?;
+        if m.build_id_bytes().is_empty() {
             write!(w, " build-id none")?;
         } else {
             write!(w, " build-id ")?;
-            write_hex_bytes(w, &m.build_id)?;
+            write_hex_bytes(w, m.build_id_bytes())?;
         }
         writeln!(w, " symbols {}", m.symbols.len())?;
     }

@@ -173,6 +173,7 @@ fn prepare_module(
         bias,
         build_id,
         symbols,
+        fixed: Default::default(),
     };
     Some((module_info, module))
 }
@@ -191,7 +192,7 @@ pub fn build_module_set(want_symbols: bool) -> ModuleSet {
     modules.sort_by_key(|m| m.start);
     ModuleSet {
         unwinder,
-        modules,
+        modules: modules.into(),
         loader_counters: counters,
     }
 }

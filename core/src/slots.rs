@@ -27,7 +27,7 @@
 //! Every method is lock-free: atomic loads, stores and compare-exchanges only.
 #![deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
-use alloc::boxed::Box;
+use crate::storage::{Carver, Store, bytes_for};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
@@ -180,8 +180,8 @@ impl Slot {
 /// The fixed-capacity table of slots and their frame storage.
 #[derive(Debug)]
 pub struct SlotTable {
-    slots: Box<[Slot]>,
-    frames: Box<[AtomicU64]>,
+    slots: Store<Slot>,
+    frames: Store<AtomicU64>,
     frames_per_slot: usize,
 }
 
@@ -216,10 +216,30 @@ impl SlotTable {
         let total = slots.len().saturating_mul(frames_per_slot);
         let frames: Vec<AtomicU64> = (0..total).map(|_| AtomicU64::new(0)).collect();
         SlotTable {
-            slots: slots.into_boxed_slice(),
-            frames: frames.into_boxed_slice(),
+            slots: slots.into(),
+            frames: frames.into(),
             frames_per_slot,
         }
+    }
+
+    /// A table in static memory (setup only); `None` if `carver` is too small.
+    pub(crate) fn new_in(
+        carver: &mut Carver,
+        slots: usize,
+        frames_per_slot: usize,
+    ) -> Option<SlotTable> {
+        let total = slots.checked_mul(frames_per_slot)?;
+        Some(SlotTable {
+            slots: Store::Static(carver.slice(slots, |_| Slot::new())?),
+            frames: Store::Static(carver.slice(total, |_| AtomicU64::new(0))?),
+            frames_per_slot,
+        })
+    }
+
+    /// Static bytes [`SlotTable::new_in`] takes.
+    pub(crate) const fn static_bytes(slots: usize, frames_per_slot: usize) -> usize {
+        bytes_for::<Slot>(slots)
+            .saturating_add(bytes_for::<AtomicU64>(slots.saturating_mul(frames_per_slot)))
     }
 
     /// Number of slots.

@@ -140,6 +140,16 @@ pub struct ModuleInfo {
     pub build_id: Vec<u8>,
     /// Function symbols.
     pub symbols: SymbolTable,
+    /// Path and build-id kept in static memory instead of `path` and
+    /// `build_id` ([`crate::install_static`]: no heap).
+    pub(crate) fixed: FixedIdentity,
+}
+
+/// A module's path and build-id in static memory.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FixedIdentity {
+    pub(crate) path: &'static [u8],
+    pub(crate) build_id: &'static [u8],
 }
 
 impl ModuleInfo {
@@ -148,9 +158,34 @@ impl ModuleInfo {
     /// # Async-signal safety
     /// Slices setup-time memory.
     pub fn short_name(&self) -> &[u8] {
-        match self.path.iter().rposition(|&c| c == b'/') {
-            Some(i) => self.path.get(i + 1..).unwrap_or(&self.path),
-            None => &self.path,
+        let path = self.path_bytes();
+        match path.iter().rposition(|&c| c == b'/') {
+            Some(i) => path.get(i + 1..).unwrap_or(path),
+            None => path,
+        }
+    }
+
+    /// The path, wherever it is stored.
+    ///
+    /// # Async-signal safety
+    /// Reads fields.
+    pub fn path_bytes(&self) -> &[u8] {
+        if self.path.is_empty() {
+            self.fixed.path
+        } else {
+            &self.path
+        }
+    }
+
+    /// The GNU build-id (empty if none), wherever it is stored.
+    ///
+    /// # Async-signal safety
+    /// Reads fields.
+    pub fn build_id_bytes(&self) -> &[u8] {
+        if self.build_id.is_empty() {
+            self.fixed.build_id
+        } else {
+            &self.build_id
         }
     }
 }
@@ -160,7 +195,7 @@ pub struct ModuleSet {
     /// framehop unwinder over all modules (zero-copy).
     pub unwinder: NativeUnwinder,
     /// Modules sorted by start address.
-    pub modules: Vec<ModuleInfo>,
+    pub modules: crate::storage::Store<ModuleInfo>,
     /// The loader's (adds, subs) counters when this set was built.
     pub loader_counters: (u64, u64),
 }
@@ -224,7 +259,7 @@ impl ModuleSet {
     pub fn symbol_memory_bytes(&self) -> usize {
         self.modules
             .iter()
-            .map(|m| m.symbols.memory_bytes() + m.path.capacity())
+            .map(|m| m.symbols.memory_bytes() + m.path.capacity() + m.build_id.capacity())
             .sum()
     }
 }

@@ -16,10 +16,21 @@ pub type NativeUnwinder =
 #[cfg(target_arch = "aarch64")]
 pub type NativeCache = framehop::aarch64::CacheAarch64<framehop::MustNotAllocateDuringUnwind>;
 
-/// framehop's register set for the first frame.
+/// framehop's register set for the first frame. Return addresses are masked
+/// to 48 bits: on CPUs with pointer authentication (ARMv8.3+, and qemu's
+/// default CPU) code built with `-mbranch-protection` signs the link register
+/// it saves, and the signature lives in the bits above the address.
+///
+/// # Async-signal safety
+/// Pure function.
 #[cfg(target_arch = "aarch64")]
 pub fn unwind_regs(regs: &Registers) -> framehop::aarch64::UnwindRegsAarch64 {
-    framehop::aarch64::UnwindRegsAarch64::new(regs.lr, regs.sp, regs.fp)
+    framehop::aarch64::UnwindRegsAarch64::new_with_ptr_auth_mask(
+        framehop::aarch64::PtrAuthMask(crate::fp::AARCH64_ADDRESS_MASK),
+        regs.lr,
+        regs.sp,
+        regs.fp,
+    )
 }
 
 /// Copies the registers out of the kernel's machine context.
@@ -100,4 +111,85 @@ pub fn syscall_name(nr: u64) -> Option<&'static str> {
         441 => "epoll_pwait2",
         _ => return None,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarted_svc_is_recognised() {
+        let regs = Registers {
+            syscall_reg: 98,
+            ret_reg: 3,
+            ..Default::default()
+        };
+        assert_eq!(
+            interrupted_syscall(&regs, Some(SVC_INSN), None),
+            SyscallState::InSyscall(98)
+        );
+        assert_eq!(syscall_name(98), Some("futex"));
+        assert_eq!(syscall_name(63), Some("read"));
+        assert_eq!(syscall_name(100_000), None);
+    }
+
+    #[test]
+    fn eintr_after_svc_is_recognised() {
+        let regs = Registers {
+            syscall_reg: 101,
+            ret_reg: MINUS_EINTR,
+            ..Default::default()
+        };
+        assert_eq!(
+            interrupted_syscall(&regs, Some([0x1f, 0x20, 0x03, 0xd5]), Some(SVC_INSN)),
+            SyscallState::Interrupted
+        );
+    }
+
+    #[test]
+    fn other_code_is_running() {
+        let regs = Registers {
+            syscall_reg: 98,
+            ret_reg: 0,
+            ..Default::default()
+        };
+        // `nop` at pc, `ret` before it.
+        assert_eq!(
+            interrupted_syscall(&regs, Some([0x1f, 0x20, 0x03, 0xd5]), Some([0xc0, 0x03, 0x5f, 0xd6])),
+            SyscallState::Running
+        );
+        assert_eq!(interrupted_syscall(&regs, None, None), SyscallState::Running);
+        // A syscall number that cannot be one is not taken for a syscall.
+        let junk = Registers {
+            syscall_reg: u64::MAX,
+            ..regs
+        };
+        assert_eq!(
+            interrupted_syscall(&junk, Some(SVC_INSN), None),
+            SyscallState::Running
+        );
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    #[test]
+    fn registers_come_from_the_machine_context() {
+        // SAFETY: mcontext_t is plain data; all-zero is a valid value.
+        #[allow(unsafe_code)]
+        let mut mc: libc::mcontext_t = unsafe { core::mem::zeroed() };
+        mc.pc = 0x40_1000;
+        mc.sp = 0x7fff_0000;
+        mc.regs[8] = 98;
+        mc.regs[0] = 5;
+        mc.regs[29] = 0x7fff_0040;
+        mc.regs[30] = 0x40_2000;
+        let r = registers_from_mcontext(&mc);
+        assert_eq!(
+            (r.pc, r.sp, r.fp, r.lr, r.syscall_reg, r.ret_reg),
+            (0x40_1000, 0x7fff_0000, 0x7fff_0040, 0x40_2000, 98, 5)
+        );
+        // The leaf frame is kept: framehop starts at pc with lr as a register.
+        let u = unwind_regs(&r);
+        assert_eq!((u.lr(), u.sp(), u.fp()), (0x40_2000, 0x7fff_0000, 0x7fff_0040));
+    }
 }

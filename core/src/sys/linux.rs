@@ -564,6 +564,84 @@ pub fn vdso_base() -> u64 {
     unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) }
 }
 
+/// One module as the loader reports it, borrowed for the duration of a
+/// [`for_each_loaded_module`] callback.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadedModuleRef<'a> {
+    /// The loader's name for it (empty for the main executable; musl's static
+    /// `dl_iterate_phdr` says `/proc/self/exe`).
+    pub name: &'a [u8],
+    /// Load bias (`dlpi_addr`).
+    pub bias: u64,
+    /// Its program headers, in the loader's memory.
+    pub headers: &'a [libc::Elf64_Phdr],
+}
+
+/// Calls `f` for each loaded module without allocating (setup only: takes
+/// the loader lock). In a static binary (musl or glibc `-static-pie`) the
+/// loader reports just the executable, found through the auxiliary vector.
+/// Returns the loader's (adds, subs) counters.
+pub fn for_each_loaded_module(mut f: impl FnMut(LoadedModuleRef<'_>)) -> (u64, u64) {
+    struct Visit<'f> {
+        f: &'f mut dyn FnMut(LoadedModuleRef<'_>),
+        counters: (u64, u64),
+    }
+    extern "C" fn callback(info: *mut libc::dl_phdr_info, size: usize, data: *mut c_void) -> c_int {
+        // SAFETY: `data` is the `&mut Visit` passed below; the loader calls us
+        // synchronously on the same thread.
+        let visit = unsafe { &mut *data.cast::<Visit<'_>>() };
+        if info.is_null() {
+            return 0;
+        }
+        // SAFETY: the loader passes a valid dl_phdr_info for the duration of the call.
+        let info = unsafe { &*info };
+        if size >= core::mem::size_of::<libc::dl_phdr_info>() {
+            visit.counters = (info.dlpi_adds, info.dlpi_subs);
+        }
+        let name: &[u8] = if info.dlpi_name.is_null() {
+            &[]
+        } else {
+            // SAFETY: dlpi_name is a NUL-terminated string owned by the loader,
+            // valid during the callback.
+            unsafe { core::ffi::CStr::from_ptr(info.dlpi_name) }.to_bytes()
+        };
+        let headers: &[libc::Elf64_Phdr] = if info.dlpi_phdr.is_null() {
+            &[]
+        } else {
+            // SAFETY: dlpi_phdr points to dlpi_phnum program headers that stay
+            // valid during the callback.
+            unsafe { core::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) }
+        };
+        (visit.f)(LoadedModuleRef {
+            name,
+            bias: info.dlpi_addr,
+            headers,
+        });
+        0
+    }
+    let mut visit = Visit {
+        f: &mut f,
+        counters: (0, 0),
+    };
+    // SAFETY: the callback matches the expected signature and only touches `visit`.
+    unsafe { libc::dl_iterate_phdr(Some(callback), (&raw mut visit).cast()) };
+    visit.counters
+}
+
+/// `readlink("/proc/self/exe")` into `buf`; the length written (truncated to
+/// the buffer), or 0. Setup only; allocates nothing.
+pub fn read_self_exe_path(buf: &mut [u8]) -> usize {
+    // SAFETY: the path is NUL-terminated; `buf` is writable for its length.
+    let n = unsafe {
+        libc::readlink(
+            c"/proc/self/exe".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    usize::try_from(n).unwrap_or(0)
+}
+
 /// `readlink("/proc/self/exe")`, setup only.
 pub fn self_exe_path() -> Option<alloc::vec::Vec<u8>> {
     let mut buf = alloc::vec![0u8; 4096];
