@@ -1,0 +1,359 @@
+//! The process the benchmark (`bench`) measures: guru installed, N threads
+//! (some idle, some busy), optional latency workers, and a line protocol on
+//! stdin/stdout so the benchmark can ask it for reports and figures while
+//! peers (gdb, eu-stack) attach to it from outside.
+//!
+//! Not meant to be run by hand; `bench` starts it. Options:
+//!
+//! - `--threads N`: threads in the process in total (main thread included);
+//! - `--busy B`: how many of them spin on computation (the rest are parked);
+//! - `--depth D`: call depth at which every thread parks or spins (default 16);
+//! - `--workers W --unit-iters K --gap-us G`: W latency workers, each doing
+//!   units of K iterations of arithmetic, sleeping G µs between units and
+//!   recording each unit's duration in a histogram;
+//! - `--std`: install through the std adapter (`guru`) instead of `guru-core`
+//!   alone (SIGUSR2 then wakes guru's reporter thread);
+//! - `--no-install`: no guru at all (baseline for size and idle figures).
+//!
+//! Commands (one a line; each answer is one line `ok key=value ...` or
+//! `err <text>`): `capture`, `report`, `report-std`, `rss`, `memory`,
+//! `rstack`, `lat-reset`, `lat-get`, `exit`.
+
+use std::hint::black_box;
+use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+#[path = "../bench/hist.rs"]
+mod hist;
+
+// Debian's libunwind-ptrace.so uses liblzma (for compressed debug sections)
+// without listing it as NEEDED; rust-lld refuses such a library unless
+// liblzma is linked too.
+#[cfg(feature = "rstack")]
+#[allow(unsafe_code)]
+#[link(name = "lzma")]
+unsafe extern "C" {}
+
+/// Set once the process should stop (never, in practice: the bench kills it).
+static STOP: AtomicBool = AtomicBool::new(false);
+/// Threads that have reached their final depth.
+static READY: AtomicUsize = AtomicUsize::new(0);
+/// Work units finished by latency workers (to show they ran).
+static UNITS: AtomicU64 = AtomicU64::new(0);
+
+struct Args {
+    threads: usize,
+    busy: usize,
+    depth: u32,
+    workers: usize,
+    unit_iters: u64,
+    gap_us: u64,
+    std: bool,
+    install: bool,
+}
+
+fn parse_args() -> Args {
+    let argv: Vec<String> = std::env::args().collect();
+    let value = |name: &str| -> Option<u64> {
+        argv.iter()
+            .position(|a| a == name)
+            .and_then(|i| argv.get(i + 1))
+            .and_then(|v| v.parse().ok())
+    };
+    let flag = |name: &str| argv.iter().any(|a| a == name);
+    Args {
+        threads: value("--threads").unwrap_or(8).max(1) as usize,
+        busy: value("--busy").unwrap_or(0) as usize,
+        depth: value("--depth").unwrap_or(16) as u32,
+        workers: value("--workers").unwrap_or(0) as usize,
+        unit_iters: value("--unit-iters").unwrap_or(20_000),
+        gap_us: value("--gap-us").unwrap_or(1000),
+        std: flag("--std"),
+        install: !flag("--no-install"),
+    }
+}
+
+#[inline(never)]
+fn spin_work(iters: u64, seed: u64) -> u64 {
+    let mut acc = seed;
+    for i in 0..iters {
+        acc = black_box(acc.wrapping_mul(6364136223846793005).wrapping_add(i));
+    }
+    acc
+}
+
+#[inline(never)]
+fn idle_leaf() {
+    while !STOP.load(Ordering::Relaxed) {
+        std::thread::park();
+    }
+}
+
+#[inline(never)]
+fn busy_leaf() {
+    let mut x = 1;
+    while !STOP.load(Ordering::Relaxed) {
+        x = spin_work(100_000, x);
+    }
+    black_box(x);
+}
+
+/// Descends `depth` frames, then runs `leaf` (so every stack has some depth
+/// for the unwinders to walk, like a real server's).
+#[inline(never)]
+fn descend(depth: u32, leaf: fn()) -> u32 {
+    if depth == 0 {
+        READY.fetch_add(1, Ordering::Release);
+        leaf();
+        return 0;
+    }
+    black_box(descend(black_box(depth - 1), leaf)) + 1
+}
+
+#[inline(never)]
+fn latency_worker(iters: u64, gap: Duration) {
+    let mut x = 7;
+    while !STOP.load(Ordering::Relaxed) {
+        let t0 = Instant::now();
+        x = spin_work(iters, x);
+        hist::record(t0.elapsed().as_nanos() as u64);
+        UNITS.fetch_add(1, Ordering::Relaxed);
+        if !gap.is_zero() {
+            std::thread::sleep(gap);
+        }
+    }
+    black_box(x);
+}
+
+fn rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn devnull() -> i32 {
+    use std::os::fd::IntoRawFd;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .expect("open /dev/null")
+        .into_raw_fd()
+}
+
+fn join_u64(v: &[u64]) -> String {
+    let parts: Vec<String> = v.iter().map(u64::to_string).collect();
+    parts.join(",")
+}
+
+fn cmd_capture() -> String {
+    let t0 = Instant::now();
+    let result = guru_core::capture(None, |round| {
+        let s = *round.summary();
+        let pauses: Vec<u64> = round
+            .threads()
+            .filter_map(|t| match t {
+                guru_core::ThreadCapture::Captured(v) => Some(v.summary.pause_ns),
+                guru_core::ThreadCapture::Missing { .. } => None,
+            })
+            .collect();
+        (s, pauses)
+    });
+    let wall = t0.elapsed().as_nanos();
+    match result {
+        Ok((s, pauses)) => format!(
+            "ok capture_ns={} fanout_ns={} wall_ns={wall} listed={} captured={} unresponsive={} pauses={}",
+            s.capture_ns,
+            s.fanout_ns,
+            s.threads_listed,
+            s.threads_captured,
+            s.threads_unresponsive,
+            join_u64(&pauses)
+        ),
+        Err(e) => format!("err {e}"),
+    }
+}
+
+fn cmd_report(fd: i32) -> String {
+    let t0 = Instant::now();
+    let result = guru_core::write_report(fd);
+    let wall = t0.elapsed().as_nanos();
+    match result {
+        Ok(s) => format!(
+            "ok wall_ns={wall} capture_ns={} captured={} listed={} max_pause_ns={}",
+            s.capture_ns, s.threads_captured, s.threads_listed, s.max_pause_ns
+        ),
+        Err(e) => format!("err {e}"),
+    }
+}
+
+fn cmd_memory() -> String {
+    match guru_core::engine() {
+        Some(engine) => {
+            let m = engine.memory();
+            format!(
+                "ok slots={} ranges={} caches={} scratch={} symbols={} fixed={} max_threads={} max_frames={}",
+                m.slots,
+                m.ranges,
+                m.caches,
+                m.scratch,
+                m.symbols,
+                m.fixed(),
+                engine.options().max_threads,
+                engine.options().max_frames
+            )
+        }
+        None => "err not installed".into(),
+    }
+}
+
+#[cfg(feature = "rstack")]
+fn cmd_rstack() -> String {
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return format!("err current_exe: {e}"),
+    };
+    let t0 = Instant::now();
+    let mut command = std::process::Command::new(exe);
+    command.arg("--rstack-child");
+    match rstack_self::trace(&mut command) {
+        Ok(trace) => {
+            let wall = t0.elapsed().as_nanos();
+            let frames: usize = trace.threads().iter().map(|t| t.frames().len()).sum();
+            format!(
+                "ok wall_ns={wall} threads={} frames={frames}",
+                trace.threads().len()
+            )
+        }
+        Err(e) => format!("err rstack-self: {}", e.to_string().replace('\n', " ")),
+    }
+}
+
+#[cfg(not(feature = "rstack"))]
+fn cmd_rstack() -> String {
+    "err rstack-self not built in: build guru-examples with --features rstack (needs libunwind-dev)"
+        .into()
+}
+
+/// Whole report through the std adapter, timed from the request to the
+/// returned text (which holds the end line).
+fn cmd_report_std() -> String {
+    let t0 = Instant::now();
+    let text = std_report();
+    let wall = t0.elapsed().as_nanos();
+    match text {
+        Ok(text) => format!(
+            "ok wall_ns={wall} bytes={} lines={} complete={}",
+            text.len(),
+            text.lines().count(),
+            text.contains("End of Guru Meditation")
+        ),
+        Err(e) => format!("err {e}"),
+    }
+}
+
+fn std_report() -> Result<String, String> {
+    Err("the std adapter (guru::report) is not available yet".into())
+}
+
+fn install_std() -> Result<(), String> {
+    Err("the std adapter (guru::setup_autorun) is not available yet".into())
+}
+
+fn main() {
+    #[cfg(feature = "rstack")]
+    if std::env::args().nth(1).as_deref() == Some("--rstack-child") {
+        let _ = rstack_self::child();
+        return;
+    }
+    let args = parse_args();
+    let out_fd = devnull();
+    let rss_before_install = rss_kb();
+    let t_install = Instant::now();
+    let installed = if !args.install {
+        Ok(())
+    } else if args.std {
+        install_std()
+    } else {
+        guru_core::install(guru_core::Options {
+            output_fd: out_fd,
+            ..guru_core::Options::default()
+        })
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    };
+    let install_ns = t_install.elapsed().as_nanos();
+    if let Err(e) = installed {
+        println!("err install: {e}");
+        std::process::exit(1);
+    }
+
+    let spawned = args.threads.saturating_sub(1);
+    let busy = args.busy.min(spawned);
+    for i in 0..spawned {
+        let leaf: fn() = if i < busy { busy_leaf } else { idle_leaf };
+        let depth = args.depth;
+        let name = if i < busy {
+            format!("busy-{i}")
+        } else {
+            format!("idle-{i}")
+        };
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                descend(depth, leaf);
+            })
+            .expect("spawn thread");
+    }
+    for _ in 0..args.workers {
+        let (iters, gap) = (args.unit_iters, Duration::from_micros(args.gap_us));
+        std::thread::Builder::new()
+            .name("latency-worker".into())
+            .spawn(move || latency_worker(iters, gap))
+            .expect("spawn worker");
+    }
+    while READY.load(Ordering::Acquire) < spawned {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    println!(
+        "ready pid={} install_ns={install_ns} rss_kb={} rss_before_install_kb={rss_before_install}",
+        std::process::id(),
+        rss_kb()
+    );
+
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        let answer = match line.trim() {
+            "capture" => cmd_capture(),
+            "report" => cmd_report(out_fd),
+            "report-std" => cmd_report_std(),
+            "rss" => format!("ok rss_kb={}", rss_kb()),
+            "memory" => cmd_memory(),
+            "rstack" => cmd_rstack(),
+            "lat-reset" => {
+                hist::reset();
+                "ok".into()
+            }
+            "lat-get" => format!(
+                "{} units={}",
+                hist::summary_line(),
+                UNITS.load(Ordering::Relaxed)
+            ),
+            "exit" => break,
+            other => format!("err unknown command {other:?}"),
+        };
+        if writeln!(stdout, "{answer}")
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            break;
+        }
+    }
+    STOP.store(true, Ordering::Relaxed);
+}
