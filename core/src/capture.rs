@@ -26,7 +26,11 @@ use crate::sys;
 /// and ~45 KiB in debug builds for a whole report including the kernel's
 /// signal frame; the capture path alone needs less. A thread with less left
 /// below the handler's stack pointer is listed "not unwound".
-pub const MIN_STACK_FOR_UNWIND: u64 = if cfg!(debug_assertions) { 96 * 1024 } else { 32 * 1024 };
+pub const MIN_STACK_FOR_UNWIND: u64 = if cfg!(debug_assertions) {
+    96 * 1024
+} else {
+    32 * 1024
+};
 
 /// How many times a handler retries (with `sched_yield`) to get an unwinder
 /// cache before giving up.

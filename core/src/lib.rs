@@ -60,8 +60,8 @@ pub mod arch;
 pub mod capture;
 pub mod elf;
 mod fixed;
-pub mod fp;
 pub mod format;
+pub mod fp;
 pub mod procfs;
 pub mod ranges;
 pub mod render;
@@ -82,8 +82,8 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64,
 
 pub use round::{RoundGuard, RoundSummary};
 pub use slots::{SlotView, StackEnd};
-pub use symbolize::{ModuleInfo, ModuleSet};
 pub use storage::StaticArena;
+pub use symbolize::{ModuleInfo, ModuleSet};
 pub use trigger::Trigger;
 
 use storage::StoreMut;

@@ -29,7 +29,12 @@
 
 use crate::storage::{Carver, Store, bytes_for};
 use alloc::vec::Vec;
+// Under `--cfg loom` the slot protocol runs on loom's model-checked atomics
+// (tests/tests/model_slots.rs explores its interleavings exhaustively).
+#[cfg(not(loom))]
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 /// Phase of a slot (low 8 bits of its state word).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,8 +243,9 @@ impl SlotTable {
 
     /// Static bytes [`SlotTable::new_in`] takes.
     pub(crate) const fn static_bytes(slots: usize, frames_per_slot: usize) -> usize {
-        bytes_for::<Slot>(slots)
-            .saturating_add(bytes_for::<AtomicU64>(slots.saturating_mul(frames_per_slot)))
+        bytes_for::<Slot>(slots).saturating_add(bytes_for::<AtomicU64>(
+            slots.saturating_mul(frames_per_slot),
+        ))
     }
 
     /// Number of slots.

@@ -156,10 +156,17 @@ mod tests {
         };
         // `nop` at pc, `ret` before it.
         assert_eq!(
-            interrupted_syscall(&regs, Some([0x1f, 0x20, 0x03, 0xd5]), Some([0xc0, 0x03, 0x5f, 0xd6])),
+            interrupted_syscall(
+                &regs,
+                Some([0x1f, 0x20, 0x03, 0xd5]),
+                Some([0xc0, 0x03, 0x5f, 0xd6])
+            ),
             SyscallState::Running
         );
-        assert_eq!(interrupted_syscall(&regs, None, None), SyscallState::Running);
+        assert_eq!(
+            interrupted_syscall(&regs, None, None),
+            SyscallState::Running
+        );
         // A syscall number that cannot be one is not taken for a syscall.
         let junk = Registers {
             syscall_reg: u64::MAX,
@@ -190,6 +197,9 @@ mod tests {
         );
         // The leaf frame is kept: framehop starts at pc with lr as a register.
         let u = unwind_regs(&r);
-        assert_eq!((u.lr(), u.sp(), u.fp()), (0x40_2000, 0x7fff_0000, 0x7fff_0040));
+        assert_eq!(
+            (u.lr(), u.sp(), u.fp()),
+            (0x40_2000, 0x7fff_0000, 0x7fff_0040)
+        );
     }
 }
