@@ -1,0 +1,172 @@
+//! Unwinding over arbitrary stack bytes and registers, through the very code
+//! a capture handler runs (`capture::capture_self`): the fuzz bytes become a
+//! thread's stack, the readable-range table lists only that buffer, and the
+//! unwinder is framehop over this binary's real modules (real `.eh_frame`),
+//! so return addresses can land in real code with real unwind rules.
+//!
+//! It must always terminate (the frame capacity and framehop's checks bound
+//! it) and never read outside the given memory: the buffer is an exact-size
+//! heap allocation, so AddressSanitizer (cargo fuzz's default) reports any
+//! read past either end.
+//!
+//! Input: `flags`, `pc: u32`, `sp: u16`, `fp: u16`, then the stack bytes.
+//! Stack words whose top byte is `0xaa` are relocated into this binary's text
+//! (so the fuzzer can build call chains), `0xbb` into the stack buffer itself
+//! (saved frame pointers); everything else is used as it is.
+#![no_main]
+
+use std::alloc::{Layout, alloc_zeroed, dealloc};
+use std::sync::OnceLock;
+
+use guru_core::arch::Registers;
+use guru_core::capture::{CachePool, CaptureContext, capture_self};
+use guru_core::procfs::Mapping;
+use guru_core::ranges::RangeTable;
+use guru_core::slots::SlotTable;
+use guru_core::symbolize::ModuleSet;
+use libfuzzer_sys::fuzz_target;
+
+const MAX_FRAMES: usize = 128;
+
+struct Fixed {
+    modules: &'static ModuleSet,
+    caches: CachePool,
+    text: (u64, u64),
+}
+
+fn fixed() -> &'static Fixed {
+    static FIXED: OnceLock<Fixed> = OnceLock::new();
+    FIXED.get_or_init(|| {
+        let modules: &'static ModuleSet =
+            Box::leak(Box::new(guru_core::setup::build_module_set(false)));
+        // This binary's own image: the module containing this function.
+        let here = fixed as *const () as u64;
+        let text = modules
+            .module_for(here)
+            .map(|m| (m.start, m.end - m.start))
+            .expect("the fuzz binary is among the loaded modules");
+        Fixed {
+            modules,
+            caches: CachePool::new(1),
+            text,
+        }
+    })
+}
+
+/// An exact-size, page-aligned heap buffer (the range table wants
+/// page-aligned starts, ASan wants exact ends).
+struct Stack {
+    ptr: *mut u8,
+    layout: Layout,
+}
+
+impl Stack {
+    fn new(len: usize) -> Stack {
+        let layout = Layout::from_size_align(len.max(1), 4096).expect("layout");
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { alloc_zeroed(layout) };
+        assert!(!ptr.is_null());
+        Stack { ptr, layout }
+    }
+    fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: `ptr` is a live allocation of `layout.size()` bytes.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.layout.size()) }
+    }
+    fn base(&self) -> u64 {
+        self.ptr as u64
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { dealloc(self.ptr, self.layout) }
+    }
+}
+
+fn word(b: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    for (i, x) in w.iter_mut().enumerate() {
+        *x = b.get(at + i).copied().unwrap_or(0);
+    }
+    u64::from_le_bytes(w)
+}
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 9 {
+        return;
+    }
+    let fixed = fixed();
+    let (flags, pc_sel, sp_off, fp_off) = (
+        data[0],
+        u32::from_le_bytes([data[1], data[2], data[3], data[4]]),
+        u16::from_le_bytes([data[5], data[6]]),
+        u16::from_le_bytes([data[7], data[8]]),
+    );
+    let bytes = &data[9..];
+    let len = bytes.len().min(64 * 1024);
+    let mut stack = Stack::new(len.max(8));
+    let base = stack.base();
+    let size = stack.layout.size() as u64;
+    let (text_start, text_len) = fixed.text;
+    {
+        let buf = stack.bytes();
+        buf[..len].copy_from_slice(&bytes[..len]);
+        for chunk in buf.chunks_exact_mut(8) {
+            let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            let relocated = match w >> 56 {
+                0xaa => text_start + (w & 0xffff_ffff) % text_len,
+                0xbb => base + (w & 0xffff) % size,
+                _ => continue,
+            };
+            chunk.copy_from_slice(&relocated.to_le_bytes());
+        }
+    }
+    let regs = Registers {
+        pc: match flags & 3 {
+            0 | 1 => text_start + u64::from(pc_sel) % text_len,
+            2 => base + u64::from(pc_sel) % size,
+            _ => u64::from(pc_sel) | (word(bytes, 0) & !0xffff_ffff),
+        },
+        sp: if flags & 4 == 0 {
+            base + u64::from(sp_off) % (size + 16)
+        } else {
+            word(bytes, 8)
+        },
+        fp: if flags & 8 == 0 {
+            base + u64::from(fp_off) % (size + 16)
+        } else {
+            word(bytes, 16)
+        },
+        lr: 0,
+        syscall_reg: u64::from(flags >> 4),
+        ret_reg: (-4i64) as u64,
+    };
+
+    let ranges = RangeTable::new(4);
+    let mut w = ranges.writer();
+    w.add(&Mapping {
+        start: base,
+        end: base + size,
+        readable: true,
+        executable: flags & 0x10 != 0,
+        name: if flags & 0x20 != 0 { b"[stack]" } else { b"" },
+    });
+    w.finish();
+
+    let table = SlotTable::new(1, MAX_FRAMES);
+    let tid = guru_core::sys::gettid();
+    assert!(table.arm(0, 1, tid));
+    let writer = table.claim(0, 1, tid).expect("armed for us");
+    let ctx = CaptureContext {
+        ranges: &ranges,
+        caches: &fixed.caches,
+        modules: fixed.modules,
+    };
+    capture_self(ctx, &regs, writer, 0);
+    let view = table.read(0, 1).expect("capture_self always publishes");
+    let frames: Vec<u64> = view.frames().collect();
+    assert!(!frames.is_empty() && frames.len() <= MAX_FRAMES);
+    assert_eq!(frames[0], regs.pc, "the first frame is the interrupted pc");
+    assert_eq!(view.tid, tid);
+});
