@@ -276,6 +276,7 @@ fn parse_args(argc: c_int, argv: *const *const c_char) -> Args {
     args
 }
 
+#[cfg(any(feature = "dwarf", feature = "static"))]
 fn install(args: &Args) -> Result<Option<&'static guru_core::Engine>, guru_core::Error> {
     let mut options = if args.static_mode {
         guru_core::Options::SMALLEST
@@ -296,6 +297,7 @@ fn install(args: &Args) -> Result<Option<&'static guru_core::Engine>, guru_core:
     Ok(None)
 }
 
+#[cfg(any(feature = "dwarf", feature = "static"))]
 /// `--measure`: what installing preallocates, by part, and what the heap saw.
 fn measure(args: &Args, engine: Option<&'static guru_core::Engine>, allocated: usize) {
     let Some(engine) = engine else { return };
@@ -327,21 +329,26 @@ fn measure(args: &Args, engine: Option<&'static guru_core::Engine>, allocated: u
 #[unsafe(no_mangle)]
 extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     let args = parse_args(argc, argv);
-    let before = LIVE_BYTES.load(Ordering::Relaxed);
-    let engine = match install(&args) {
-        Ok(engine) => engine,
-        Err(e) => {
-            say!(2, "nostd: cannot install guru: {e}");
-            return 1;
+    // Without either feature this is the baseline the binary-size table
+    // subtracts: the same program with no guru in it.
+    #[cfg(any(feature = "dwarf", feature = "static"))]
+    {
+        let before = LIVE_BYTES.load(Ordering::Relaxed);
+        let engine = match install(&args) {
+            Ok(engine) => engine,
+            Err(e) => {
+                say!(2, "nostd: cannot install guru: {e}");
+                return 1;
+            }
+        };
+        if args.measure {
+            measure(
+                &args,
+                engine,
+                LIVE_BYTES.load(Ordering::Relaxed).saturating_sub(before),
+            );
+            return 0;
         }
-    };
-    if args.measure {
-        measure(
-            &args,
-            engine,
-            LIVE_BYTES.load(Ordering::Relaxed).saturating_sub(before),
-        );
-        return 0;
     }
     start_threads();
     say!(1, "thread main {}", gettid());
