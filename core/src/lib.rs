@@ -646,9 +646,18 @@ extern "C" fn capture_signal_handler(
             pause_ns: 0,
         }),
     }
+    // Yield the CPU once captured (never in the initiator's own thread): on a
+    // machine with more runnable threads than CPUs, the threads that still
+    // have a capture signal pending (and the initiator, woken by the last
+    // answer) then run now instead of after every other thread's full time
+    // slice (2 busy threads of 8 on 2 CPUs: capture 3.5 ms -> 0.4 ms). The
+    // yielding thread gives up the rest of its slice once per report; on an
+    // idle CPU the call returns at once.
     if engine.generation.load(Ordering::Acquire) == generation {
-        engine.answered.fetch_add(1, Ordering::Release);
-        sys::futex_wake_all(&engine.answered);
+        round::note_answer(engine);
+        if engine.initiator_tid.load(Ordering::Relaxed) != tid {
+            sys::sched_yield();
+        }
     }
 }
 

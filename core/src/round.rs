@@ -8,7 +8,7 @@
 #![deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 #![allow(unsafe_code)]
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::arch::Registers;
 use crate::capture::{self, CaptureContext};
@@ -17,6 +17,29 @@ use crate::slots::Phase;
 use crate::symbolize::ModuleSet;
 use crate::trigger::Trigger;
 use crate::{Engine, Scratch, sys};
+
+/// How many answers the initiator waits for before it wants to be woken:
+/// `u32::MAX` while it is still signalling (it is not asleep then), the number
+/// of signals sent once it starts to gather. A capture handler wakes it only
+/// with the answer that completes the round (see [`note_answer`]), not with
+/// each one: with hundreds of threads, a wake-up per answer made the initiator
+/// preempt the capturing threads and rescan the slots once per answer.
+static AWAITED: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// Counts one answer of the current round and wakes the initiator if it was
+/// the last one it waits for.
+///
+/// # Async-signal safety
+/// Atomics and one `futex(FUTEX_WAKE)`.
+pub(crate) fn note_answer(engine: &Engine) {
+    // SeqCst pairs with `gather`: it stores AWAITED, then loads `answered`;
+    // this adds to `answered`, then loads AWAITED. One of the two sees the other.
+    let answered = engine.answered.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
+    let awaited = AWAITED.load(Ordering::SeqCst);
+    if answered >= awaited {
+        sys::futex_wake_all(&engine.answered);
+    }
+}
 
 /// Figures about one round.
 #[derive(Debug, Clone, Copy, Default)]
@@ -132,6 +155,7 @@ impl RoundGuard<'_> {
         let engine = self.engine;
         let generation = self.summary.generation;
         let t0 = sys::monotonic_ns();
+        AWAITED.store(u32::MAX, Ordering::SeqCst);
         engine.answered.store(0, Ordering::Release);
         self.list_and_arm();
         self.refresh_ranges();
@@ -314,8 +338,9 @@ impl RoundGuard<'_> {
     fn gather(&mut self, t0: u64, sent: u32) {
         let engine = self.engine;
         let deadline = t0.saturating_add(engine.deadline_ns);
+        AWAITED.store(sent, Ordering::SeqCst);
         loop {
-            let answered = engine.answered.load(Ordering::Acquire);
+            let answered = engine.answered.load(Ordering::SeqCst);
             let now = sys::monotonic_ns();
             if answered >= sent && self.pending() == 0 {
                 return;
