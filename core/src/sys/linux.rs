@@ -253,7 +253,7 @@ pub unsafe fn read_siginfo(info: *const libc::siginfo_t) -> SigInfo {
 /// One `futex(FUTEX_WAIT_PRIVATE)` system call.
 pub fn futex_wait(word: &AtomicU32, expected: u32, timeout_ns: u64) {
     let ts = libc::timespec {
-        tv_sec: (timeout_ns / 1_000_000_000) as libc::time_t,
+        tv_sec: (timeout_ns / 1_000_000_000) as _,
         tv_nsec: (timeout_ns % 1_000_000_000) as libc::c_long,
     };
     // SAFETY: `word` is a valid, aligned u32 for the duration of the call; the
