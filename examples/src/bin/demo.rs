@@ -1,0 +1,213 @@
+//! A small daemon with guru installed: worker threads that compute, wait on
+//! a queue, sleep and read a pipe; a configuration holding a `Secret`; a
+//! registered section. It shows one report by itself shortly after it
+//! starts, then waits for yours:
+//!
+//! ```text
+//! cargo run --release -p guru-examples --bin demo
+//! kill -USR2 <pid>              # another report on stderr
+//! touch /tmp/guru-demo-<pid>    # the file trigger does the same
+//! ```
+//!
+//! Options: `--json` (JSON reports), `--log-dir DIR` (one file per report),
+//! `--report-after-ms N` (the self-triggered report, default 300; 0 = none),
+//! `--exit-after-ms N` (exit after N ms; default: run until killed).
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct Database {
+    url: String,
+    user: String,
+    password: guru::Secret<String>,
+    pool_size: u32,
+}
+
+#[derive(Serialize)]
+struct Settings {
+    listen: String,
+    workers: usize,
+    log_level: String,
+    features: Vec<String>,
+    api_token: guru::Secret<String>,
+    database: Database,
+}
+
+/// Jobs done by the workers, shown in the "Work queue" section.
+static JOBS_DONE: AtomicU64 = AtomicU64::new(0);
+static JOBS_QUEUED: AtomicU64 = AtomicU64::new(0);
+
+#[inline(always)]
+fn mix(acc: u64, i: u64) -> u64 {
+    black_box(acc.rotate_left(5) ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
+#[inline(never)]
+fn checksum_block(seed: u64) -> u64 {
+    let mut acc = seed;
+    for i in 0..200_000u64 {
+        acc = mix(acc, i);
+    }
+    acc
+}
+
+#[inline(never)]
+fn compute_worker() {
+    let mut x = 1u64;
+    loop {
+        x = black_box(checksum_block(x));
+        JOBS_DONE.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[inline(never)]
+fn queue_consumer(rx: Receiver<u64>) {
+    while let Ok(job) = rx.recv() {
+        black_box(checksum_block(job));
+        JOBS_DONE.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[inline(never)]
+fn ticker(tx: std::sync::mpsc::Sender<u64>) {
+    let mut n = 0u64;
+    loop {
+        std::thread::sleep(Duration::from_secs(5));
+        n += 1;
+        JOBS_QUEUED.fetch_add(1, Ordering::Relaxed);
+        if tx.send(n).is_err() {
+            return;
+        }
+    }
+}
+
+#[inline(never)]
+fn wait_for_input(fd: i32) -> isize {
+    let mut buf = [0u8; 64];
+    // SAFETY: reading into a valid stack buffer from a pipe we own.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::read(fd, buf.as_mut_ptr().cast(), buf.len())
+    }
+}
+
+#[inline(never)]
+fn io_reader(fd: i32) {
+    while wait_for_input(fd) > 0 {}
+}
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn arg_ms(name: &str, default: u64) -> u64 {
+    arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) {
+    if let Err(e) = std::thread::Builder::new().name(name.into()).spawn(f) {
+        eprintln!("demo: cannot start thread {name}: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn main() {
+    let pid = std::process::id();
+    let settings = Settings {
+        listen: "127.0.0.1:8080".into(),
+        workers: 2,
+        log_level: "info".into(),
+        features: vec!["metrics".into(), "tracing".into()],
+        api_token: guru::Secret::new("tok-3f9a0c7e".into()),
+        database: Database {
+            url: "postgres://demo:db-pass-1234@localhost:5432/demo".into(),
+            user: "demo".into(),
+            password: guru::Secret::new("db-pass-1234".into()),
+            pool_size: 8,
+        },
+    };
+
+    let queue_depth = Arc::new(Mutex::new(0usize));
+    let depth = queue_depth.clone();
+    guru::register_section("Work queue", move || {
+        format!(
+            "jobs done: {}\njobs queued by the ticker: {}\nqueue depth: {}",
+            JOBS_DONE.load(Ordering::Relaxed),
+            JOBS_QUEUED.load(Ordering::Relaxed),
+            *depth.lock().unwrap_or_else(|e| e.into_inner())
+        )
+    });
+
+    let trigger_file = std::env::temp_dir().join(format!("guru-demo-{pid}"));
+    let mut builder = guru::Builder::new(guru::package!())
+        .service_name("guru-demo")
+        .config(settings)
+        .file_trigger(&trigger_file);
+    if std::env::args().any(|a| a == "--json") {
+        builder = builder.format(guru::Format::Json);
+    }
+    if let Some(dir) = arg("--log-dir") {
+        builder = builder.log_dir(dir);
+    }
+    let _guard = match builder.install() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("demo: cannot install guru: {e}");
+            std::process::exit(1);
+        }
+    };
+
+    for i in 0..2 {
+        spawn(&format!("worker-{i}"), compute_worker);
+    }
+    let (tx, rx) = channel();
+    spawn("queue-consumer", move || queue_consumer(rx));
+    spawn("ticker", move || ticker(tx));
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe() writes two descriptors into the array.
+    #[allow(unsafe_code)]
+    let r = unsafe { libc::pipe(fds.as_mut_ptr()) };
+    if r != 0 {
+        eprintln!("demo: pipe failed");
+        std::process::exit(1);
+    }
+    let read_end = fds[0];
+    spawn("io-reader", move || io_reader(read_end));
+
+    println!("demo: pid {pid}: a daemon with guru installed");
+    println!("demo: for a report run   kill -USR2 {pid}");
+    println!("demo: or                 touch {}", trigger_file.display());
+    println!(
+        "demo: reports go to {}",
+        arg("--log-dir").unwrap_or_else(|| "stderr".into())
+    );
+
+    let report_after = arg_ms("--report-after-ms", 300);
+    if report_after > 0 {
+        std::thread::sleep(Duration::from_millis(report_after));
+        println!("demo: here is a report it made by itself (SIGUSR2 to itself):");
+        // SAFETY: sending a signal to our own process.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGUSR2)
+        };
+    }
+    match arg("--exit-after-ms").and_then(|v| v.parse().ok()) {
+        Some(ms) => std::thread::sleep(Duration::from_millis(ms)),
+        None => loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        },
+    }
+    let _ = std::fs::remove_file(&trigger_file);
+    *queue_depth.lock().unwrap_or_else(|e| e.into_inner()) = 0;
+}

@@ -1,0 +1,370 @@
+//! The Processes section (this process and its descendants, like oslo's) and
+//! the Process section (uptime, resource usage, memory, descriptors, limits),
+//! read from `/proc` and `getrusage` in the reporter thread.
+
+use std::collections::HashMap;
+use std::fs;
+
+use serde::Serialize;
+
+/// One process of the Processes section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct ProcessEntry {
+    pub(crate) pid: i32,
+    pub(crate) ppid: i32,
+    pub(crate) uid: Option<u32>,
+    pub(crate) user: Option<String>,
+    /// One-letter state from `/proc/<pid>/stat`.
+    pub(crate) state: String,
+    /// Its meaning (`sleeping`, `running`, ...).
+    pub(crate) state_name: &'static str,
+    /// Command line; `[comm]` when the process has none (zombies, kernel threads).
+    pub(crate) cmdline: Vec<String>,
+    /// 0 for this process, 1 for its children, ...
+    pub(crate) depth: usize,
+}
+
+/// Fields of `/proc/<pid>/stat` we use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stat {
+    pub(crate) comm: String,
+    pub(crate) state: char,
+    pub(crate) ppid: i32,
+    pub(crate) num_threads: i64,
+    /// Start time in clock ticks after boot.
+    pub(crate) start_ticks: u64,
+}
+
+/// Parses `/proc/<pid>/stat` (the name may hold spaces and parentheses: it
+/// ends at the last `)`).
+pub(crate) fn parse_stat(text: &str) -> Option<Stat> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?.to_string();
+    let rest: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
+    // rest[0] is field 3 (state); field N is rest[N - 3].
+    Some(Stat {
+        comm,
+        state: rest.first()?.chars().next()?,
+        ppid: rest.get(1)?.parse().ok()?,
+        num_threads: rest.get(17)?.parse().ok()?,
+        start_ticks: rest.get(19)?.parse().ok()?,
+    })
+}
+
+pub(crate) fn state_name(state: char) -> &'static str {
+    match state {
+        'R' => "running",
+        'S' => "sleeping",
+        'D' => "disk sleep",
+        'T' => "stopped",
+        't' => "tracing stop",
+        'Z' => "zombie",
+        'X' => "dead",
+        'I' => "idle",
+        'P' => "parked",
+        'W' => "waking",
+        _ => "unknown",
+    }
+}
+
+/// The real uid from `/proc/<pid>/status`.
+pub(crate) fn parse_status_uid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|u| u.parse().ok())
+}
+
+/// A `kB` field (`VmRSS:  1234 kB`) of `/proc/<pid>/status`, in bytes.
+pub(crate) fn status_kb(status: &str, field: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+}
+
+/// User names by uid from `/etc/passwd` (no NSS: nothing gets loaded into
+/// the process to answer).
+fn user_names() -> HashMap<u32, String> {
+    fs::read_to_string("/etc/passwd")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let uid = f.nth(1)?.parse().ok()?;
+            Some((uid, name.to_string()))
+        })
+        .collect()
+}
+
+fn read_process(pid: i32) -> Option<(Stat, Option<u32>, Vec<String>)> {
+    let stat = parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
+    let uid = fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| parse_status_uid(&s));
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let mut cmdline: Vec<String> = raw
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    while cmdline.last().is_some_and(String::is_empty) {
+        cmdline.pop();
+    }
+    if cmdline.is_empty() {
+        cmdline.push(format!("[{}]", stat.comm));
+    }
+    Some((stat, uid, cmdline))
+}
+
+/// This process and its descendants, depth-first, children by pid.
+pub(crate) fn processes() -> Result<Vec<ProcessEntry>, String> {
+    let me = std::process::id() as i32;
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    let dir = fs::read_dir("/proc").map_err(|e| format!("cannot list /proc: {e}"))?;
+    let mut infos = HashMap::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // Only stat is read for every process; the rest only for ours.
+        let Some(stat) = fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| parse_stat(&s))
+        else {
+            continue;
+        };
+        children.entry(stat.ppid).or_default().push(pid);
+        infos.insert(pid, stat.ppid);
+    }
+    let users = user_names();
+    let mut out = Vec::new();
+    let mut stack = vec![(me, 0usize)];
+    while let Some((pid, depth)) = stack.pop() {
+        let Some((stat, uid, cmdline)) = read_process(pid) else {
+            continue;
+        };
+        out.push(ProcessEntry {
+            pid,
+            ppid: stat.ppid,
+            uid,
+            user: uid.and_then(|u| users.get(&u).cloned()),
+            state: stat.state.to_string(),
+            state_name: state_name(stat.state),
+            cmdline,
+            depth,
+        });
+        if let Some(kids) = children.get_mut(&pid) {
+            kids.sort_unstable();
+            // Deepest-first stack: push in reverse so the lowest pid comes next.
+            stack.extend(kids.iter().rev().map(|&k| (k, depth + 1)));
+        }
+        if out.len() > 4096 {
+            break;
+        }
+    }
+    if out.is_empty() {
+        return Err("cannot read /proc/self".into());
+    }
+    Ok(out)
+}
+
+/// One row of `/proc/self/limits`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Limit {
+    pub(crate) name: String,
+    pub(crate) soft: String,
+    pub(crate) hard: String,
+    pub(crate) units: String,
+}
+
+/// Parses `/proc/<pid>/limits` (columns are aligned to its header line).
+pub(crate) fn parse_limits(text: &str) -> Vec<Limit> {
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let (Some(soft_at), Some(hard_at), Some(units_at)) = (
+        header.find("Soft Limit"),
+        header.find("Hard Limit"),
+        header.find("Units"),
+    ) else {
+        return Vec::new();
+    };
+    let col =
+        |l: &str, a: usize, b: usize| l.get(a..b.min(l.len())).unwrap_or("").trim().to_string();
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| Limit {
+            name: col(l, 0, soft_at),
+            soft: col(l, soft_at, hard_at),
+            hard: col(l, hard_at, units_at),
+            units: col(l, units_at, usize::MAX),
+        })
+        .collect()
+}
+
+/// Resource usage from `getrusage(RUSAGE_SELF)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct Usage {
+    pub(crate) user_cpu_us: u64,
+    pub(crate) system_cpu_us: u64,
+    pub(crate) max_rss_bytes: u64,
+    pub(crate) minor_faults: u64,
+    pub(crate) major_faults: u64,
+    pub(crate) voluntary_switches: u64,
+    pub(crate) involuntary_switches: u64,
+    pub(crate) block_inputs: u64,
+    pub(crate) block_outputs: u64,
+}
+
+/// The Process section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct ProcessInfo {
+    pub(crate) pid: i32,
+    pub(crate) ppid: i32,
+    pub(crate) executable: Option<String>,
+    pub(crate) working_directory: Option<String>,
+    /// Since the process started, ns.
+    pub(crate) uptime_ns: Option<u64>,
+    /// Since guru was installed, ns.
+    pub(crate) guru_uptime_ns: u64,
+    pub(crate) threads: Option<i64>,
+    pub(crate) usage: Usage,
+    pub(crate) rss_bytes: Option<u64>,
+    pub(crate) peak_rss_bytes: Option<u64>,
+    pub(crate) virtual_bytes: Option<u64>,
+    pub(crate) open_fds: Option<usize>,
+    pub(crate) fd_limit: Option<String>,
+    pub(crate) limits: Vec<Limit>,
+}
+
+fn tv_us(tv: libc::timeval) -> u64 {
+    u64::try_from(tv.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(tv.tv_usec).unwrap_or(0)
+}
+
+fn to_u64(v: libc::c_long) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Process uptime from its start time (ticks after boot) and `/proc/uptime`.
+fn uptime_ns(start_ticks: u64) -> Option<u64> {
+    let boot_uptime: f64 = fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let ticks = crate::sys::clock_ticks_per_second()?;
+    let started = start_ticks as f64 / ticks as f64;
+    Some(((boot_uptime - started).max(0.0) * 1e9) as u64)
+}
+
+pub(crate) fn process_info(guru_uptime_ns: u64) -> ProcessInfo {
+    let stat = fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| parse_stat(&s));
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let limits = fs::read_to_string("/proc/self/limits")
+        .map(|t| parse_limits(&t))
+        .unwrap_or_default();
+    let usage = crate::sys::rusage_self()
+        .map(|r| Usage {
+            user_cpu_us: tv_us(r.ru_utime),
+            system_cpu_us: tv_us(r.ru_stime),
+            max_rss_bytes: to_u64(r.ru_maxrss) * 1024,
+            minor_faults: to_u64(r.ru_minflt),
+            major_faults: to_u64(r.ru_majflt),
+            voluntary_switches: to_u64(r.ru_nvcsw),
+            involuntary_switches: to_u64(r.ru_nivcsw),
+            block_inputs: to_u64(r.ru_inblock),
+            block_outputs: to_u64(r.ru_oublock),
+        })
+        .unwrap_or_default();
+    // read_dir holds one descriptor of its own while listing.
+    let open_fds = fs::read_dir("/proc/self/fd")
+        .ok()
+        .map(|d| d.count().saturating_sub(1));
+    let fd_limit = limits
+        .iter()
+        .find(|l| l.name == "Max open files")
+        .map(|l| format!("{} soft, {} hard", l.soft, l.hard));
+    ProcessInfo {
+        pid: std::process::id() as i32,
+        ppid: stat.as_ref().map_or(0, |s| s.ppid),
+        executable: fs::read_link("/proc/self/exe")
+            .ok()
+            .map(|p| p.display().to_string()),
+        working_directory: std::env::current_dir()
+            .ok()
+            .map(|p| p.display().to_string()),
+        uptime_ns: stat.as_ref().and_then(|s| uptime_ns(s.start_ticks)),
+        guru_uptime_ns,
+        threads: stat.as_ref().map(|s| s.num_threads),
+        usage,
+        rss_bytes: status_kb(&status, "VmRSS"),
+        peak_rss_bytes: status_kb(&status, "VmHWM"),
+        virtual_bytes: status_kb(&status, "VmSize"),
+        open_fds,
+        fd_limit,
+        limits,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_tricky_name() {
+        let s = "42 (a) b (c)) S 7 42 42 0 -1 4194560 1 0 0 0 3 4 0 0 20 0 5 0 12345 1000 100";
+        let st = parse_stat(s).unwrap();
+        assert_eq!(st.comm, "a) b (c)");
+        assert_eq!(
+            (st.state, st.ppid, st.num_threads, st.start_ticks),
+            ('S', 7, 5, 12345)
+        );
+        assert!(parse_stat("garbage").is_none());
+        assert!(parse_stat("1 (x) S").is_none());
+    }
+
+    #[test]
+    fn status_fields() {
+        let s = "Name:\tx\nUid:\t1000\t1000\t1000\t1000\nVmRSS:\t   2048 kB\n";
+        assert_eq!(parse_status_uid(s), Some(1000));
+        assert_eq!(status_kb(s, "VmRSS"), Some(2048 * 1024));
+        assert_eq!(status_kb(s, "VmHWM"), None);
+    }
+
+    #[test]
+    fn limits_table() {
+        let t = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                 Max cpu time              unlimited            unlimited            seconds   \n\
+                 Max open files            1024                 524288               files     \n";
+        let l = parse_limits(t);
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[1].name, "Max open files");
+        assert_eq!((l[1].soft.as_str(), l[1].hard.as_str()), ("1024", "524288"));
+        assert_eq!(l[1].units, "files");
+    }
+
+    #[test]
+    fn this_process_is_first() {
+        let p = processes().unwrap();
+        assert_eq!(p[0].pid, std::process::id() as i32);
+        assert_eq!(p[0].depth, 0);
+        assert!(!p[0].cmdline.is_empty());
+        let info = process_info(0);
+        assert!(info.open_fds.unwrap() >= 3);
+        assert!(info.rss_bytes.unwrap() > 0);
+        assert!(!info.limits.is_empty());
+    }
+}

@@ -1,0 +1,550 @@
+//! Producing one report: a capture round (the core), symbolization, then every
+//! section in DESIGN.md order, each isolated so that one failing part is shown
+//! as a failed section and the rest still comes out. Rendering to text or
+//! JSON is in [`crate::text`] and [`crate::json`].
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use guru_core::format::write_escaped;
+use guru_core::render::{write_stack_end, write_thread_header, write_unresponsive_thread};
+use guru_core::{ModuleSet, RoundSummary, ThreadCapture, Trigger};
+
+use crate::config::{self, Group, Redactor};
+use crate::package::Package;
+use crate::procinfo::{self, ProcessEntry, ProcessInfo};
+use crate::sections::{self, Job, Outcome, Runner, panic_message};
+use crate::symbols::{self, Symbolized, Symbolizer};
+
+/// What a report shows, fixed at install.
+pub(crate) struct Settings {
+    pub(crate) package: Package,
+    pub(crate) service: String,
+    /// Produces the configuration's groups as JSON (secrets already masked);
+    /// made once at install, so a `Serialize` that hangs is not started again
+    /// while it still runs.
+    pub(crate) config: Option<Arc<Job>>,
+    pub(crate) redactor: Redactor,
+    pub(crate) environment: bool,
+    pub(crate) section_timeout: Duration,
+    pub(crate) heavy_debug_info: bool,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("package", &self.package)
+            .field("service", &self.service)
+            .field("config", &self.config.is_some())
+            .field("environment", &self.environment)
+            .field("section_timeout", &self.section_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What asked for the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// A signal (sender from siginfo).
+    Signal(Trigger),
+    /// The file trigger was touched.
+    File(PathBuf),
+    /// [`crate::report`] was called.
+    Call,
+}
+
+/// One frame, resolved.
+#[derive(Debug, Clone)]
+pub(crate) struct FrameData {
+    pub(crate) address: u64,
+    /// Module file name and the address's offset in it.
+    pub(crate) module: Option<(String, u64)>,
+    pub(crate) symbolized: Symbolized,
+}
+
+/// One thread of the Threads section.
+#[derive(Debug, Clone)]
+pub(crate) struct ThreadData {
+    pub(crate) tid: i32,
+    pub(crate) name: String,
+    /// The header line as the core writes it (with newline).
+    pub(crate) header: String,
+    /// The state part of the header (`running`, `in syscall futex`, ...).
+    pub(crate) state: String,
+    pub(crate) pause_ns: u64,
+    pub(crate) writing_report: bool,
+    pub(crate) frames: Vec<FrameData>,
+    /// How the stack ends, if not at its root (with newline).
+    pub(crate) end: Option<String>,
+    /// For a thread that did not answer: the core's block for it.
+    pub(crate) unresponsive: Option<String>,
+}
+
+/// The Threads section.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ThreadsData {
+    pub(crate) threads: Vec<ThreadData>,
+    pub(crate) left_out: usize,
+    pub(crate) capacity: usize,
+}
+
+/// The Report section: the report's own cost.
+#[derive(Debug, Clone)]
+pub(crate) struct Figures {
+    pub(crate) round: Option<RoundSummary>,
+    pub(crate) capacity: usize,
+    pub(crate) recent_triggers: Vec<Trigger>,
+    pub(crate) source: Source,
+    pub(crate) unresponsive_tids: Vec<i32>,
+    pub(crate) symbols: symbols::Stats,
+    /// Modules without usable debug info, and why.
+    pub(crate) no_debug_info: Vec<String>,
+    pub(crate) sections_ns: u64,
+    pub(crate) total_ns: u64,
+}
+
+/// A section's content.
+#[derive(Debug, Clone)]
+pub(crate) enum Body {
+    Package(Package, String),
+    Threads(ThreadsData),
+    Processes(Vec<ProcessEntry>),
+    Configuration(Option<Vec<Group>>),
+    Text(String),
+    Process(Box<ProcessInfo>),
+    Modules(&'static ModuleSet),
+    Report(Box<Figures>),
+}
+
+/// One section: its title, machine name, and content or why it failed.
+#[derive(Debug, Clone)]
+pub(crate) struct Section {
+    pub(crate) title: String,
+    pub(crate) kind: &'static str,
+    pub(crate) body: Result<Body, String>,
+}
+
+/// A whole report, ready to render.
+#[derive(Debug, Clone)]
+pub(crate) struct Collected {
+    pub(crate) pid: i32,
+    pub(crate) sequence: u64,
+    pub(crate) started_unix_ns: u64,
+    pub(crate) source: Source,
+    /// The round's summary (for the begin and end lines), if a round ran.
+    pub(crate) round: Option<RoundSummary>,
+    pub(crate) sections: Vec<Section>,
+}
+
+impl Collected {
+    /// A summary for the begin/end lines even when no round ran.
+    pub(crate) fn line_summary(&self) -> RoundSummary {
+        self.round.unwrap_or(RoundSummary {
+            sequence: self.sequence,
+            pid: self.pid,
+            started_unix_ns: self.started_unix_ns,
+            ..RoundSummary::default()
+        })
+    }
+}
+
+/// State kept across reports.
+#[derive(Debug, Default)]
+pub(crate) struct ReporterState {
+    pub(crate) symbolizer: Symbolizer,
+    pub(crate) runner: Runner,
+}
+
+/// Everything copied out of a capture round.
+struct Round {
+    summary: RoundSummary,
+    modules: &'static ModuleSet,
+    capacity: usize,
+    triggers: Vec<Trigger>,
+    threads: Vec<RawThread>,
+}
+
+struct RawThread {
+    tid: i32,
+    name: String,
+    header: String,
+    state: String,
+    pause_ns: u64,
+    writing_report: bool,
+    frames: Vec<u64>,
+    end: Option<String>,
+    unresponsive: Option<String>,
+}
+
+fn name_text(raw: &[u8]) -> String {
+    let len = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
+    let mut s = String::new();
+    let _ = write_escaped(&mut s, &raw[..len]);
+    s
+}
+
+/// How long `collect` retries when another round (core-only
+/// `guru_core::write_report`) is running.
+const ROUND_BUSY_WAIT: Duration = Duration::from_secs(1);
+
+fn capture(engine: &'static guru_core::Engine, trigger: Option<Trigger>) -> Result<Round, String> {
+    let deadline = Instant::now() + ROUND_BUSY_WAIT;
+    loop {
+        let result = guru_core::capture(trigger, |round| {
+            let summary = *round.summary();
+            let deadline_ms = round.deadline_ms();
+            let mut triggers = Vec::new();
+            round.for_each_recent_trigger(|t| triggers.push(*t));
+            let threads = round
+                .threads()
+                .map(|t| match t {
+                    ThreadCapture::Captured(view) => {
+                        let initiator = view.tid == summary.initiator_tid;
+                        let mut header = String::new();
+                        let _ = write_thread_header(&mut header, &view, initiator);
+                        let mut state = String::new();
+                        let _ =
+                            guru_core::capture::describe_syscall(view.summary.syscall, &mut state);
+                        let mut end = String::new();
+                        let _ = write_stack_end(&mut end, &view);
+                        RawThread {
+                            tid: view.tid,
+                            name: name_text(&view.summary.name),
+                            header,
+                            state,
+                            pause_ns: view.summary.pause_ns,
+                            writing_report: initiator,
+                            frames: view.frames().collect(),
+                            end: (!end.is_empty()).then_some(end),
+                            unresponsive: None,
+                        }
+                    }
+                    ThreadCapture::Missing { tid, phase } => {
+                        let mut block = String::new();
+                        let _ = write_unresponsive_thread(&mut block, tid, phase, deadline_ms);
+                        let name = block.split('"').nth(1).unwrap_or("").to_string();
+                        RawThread {
+                            tid,
+                            name,
+                            header: String::new(),
+                            state: "not captured".into(),
+                            pause_ns: 0,
+                            writing_report: false,
+                            frames: Vec::new(),
+                            end: None,
+                            unresponsive: Some(block),
+                        }
+                    }
+                })
+                .collect();
+            Round {
+                summary,
+                // The engine never frees a module set, and only this thread
+                // (holding the reporter lock) refreshes them, so the current
+                // set is the one the round used.
+                modules: engine.module_set(),
+                capacity: round.capacity(),
+                triggers,
+                threads,
+            }
+        });
+        match result {
+            Ok(round) => return Ok(round),
+            Err(guru_core::Error::RoundInProgress) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Runs a built-in section, turning a panic into a failed section.
+fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => Err(format!("panicked: {}", panic_message(p.as_ref()))),
+    }
+}
+
+fn ns_since(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Produces a report now. `settings` is `None` when guru is not installed
+/// (the report then says so instead of showing threads).
+pub(crate) fn collect(
+    state: &mut ReporterState,
+    settings: Option<&Settings>,
+    source: Source,
+) -> Collected {
+    let t0 = Instant::now();
+    state.symbolizer.heavy_debug_info = settings.is_some_and(|s| s.heavy_debug_info);
+    let engine = guru_core::engine().filter(|_| settings.is_some());
+    let trigger = match &source {
+        Source::Signal(t) => Some(*t),
+        _ => None,
+    };
+    let round = match engine {
+        Some(e) => {
+            e.refresh_modules();
+            capture(e, trigger)
+        }
+        None => {
+            Err("guru is not installed: call guru::setup_autorun or guru::Builder::install".into())
+        }
+    };
+
+    // Symbolize outside the round: other threads already run on.
+    let mut sym_stats = symbols::Stats::default();
+    let threads = round.as_ref().map(|r| ThreadsData {
+        capacity: r.capacity,
+        left_out: r.summary.threads_left_out,
+        threads: r
+            .threads
+            .iter()
+            .map(|t| {
+                let symbolized =
+                    state
+                        .symbolizer
+                        .symbolize_stack(r.modules, &t.frames, &mut sym_stats);
+                let frames = t
+                    .frames
+                    .iter()
+                    .zip(symbolized)
+                    .enumerate()
+                    .map(|(n, (&address, symbolized))| FrameData {
+                        address,
+                        module: r.modules.resolve(address, n > 0).map(|res| {
+                            let mut name = String::new();
+                            let _ = write_escaped(&mut name, res.module.short_name());
+                            (name, res.module_offset)
+                        }),
+                        symbolized,
+                    })
+                    .collect();
+                ThreadData {
+                    tid: t.tid,
+                    name: t.name.clone(),
+                    header: t.header.clone(),
+                    state: t.state.clone(),
+                    pause_ns: t.pause_ns,
+                    writing_report: t.writing_report,
+                    frames,
+                    end: t.end.clone(),
+                    unresponsive: t.unresponsive.clone(),
+                }
+            })
+            .collect(),
+    });
+
+    let (pid, sequence, started) = match &round {
+        Ok(r) => (r.summary.pid, r.summary.sequence, r.summary.started_unix_ns),
+        Err(_) => (std::process::id() as i32, 0, guru_core::sys::realtime_ns()),
+    };
+    let mut out = Vec::new();
+    let not_installed = || "guru is not installed".to_string();
+
+    out.push(Section {
+        title: "Package".into(),
+        kind: "package",
+        body: match settings {
+            Some(s) => Ok(Body::Package(s.package.clone(), s.service.clone())),
+            None => Err(not_installed()),
+        },
+    });
+    out.push(Section {
+        title: "Threads".into(),
+        kind: "threads",
+        body: threads.clone().map(Body::Threads).map_err(|e| e.clone()),
+    });
+    let redactor = settings.map(|s| s.redactor.clone()).unwrap_or_default();
+    out.push(Section {
+        title: "Processes".into(),
+        kind: "processes",
+        body: guarded(|| {
+            let mut p = procinfo::processes()?;
+            for e in &mut p {
+                e.cmdline = redact_args(&e.cmdline, &redactor);
+            }
+            Ok(Body::Processes(p))
+        }),
+    });
+
+    let t_sections = Instant::now();
+    let budget = settings.map_or(Duration::from_secs(2), |s| s.section_timeout);
+    out.push(Section {
+        title: "Configuration".into(),
+        kind: "configuration",
+        body: match settings {
+            Some(s) => configuration(state, s, budget),
+            None => Err(not_installed()),
+        },
+    });
+    for job in sections::registered() {
+        let body = match state.runner.run(&job, budget) {
+            Outcome::Ok(text) => Ok(Body::Text(text)),
+            Outcome::Failed(why) => Err(why),
+        };
+        out.push(Section {
+            title: job.name.clone(),
+            kind: "custom",
+            body,
+        });
+    }
+    let sections_ns = ns_since(t_sections);
+
+    out.push(Section {
+        title: "Process".into(),
+        kind: "process",
+        body: guarded(|| {
+            let uptime = engine.map_or(0, |e| e.uptime_ns());
+            Ok(Body::Process(Box::new(procinfo::process_info(uptime))))
+        }),
+    });
+    out.push(Section {
+        title: "Modules".into(),
+        kind: "modules",
+        body: match &round {
+            Ok(r) => Ok(Body::Modules(r.modules)),
+            Err(e) => Err(e.clone()),
+        },
+    });
+    let figures = Figures {
+        round: round.as_ref().ok().map(|r| r.summary),
+        capacity: round.as_ref().map_or(0, |r| r.capacity),
+        recent_triggers: round
+            .as_ref()
+            .map(|r| r.triggers.clone())
+            .unwrap_or_default(),
+        source: source.clone(),
+        unresponsive_tids: threads
+            .as_ref()
+            .map(|t| {
+                t.threads
+                    .iter()
+                    .filter(|t| t.unresponsive.is_some())
+                    .map(|t| t.tid)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        symbols: sym_stats,
+        no_debug_info: state.symbolizer.unavailable(),
+        sections_ns,
+        total_ns: ns_since(t0),
+    };
+    out.push(Section {
+        title: "Report".into(),
+        kind: "report",
+        body: Ok(Body::Report(Box::new(figures))),
+    });
+
+    Collected {
+        pid,
+        sequence,
+        started_unix_ns: started,
+        source,
+        round: round.as_ref().ok().map(|r| r.summary),
+        sections: out,
+    }
+}
+
+/// The Configuration section: the configuration's `Serialize` runs on the
+/// section worker (it is application code: it may panic or block).
+fn configuration(
+    state: &mut ReporterState,
+    s: &Settings,
+    budget: Duration,
+) -> Result<Body, String> {
+    let mut groups = None;
+    if let Some(job) = &s.config {
+        let text = match state.runner.run(job, budget) {
+            Outcome::Ok(text) => text,
+            Outcome::Failed(why) => return Err(why),
+        };
+        groups = Some(serde_json::from_str::<Vec<Group>>(&text).map_err(|e| e.to_string())?);
+    }
+    if s.environment {
+        groups
+            .get_or_insert_with(Vec::new)
+            .push(config::environment_group(&s.redactor));
+    }
+    Ok(Body::Configuration(groups))
+}
+
+/// The job that renders a configuration value into groups (JSON text).
+pub(crate) fn config_job<T: serde::Serialize + Send + Sync + 'static>(
+    value: T,
+    redactor: Redactor,
+) -> Arc<Job> {
+    Job::new("Configuration", move || {
+        let tree = config::to_value(&value)?;
+        let groups = config::groups(&tree, &redactor);
+        serde_json::to_string(&groups).map_err(|e| e.to_string())
+    })
+}
+
+/// Masks secrets in a command line: `--password=x`, `--token x` (the value
+/// after a secret-named flag) and passwords in URLs.
+pub(crate) fn redact_args(args: &[String], r: &Redactor) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut mask_next = false;
+    for a in args {
+        if mask_next {
+            out.push(crate::secret::MASK.to_string());
+            mask_next = false;
+            continue;
+        }
+        let flag = a.trim_start_matches('-');
+        if a.starts_with('-') {
+            if let Some((k, _)) = flag.split_once('=') {
+                if r.is_secret_key(k) {
+                    out.push(format!(
+                        "{}={}",
+                        &a[..a.len() - flag.len() + k.len()],
+                        crate::secret::MASK
+                    ));
+                    continue;
+                }
+            } else if r.is_secret_key(flag) {
+                mask_next = true;
+            }
+        }
+        out.push(r.redact_text(a));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_lines_are_redacted() {
+        let args: Vec<String> = [
+            "daemon",
+            "--db-password=hunter2",
+            "--api-token",
+            "abc",
+            "--url",
+            "postgres://u:pw@h/db",
+            "-v",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            redact_args(&args, &Redactor::default()),
+            [
+                "daemon",
+                "--db-password=***",
+                "--api-token",
+                "***",
+                "--url",
+                "postgres://u:***@h/db",
+                "-v"
+            ]
+        );
+    }
+}

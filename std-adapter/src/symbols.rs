@@ -1,0 +1,409 @@
+//! Full symbolization in the reporter thread: demangled function names,
+//! inlined frames and `file:line`, from DWARF via `addr2line`.
+//!
+//! Why `addr2line` (gimli-rs): it is the DWARF reader std's own backtraces
+//! use, is maintained with `gimli` and `object`, handles DWARF 2–5, split
+//! DWARF (`.dwo`/`.dwp`) and compressed debug sections, and parses lazily: a
+//! module's [`Loader`](addr2line::Loader) maps the file and reads only unit
+//! headers up front; a unit's line table and inlining tree are parsed the
+//! first time an address in it is looked up. We use 0.26, the release built
+//! on the same `gimli` as `framehop`, so the program links one DWARF reader.
+//!
+//! Costs are bounded: only modules that appear in a captured stack are
+//! loaded, every looked-up address is cached (so later reports resolve known
+//! frames without touching DWARF), and the cache is cleared if it ever holds
+//! more than [`MAX_CACHED_ADDRESSES`]. Debug info is read from the module
+//! file itself; a file whose build-id differs from the loaded module's (the
+//! binary was replaced on disk) is not used. Separate debug files
+//! (`/usr/lib/debug/.build-id/xx/yyyy.debug`) and compressed DWARF are only
+//! used with [`Builder::heavy_debug_info`](crate::Builder::heavy_debug_info):
+//! both mean decompressing or parsing whole sections — measured here, glibc's
+//! debug file took 300 ms and tens of MB on first use, against the design's
+//! first-report budget of 30 ms. Frames without debug info fall back to the
+//! core's ELF symbol (`name+0xoff`), and every frame keeps `module+0xoffset`.
+//!
+//! Names of inlined functions come from DWARF `DW_AT_name` (with
+//! `debug = "line-tables-only"` there is no linkage name), so they are short
+//! (`mix`, `call_once`); trailing generic arguments are dropped from them to
+//! keep lines readable. The physical function's name comes from the ELF
+//! symbol when DWARF only has the short name.
+
+use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use guru_core::ModuleSet;
+use guru_core::symbolize::ModuleInfo;
+
+/// Addresses kept in the cache at most.
+pub const MAX_CACHED_ADDRESSES: usize = 65_536;
+
+/// One function of a frame (several when calls were inlined).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Func {
+    /// Demangled name, without the hash.
+    pub(crate) name: Option<String>,
+    pub(crate) file: Option<String>,
+    pub(crate) line: Option<u32>,
+    /// Inlined into the next function of the frame.
+    pub(crate) inlined: bool,
+}
+
+/// A symbolized frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Symbolized {
+    /// Functions, innermost (inlined) first, the physical function last;
+    /// empty when DWARF knows nothing of the address.
+    pub(crate) functions: Vec<Func>,
+    /// The ELF symbol (demangled) and the offset into it, if any.
+    pub(crate) symbol: Option<(String, u64)>,
+}
+
+/// A module's debug info, or why it has none.
+enum Debug {
+    Loaded(Box<addr2line::Loader>),
+    Unavailable(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ModuleKey {
+    start: u64,
+    bias: u64,
+    path: Vec<u8>,
+}
+
+impl ModuleKey {
+    fn of(m: &ModuleInfo) -> ModuleKey {
+        ModuleKey {
+            start: m.start,
+            bias: m.bias,
+            path: m.path.clone(),
+        }
+    }
+}
+
+/// Figures of one report's symbolization.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Stats {
+    /// Frames symbolized.
+    pub(crate) frames: usize,
+    /// Of those, answered from the cache.
+    pub(crate) cached: usize,
+    /// Modules whose debug info was loaded during this report.
+    pub(crate) modules_loaded: usize,
+    /// Modules with debug info loaded so far.
+    pub(crate) modules_with_debug_info: usize,
+    /// Time spent, ns.
+    pub(crate) ns: u64,
+}
+
+/// The symbolizer, kept across reports.
+#[derive(Default)]
+pub(crate) struct Symbolizer {
+    /// Also use separate debug files and compressed DWARF (see the module docs).
+    pub(crate) heavy_debug_info: bool,
+    modules: HashMap<ModuleKey, Debug>,
+    cache: HashMap<(u64, bool), Symbolized>,
+    module_set: usize,
+}
+
+impl std::fmt::Debug for Symbolizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Symbolizer")
+            .field("modules", &self.modules.len())
+            .field("cached_addresses", &self.cache.len())
+            .finish()
+    }
+}
+
+impl Symbolizer {
+    /// Symbolizes `frames` (innermost first; frame 0 is the interrupted pc,
+    /// the rest are return addresses) of one thread.
+    pub(crate) fn symbolize_stack(
+        &mut self,
+        modules: &ModuleSet,
+        frames: &[u64],
+        stats: &mut Stats,
+    ) -> Vec<Symbolized> {
+        let t0 = Instant::now();
+        let set = std::ptr::from_ref(modules) as usize;
+        if self.module_set != set {
+            // New module set (dlopen/dlclose): addresses may mean something else now.
+            self.cache.clear();
+            self.module_set = set;
+            self.modules
+                .retain(|k, _| modules.modules.iter().any(|m| ModuleKey::of(m) == *k));
+        }
+        if self.cache.len() > MAX_CACHED_ADDRESSES {
+            self.cache.clear();
+        }
+        let out = frames
+            .iter()
+            .enumerate()
+            .map(|(n, &address)| {
+                stats.frames += 1;
+                let key = (address, n > 0);
+                if let Some(hit) = self.cache.get(&key) {
+                    stats.cached += 1;
+                    return hit.clone();
+                }
+                let resolved = self.resolve(modules, address, n > 0, stats);
+                self.cache.insert(key, resolved.clone());
+                resolved
+            })
+            .collect();
+        stats.ns += u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        stats.modules_with_debug_info = self
+            .modules
+            .values()
+            .filter(|d| matches!(d, Debug::Loaded(_)))
+            .count();
+        out
+    }
+
+    /// Modules whose debug info could not be used, and why.
+    pub(crate) fn unavailable(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .modules
+            .values()
+            .filter_map(|d| match d {
+                Debug::Unavailable(why) => Some(why.clone()),
+                Debug::Loaded(_) => None,
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn resolve(
+        &mut self,
+        modules: &ModuleSet,
+        address: u64,
+        is_return: bool,
+        stats: &mut Stats,
+    ) -> Symbolized {
+        let Some(r) = modules.resolve(address, is_return) else {
+            return Symbolized {
+                functions: Vec::new(),
+                symbol: None,
+            };
+        };
+        let symbol = r.symbol.map(|s| {
+            let mut name = String::new();
+            let _ = guru_core::format::write_demangled(&mut name, s.name);
+            (name, if is_return { s.offset + 1 } else { s.offset })
+        });
+        let key = ModuleKey::of(r.module);
+        let heavy = self.heavy_debug_info;
+        let debug = self.modules.entry(key).or_insert_with(|| {
+            stats.modules_loaded += 1;
+            load(r.module, heavy)
+        });
+        let mut functions = Vec::new();
+        if let Debug::Loaded(loader) = debug {
+            // The probe is the file's virtual address; return addresses are
+            // looked up one byte earlier, inside the call instruction.
+            let probe = r.module_offset.wrapping_sub(u64::from(is_return));
+            if let Ok(mut iter) = loader.find_frames(probe) {
+                while let Ok(Some(frame)) = iter.next() {
+                    let name = frame
+                        .function
+                        .as_ref()
+                        .and_then(|f| f.raw_name().ok())
+                        .map(|raw| demangle(&raw));
+                    let (file, line) = match frame.location {
+                        Some(loc) => (loc.file.map(String::from), loc.line),
+                        None => (None, None),
+                    };
+                    functions.push(Func {
+                        name,
+                        file,
+                        line,
+                        inlined: true,
+                    });
+                }
+            }
+        }
+        if let Some(last) = functions.last_mut() {
+            last.inlined = false;
+            // DWARF from `debug = "line-tables-only"` may carry only the short
+            // name of the outermost function; the ELF symbol has the full path.
+            let short = last.name.as_deref().is_none_or(|n| !n.contains("::"));
+            if let (true, Some((sym, _))) = (short, &symbol) {
+                last.name = Some(sym.clone());
+            }
+        }
+        Symbolized { functions, symbol }
+    }
+}
+
+fn demangle(raw: &str) -> String {
+    match rustc_demangle::try_demangle(raw) {
+        Ok(d) => format!("{d:#}"),
+        Err(_) => strip_trailing_generics(raw).to_string(),
+    }
+}
+
+/// `call_once<fn(), ()>` → `call_once`, `do_call::<A, B>` → `do_call`;
+/// `<T as Trait>::method` and `Channel<T>::recv` are kept as they are.
+fn strip_trailing_generics(name: &str) -> &str {
+    let mut s = name;
+    while s.ends_with('>') {
+        let mut depth = 0usize;
+        let mut open = None;
+        for (i, c) in s.char_indices().rev() {
+            match c {
+                '>' => depth += 1,
+                '<' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        open = Some(i);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        match open {
+            Some(i) if i > 0 => s = s[..i].strip_suffix("::").unwrap_or(&s[..i]),
+            _ => break,
+        }
+    }
+    s
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where a module's debug info lives: a separate debug file by build-id
+/// (only when `heavy` allows it), or the module itself.
+fn debug_file(m: &ModuleInfo, heavy: bool) -> Option<PathBuf> {
+    if let ([first, rest @ ..], true) = (m.build_id.as_slice(), heavy) {
+        let p = PathBuf::from(format!(
+            "/usr/lib/debug/.build-id/{first:02x}/{}.debug",
+            hex(rest)
+        ));
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    if m.path.first() != Some(&b'/') {
+        return None; // the vDSO and other in-memory images
+    }
+    Some(PathBuf::from(std::ffi::OsStr::from_bytes(&m.path)))
+}
+
+/// What the file itself says: its build-id, and whether its DWARF is
+/// compressed (decompressing costs time and memory for the whole section).
+fn inspect(path: &Path) -> Result<(Option<Vec<u8>>, bool), String> {
+    use object::{Object, ObjectSection};
+    let mut nul = path.as_os_str().as_bytes().to_vec();
+    nul.push(0);
+    let map = guru_core::sys::MappedFile::open(&nul).map_err(|e| format!("errno {e}"))?;
+    let file = object::File::parse(map.bytes()).map_err(|e| e.to_string())?;
+    let id = file
+        .build_id()
+        .map_err(|e| e.to_string())?
+        .map(<[u8]>::to_vec);
+    let compressed = file.sections().any(|s| {
+        let name = s.name_bytes().unwrap_or(b"");
+        (name.starts_with(b".debug_") || name.starts_with(b".zdebug_"))
+            && (name.starts_with(b".zdebug_")
+                || s.compressed_file_range()
+                    .is_ok_and(|r| r.format != object::CompressionFormat::None))
+    });
+    Ok((id, compressed))
+}
+
+fn load(m: &ModuleInfo, heavy: bool) -> Debug {
+    let Some(path) = debug_file(m, heavy) else {
+        return Debug::Unavailable(format!(
+            "{}: no file on disk",
+            String::from_utf8_lossy(&m.path)
+        ));
+    };
+    match inspect(&path) {
+        Ok((id, _)) if !m.build_id.is_empty() && id.as_deref() != Some(m.build_id.as_slice()) => {
+            return Debug::Unavailable(format!(
+                "{}: does not match the loaded module's build-id (replaced on disk?)",
+                path.display()
+            ));
+        }
+        Ok((_, true)) if !heavy => {
+            return Debug::Unavailable(format!(
+                "{}: compressed debug info not loaded (see Builder::heavy_debug_info)",
+                path.display()
+            ));
+        }
+        Ok(_) => {}
+        Err(e) => return Debug::Unavailable(format!("{}: {e}", path.display())),
+    }
+    match addr2line::Loader::new(&path) {
+        Ok(l) => Debug::Loaded(Box::new(l)),
+        Err(e) => Debug::Unavailable(format!("{}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generic_tails_are_dropped() {
+        assert_eq!(strip_trailing_generics("call_once<fn(), ()>"), "call_once");
+        assert_eq!(
+            strip_trailing_generics("a::do_call::<&dyn F<()>, i32>"),
+            "a::do_call"
+        );
+        assert_eq!(
+            strip_trailing_generics("{closure#1}<x::{closure_env#3}, ()>"),
+            "{closure#1}"
+        );
+        assert_eq!(strip_trailing_generics("<T as Tr>::m"), "<T as Tr>::m");
+        assert_eq!(strip_trailing_generics("<T as Tr<U>>"), "<T as Tr<U>>");
+        assert_eq!(strip_trailing_generics("C<T>::recv"), "C<T>::recv");
+        assert_eq!(strip_trailing_generics("bad>>"), "bad>>");
+    }
+
+    #[inline(never)]
+    fn marker_function() -> u64 {
+        std::hint::black_box(marker_function as fn() -> u64 as usize as u64)
+    }
+
+    #[test]
+    fn resolves_own_function_with_file_and_line() {
+        // Modules of this test binary, built the way the core builds them.
+        let engine = match guru_core::engine() {
+            Some(e) => e,
+            None => match guru_core::install(guru_core::Options {
+                trigger_signal: None,
+                ..Default::default()
+            }) {
+                Ok(e) => e,
+                Err(guru_core::Error::AlreadyInstalled) => guru_core::engine().unwrap(),
+                Err(e) => panic!("{e}"),
+            },
+        };
+        let address = marker_function();
+        let mut s = Symbolizer::default();
+        let mut stats = Stats::default();
+        let out = s.symbolize_stack(engine.module_set(), &[address], &mut stats);
+        let f = out[0].functions.last().expect("a function");
+        assert!(
+            f.name.as_deref().unwrap_or("").ends_with("marker_function"),
+            "{out:?}"
+        );
+        assert!(
+            f.file.as_deref().unwrap_or("").ends_with("symbols.rs"),
+            "{out:?}"
+        );
+        assert!(f.line.is_some());
+        assert_eq!(stats.modules_loaded, 1);
+        // The second time it comes from the cache.
+        let again = s.symbolize_stack(engine.module_set(), &[address], &mut stats);
+        assert_eq!(again, out);
+        assert_eq!(stats.cached, 1);
+    }
+}

@@ -1,0 +1,243 @@
+//! The adapter's only `unsafe`: thin wrappers over the system calls it needs
+//! (self-pipe, poll, inotify, getrusage) and the signal action.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+fn check(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// A pipe: (read end, write end), both close-on-exec and non-blocking.
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) })?;
+    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by us alone.
+    let read = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+    // SAFETY: as above, for the write end.
+    let write = unsafe { OwnedFd::from_raw_fd(fds[1]) };
+    Ok((read, write))
+}
+
+/// `write(2)` once.
+///
+/// # Async-signal safety
+/// One system call.
+pub(crate) fn write_raw(fd: RawFd, bytes: &[u8]) -> isize {
+    // SAFETY: `bytes` is valid for `len` bytes; a bad fd only makes write fail.
+    unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) }
+}
+
+/// `read(2)` once; `Ok(0)` at end of file, `WouldBlock` when empty.
+pub(crate) fn read(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is valid for writes of `len` bytes; fd is open.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Waits until one of `fds` is readable (no timeout when `timeout_ms` < 0).
+/// Returns which ones are.
+pub(crate) fn poll_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<Vec<bool>> {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        // SAFETY: `p` is a valid array of `len` pollfd structures.
+        let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
+        if r >= 0 {
+            return Ok(p.iter().map(|q| q.revents != 0).collect());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// An inotify instance (close-on-exec, non-blocking).
+pub(crate) fn inotify_init() -> io::Result<OwnedFd> {
+    // SAFETY: no pointers involved.
+    let fd = check(unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) })?;
+    // SAFETY: inotify_init1 returned a fresh descriptor that we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Watches `dir` for `mask` events.
+pub(crate) fn inotify_watch(fd: &OwnedFd, dir: &Path, mask: u32) -> io::Result<i32> {
+    let c = CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    // SAFETY: `c` is a valid NUL-terminated string; fd is an inotify descriptor.
+    check(unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), mask) })
+}
+
+/// `access(path, W_OK | X_OK)`: may we create files in this directory?
+pub(crate) fn can_create_in(dir: &Path) -> io::Result<()> {
+    let c = CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    // SAFETY: `c` is a valid NUL-terminated string.
+    check(unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) }).map(|_| ())
+}
+
+/// `getrusage(RUSAGE_SELF)`.
+pub(crate) fn rusage_self() -> Option<libc::rusage> {
+    // SAFETY: rusage is plain data; all-zero is a valid value.
+    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `r` is a valid out-pointer.
+    let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut r) } == 0;
+    ok.then_some(r)
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
+pub(crate) fn clock_ticks_per_second() -> Option<u64> {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(t).ok().filter(|&t| t > 0)
+}
+
+/// Signals that must never be taken over as a trigger: uncatchable ones,
+/// synchronous fault signals (a real fault would then only write a byte and
+/// return into the faulting instruction) and `SIGABRT`.
+pub(crate) fn is_forbidden_trigger(signal: i32) -> bool {
+    signal <= 0
+        || signal > guru_core::sys::sigrtmax()
+        || signal_hook_registry::FORBIDDEN.contains(&signal)
+        || [
+            libc::SIGKILL,
+            libc::SIGSTOP,
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGILL,
+            libc::SIGFPE,
+            libc::SIGTRAP,
+            libc::SIGSYS,
+            libc::SIGABRT,
+        ]
+        .contains(&signal)
+}
+
+/// One trigger, as the signal action writes it into the self-pipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TriggerRecord {
+    pub(crate) unix_ns: u64,
+    pub(crate) signal: i32,
+    pub(crate) code: i32,
+    pub(crate) sender_pid: i32,
+    pub(crate) sender_uid: u32,
+    /// The pid of the process whose action wrote it (a forked child shares
+    /// the pipe; its records are not ours).
+    pub(crate) receiver_pid: i32,
+}
+
+/// Size of a record in the pipe (well under `PIPE_BUF`, so writes are atomic).
+pub(crate) const RECORD_LEN: usize = 28;
+
+impl TriggerRecord {
+    /// Encodes the record.
+    ///
+    /// # Async-signal safety
+    /// Copies into a stack array.
+    pub(crate) fn encode(&self) -> [u8; RECORD_LEN] {
+        let mut b = [0u8; RECORD_LEN];
+        b[0..8].copy_from_slice(&self.unix_ns.to_le_bytes());
+        b[8..12].copy_from_slice(&self.signal.to_le_bytes());
+        b[12..16].copy_from_slice(&self.code.to_le_bytes());
+        b[16..20].copy_from_slice(&self.sender_pid.to_le_bytes());
+        b[20..24].copy_from_slice(&self.sender_uid.to_le_bytes());
+        b[24..28].copy_from_slice(&self.receiver_pid.to_le_bytes());
+        b
+    }
+
+    pub(crate) fn decode(b: &[u8]) -> Option<TriggerRecord> {
+        let u32_at = |o: usize| Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?));
+        Some(TriggerRecord {
+            unix_ns: u64::from_le_bytes(b.get(0..8)?.try_into().ok()?),
+            signal: u32_at(8)? as i32,
+            code: u32_at(12)? as i32,
+            sender_pid: u32_at(16)? as i32,
+            sender_uid: u32_at(20)?,
+            receiver_pid: u32_at(24)? as i32,
+        })
+    }
+}
+
+/// Registers the trigger action: on `signal` it writes one [`TriggerRecord`]
+/// (who sent it, when) to `pipe_write` and does nothing else. It chains with
+/// other users of the signal through `signal-hook-registry`.
+pub(crate) fn register_trigger(
+    signal: i32,
+    pipe_write: RawFd,
+) -> io::Result<signal_hook_registry::SigId> {
+    let action = move |info: &libc::siginfo_t| {
+        // SAFETY: si_pid/si_uid read the union members the kernel fills for
+        // user-sent signals; for other codes they hold whatever the kernel
+        // left (plain integers), which we only report.
+        let (pid, uid) = unsafe { (info.si_pid(), info.si_uid()) };
+        let record = TriggerRecord {
+            unix_ns: guru_core::sys::realtime_ns(),
+            signal,
+            code: info.si_code,
+            sender_pid: pid,
+            sender_uid: uid,
+            receiver_pid: guru_core::sys::getpid(),
+        };
+        // A full pipe means the reporter has plenty to wake up for already.
+        let _ = write_raw(pipe_write, &record.encode());
+    };
+    // SAFETY: the action is async-signal-safe: clock_gettime, getpid and one
+    // write(2) on a non-blocking pipe, no allocation, no locks, no panics
+    // (the fixed-size copies in `encode` cannot fail). signal-hook-registry
+    // saves and restores errno around it. `signal` was checked against the
+    // forbidden list by the caller.
+    unsafe { signal_hook_registry::register_sigaction(signal, action) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let r = TriggerRecord {
+            unix_ns: 1_795_999_999_123_000_000,
+            signal: libc::SIGUSR2,
+            code: libc::SI_USER,
+            sender_pid: 4242,
+            sender_uid: 1000,
+            receiver_pid: 7,
+        };
+        assert_eq!(TriggerRecord::decode(&r.encode()), Some(r));
+        assert_eq!(TriggerRecord::decode(&[0u8; 5]), None);
+    }
+
+    #[test]
+    fn forbidden_signals() {
+        for s in [0, -1, libc::SIGKILL, libc::SIGSEGV, libc::SIGABRT, 1000] {
+            assert!(is_forbidden_trigger(s), "{s}");
+        }
+        for s in [libc::SIGUSR1, libc::SIGUSR2, libc::SIGQUIT, libc::SIGHUP] {
+            assert!(!is_forbidden_trigger(s), "{s}");
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The text report: the contract of DESIGN.md ("Report text format"), with
+//! the core's begin/end lines, banners, thread headers, Modules and Report
+//! figures reused from `guru_core::render`, so core and std reports read the
+//! same. The std Threads section adds function names from DWARF, `at
+//! file:line`, and a line per inlined call:
+//!
+//! ```text
+//!   #2 0x000055d0c1a2b3c4 demo::parse_inlined at src/demo.rs:41 (inlined)
+//!   #2 0x000055d0c1a2b3c4 demo::worker at src/demo.rs:57 (demo+0x2b3c4)
+//! ```
+//!
+//! Inlined lines repeat the frame number and address of the physical frame
+//! they belong to; the last line of a frame is the function the code really
+//! lives in, and carries `module+0xoffset` for offline symbolization.
+
+use std::fmt::Write;
+
+use guru_core::format::{write_banner, write_duration, write_escaped, write_utc};
+use guru_core::render::{
+    write_begin_line, write_end_line, write_modules, write_round_figures, write_trigger_source,
+};
+
+use crate::procinfo::ProcessInfo;
+use crate::report::{Body, Collected, Figures, FrameData, Source, ThreadsData};
+
+/// Renders a whole report.
+pub(crate) fn render(c: &Collected) -> String {
+    let mut w = String::with_capacity(16 * 1024);
+    let summary = c.line_summary();
+    match &c.source {
+        Source::File(path) => {
+            let _ = write!(
+                w,
+                "==== Guru Meditation ==== pid {} report #{} at ",
+                summary.pid, summary.sequence
+            );
+            let _ = write_utc(&mut w, summary.started_unix_ns);
+            let _ = write!(w, " triggered by file ");
+            let _ = write_escaped(&mut w, path.as_os_str().as_encoded_bytes());
+            w.push('\n');
+        }
+        _ => {
+            let _ = write_begin_line(&mut w, &summary);
+        }
+    }
+    for s in &c.sections {
+        let _ = write_banner(&mut w, &s.title);
+        match &s.body {
+            Ok(body) => write_body(&mut w, body),
+            Err(why) => {
+                w.push_str("  !! section failed: ");
+                push_escaped_line(&mut w, why);
+                w.push('\n');
+            }
+        }
+    }
+    let _ = write_end_line(&mut w, &summary);
+    w
+}
+
+/// Escapes control characters (a section cannot inject lines or terminal
+/// escapes).
+fn push_escaped_line(w: &mut String, s: &str) {
+    let _ = write_escaped(w, s.as_bytes());
+}
+
+fn write_body(w: &mut String, body: &Body) {
+    match body {
+        Body::Package(p, service) => {
+            let _ = writeln!(w, "  name: {}", p.name);
+            let _ = writeln!(w, "  version: {}", p.version);
+            let _ = writeln!(w, "  service: {service}");
+            if !p.authors.is_empty() {
+                let _ = writeln!(w, "  authors: {}", p.authors.join(", "));
+            }
+            if let Some(r) = &p.repository {
+                let _ = writeln!(w, "  repository: {r}");
+            }
+            let _ = writeln!(w, "  target: {}", p.target);
+            let _ = writeln!(w, "  profile: {} (opt-level {})", p.profile, p.opt_level);
+            if let Some(r) = &p.rustc {
+                let _ = writeln!(w, "  rustc: {r}");
+            }
+            let _ = writeln!(
+                w,
+                "  git commit: {}",
+                p.git_commit.as_deref().unwrap_or("unknown")
+            );
+        }
+        Body::Threads(t) => write_threads(w, t),
+        Body::Processes(list) => {
+            for p in list {
+                let indent = "    ".repeat(p.depth);
+                let user = match (&p.user, p.uid) {
+                    (Some(u), Some(id)) => format!("{u} ({id})"),
+                    (None, Some(id)) => format!("uid {id}"),
+                    _ => "unknown".into(),
+                };
+                let _ = writeln!(
+                    w,
+                    "{indent}Process {} (under {}) [ run by: {user}, state: {} ({}) ]",
+                    p.pid, p.ppid, p.state, p.state_name
+                );
+                w.push_str(&indent);
+                w.push_str("    ");
+                push_escaped_line(w, &p.cmdline.join(" "));
+                w.push('\n');
+            }
+        }
+        Body::Configuration(None) => {
+            w.push_str("  (no configuration given: see guru::Builder::config)\n");
+        }
+        Body::Configuration(Some(groups)) => {
+            for g in groups {
+                w.push('[');
+                push_escaped_line(w, &g.name);
+                w.push_str("]\n");
+                for e in &g.entries {
+                    w.push_str("  ");
+                    push_escaped_line(w, &e.key);
+                    w.push_str(" = ");
+                    push_escaped_line(w, &e.value);
+                    w.push('\n');
+                }
+            }
+        }
+        Body::Text(text) => {
+            // Indented, so a section cannot forge banners or end lines.
+            for line in text.lines() {
+                w.push_str("  ");
+                push_escaped_line(w, line);
+                w.push('\n');
+            }
+        }
+        Body::Process(p) => write_process(w, p),
+        Body::Modules(m) => {
+            let _ = write_modules(w, m);
+        }
+        Body::Report(f) => write_figures(w, f),
+    }
+}
+
+fn write_frame(w: &mut String, n: usize, f: &FrameData) {
+    let module = f
+        .module
+        .as_ref()
+        .map(|(name, off)| format!("{name}+0x{off:x}"));
+    let funcs = &f.symbolized.functions;
+    if !funcs.is_empty() {
+        for func in funcs {
+            let _ = write!(w, "  #{n} 0x{:016x} ", f.address);
+            push_escaped_line(w, func.name.as_deref().unwrap_or("??"));
+            if let Some(file) = &func.file {
+                w.push_str(" at ");
+                push_escaped_line(w, file);
+                if let Some(line) = func.line {
+                    let _ = write!(w, ":{line}");
+                }
+            }
+            if func.inlined {
+                w.push_str(" (inlined)\n");
+            } else if let Some(m) = &module {
+                let _ = writeln!(w, " ({m})");
+            } else {
+                w.push('\n');
+            }
+        }
+        return;
+    }
+    let _ = write!(w, "  #{n} 0x{:016x} ", f.address);
+    match (&f.symbolized.symbol, &module) {
+        (Some((name, off)), Some(m)) => {
+            push_escaped_line(w, name);
+            let _ = writeln!(w, "+0x{off:x} ({m})");
+        }
+        (None, Some(m)) => {
+            let _ = writeln!(w, "{m}");
+        }
+        _ => w.push_str("?? (no module)\n"),
+    }
+}
+
+fn write_threads(w: &mut String, t: &ThreadsData) {
+    for th in &t.threads {
+        if let Some(block) = &th.unresponsive {
+            w.push_str(block);
+            w.push('\n');
+            continue;
+        }
+        w.push_str(&th.header);
+        // Runs of one return address (deep recursion) are folded after three,
+        // as in the core report.
+        let mut run = 0usize;
+        for (n, f) in th.frames.iter().enumerate() {
+            let same_as_previous = n > 0 && th.frames[n - 1].address == f.address;
+            run = if same_as_previous { run + 1 } else { 0 };
+            if run < 3 {
+                write_frame(w, n, f);
+                continue;
+            }
+            let next_same = th.frames.get(n + 1).is_some_and(|x| x.address == f.address);
+            if !next_same {
+                let _ = writeln!(
+                    w,
+                    "  ... #{}..#{}: {} more frames of the same function",
+                    n + 1 - (run - 2),
+                    n,
+                    run - 2
+                );
+            }
+        }
+        if let Some(end) = &th.end {
+            w.push_str(end);
+        }
+        w.push('\n');
+    }
+    if t.left_out > 0 {
+        let _ = writeln!(
+            w,
+            "------ {} more threads left out: the slot table holds {} (raise Options::max_threads) ------\n",
+            t.left_out, t.capacity
+        );
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn seconds(ns: u64) -> String {
+    format!("{:.3} s", ns as f64 / 1e9)
+}
+
+fn write_process(w: &mut String, p: &ProcessInfo) {
+    let _ = writeln!(w, "  pid {}, parent {}", p.pid, p.ppid);
+    if let Some(e) = &p.executable {
+        w.push_str("  executable: ");
+        push_escaped_line(w, e);
+        w.push('\n');
+    }
+    if let Some(d) = &p.working_directory {
+        w.push_str("  working directory: ");
+        push_escaped_line(w, d);
+        w.push('\n');
+    }
+    let _ = writeln!(
+        w,
+        "  uptime: {} (guru installed {} ago)",
+        p.uptime_ns.map_or_else(|| "unknown".into(), seconds),
+        seconds(p.guru_uptime_ns)
+    );
+    if let Some(t) = p.threads {
+        let _ = writeln!(w, "  threads: {t}");
+    }
+    let u = &p.usage;
+    let _ = writeln!(
+        w,
+        "  cpu time: user {}, system {}",
+        seconds(u.user_cpu_us * 1000),
+        seconds(u.system_cpu_us * 1000)
+    );
+    let _ = writeln!(
+        w,
+        "  memory: RSS {} (peak {}), virtual {}",
+        p.rss_bytes.map_or_else(|| "unknown".into(), mib),
+        p.peak_rss_bytes.map_or_else(|| mib(u.max_rss_bytes), mib),
+        p.virtual_bytes.map_or_else(|| "unknown".into(), mib)
+    );
+    let _ = writeln!(
+        w,
+        "  page faults: {} minor, {} major; context switches: {} voluntary, {} involuntary; block I/O: {} in, {} out",
+        u.minor_faults,
+        u.major_faults,
+        u.voluntary_switches,
+        u.involuntary_switches,
+        u.block_inputs,
+        u.block_outputs
+    );
+    let _ = writeln!(
+        w,
+        "  open file descriptors: {} (limit {})",
+        p.open_fds
+            .map_or_else(|| "unknown".into(), |n| n.to_string()),
+        p.fd_limit.as_deref().unwrap_or("unknown")
+    );
+    if !p.limits.is_empty() {
+        w.push_str("  limits (soft / hard):\n");
+        for l in &p.limits {
+            let _ = writeln!(
+                w,
+                "    {:<26} {:>20} / {:<20} {}",
+                l.name, l.soft, l.hard, l.units
+            );
+        }
+    }
+}
+
+fn write_figures(w: &mut String, f: &Figures) {
+    w.push_str("  requested by: ");
+    match &f.source {
+        Source::Signal(t) => {
+            let _ = write_trigger_source(w, t);
+        }
+        Source::File(p) => {
+            w.push_str("file trigger ");
+            push_escaped_line(w, &p.display().to_string());
+        }
+        Source::Call => w.push_str("a call to guru::report"),
+    }
+    w.push('\n');
+    if let Some(round) = &f.round {
+        let triggers = &f.recent_triggers;
+        let _ = write_round_figures(w, round, f.capacity, |g| {
+            for t in triggers {
+                g(t);
+            }
+        });
+    } else {
+        w.push_str("  no capture round ran\n");
+    }
+    if !f.unresponsive_tids.is_empty() {
+        let tids: Vec<String> = f.unresponsive_tids.iter().map(i32::to_string).collect();
+        let _ = writeln!(w, "  unresponsive threads: {}", tids.join(", "));
+    }
+    let s = &f.symbols;
+    let _ = write!(
+        w,
+        "  symbolization: {} frames ({} from the cache), debug info of {} modules loaded now, {} in all; ",
+        s.frames, s.cached, s.modules_loaded, s.modules_with_debug_info
+    );
+    let _ = write_duration(w, s.ns);
+    w.push('\n');
+    for why in &f.no_debug_info {
+        w.push_str("  no debug info: ");
+        push_escaped_line(w, why);
+        w.push('\n');
+    }
+    w.push_str("  sections: ");
+    let _ = write_duration(w, f.sections_ns);
+    w.push_str("; whole report until this section: ");
+    let _ = write_duration(w, f.total_ns);
+    w.push('\n');
+}
