@@ -8,6 +8,9 @@
 //! test runs far past any reasonable time.
 #![allow(unsafe_code)]
 
+pub mod alloc_guard;
+pub mod stress;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
