@@ -561,10 +561,7 @@ fn std_log_dir_files_are_private_and_never_reused() {
     assert!(same_second, "no two reports in one second: {:?}", list());
     let files = list();
     for (i, name) in files.iter().enumerate() {
-        assert!(
-            name.starts_with(&prefix) && name.ends_with(".txt"),
-            "{name}"
-        );
+        assert!(name.starts_with(prefix) && name.ends_with(".txt"), "{name}");
         let rest = &name[prefix.len()..];
         assert!(rest[..14].chars().all(|c| c.is_ascii_digit()), "{name}");
         assert!(rest[14..].starts_with(&suffix_pid), "{name}");
