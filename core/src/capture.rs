@@ -206,7 +206,7 @@ pub struct CaptureContext<'e> {
 /// # Async-signal safety
 /// No allocation, no locks (the cache pool is a try-lock with a bounded retry),
 /// only bounds-checked reads of this thread's own stack and code; system calls:
-/// `prctl(PR_GET_NAME)`, `clock_gettime`, `sched_yield`.
+/// `sigaltstack` (query), `prctl(PR_GET_NAME)`, `clock_gettime`, `sched_yield`.
 #[inline(never)]
 pub fn capture_self(
     ctx: CaptureContext<'_>,
@@ -219,15 +219,23 @@ pub fn capture_self(
     let mut end_detail = 0u64;
 
     let stack = ctx.ranges.find(regs.sp);
-    let own_stack = ctx.ranges.find(own_sp);
+    // The low end of the stack this handler runs on. On an alternate signal
+    // stack (the thread was interrupted inside an SA_ONSTACK handler) only
+    // `sigaltstack` knows it: such a stack is often a small buffer inside a
+    // large heap mapping, whose bounds would promise room that is not there
+    // (unwinding then overran the buffer and wrote over the heap below it).
+    let own_low = sys::alternate_stack_low(own_sp).or_else(|| {
+        ctx.ranges
+            .find(own_sp)
+            .filter(|own| !own.grows_down)
+            .map(|own| own.start)
+    });
     let _ = slot.push_frame(regs.pc);
-    match (stack, own_stack) {
+    match (stack, own_low) {
         (None, _) => end = StackEnd::UnknownStack,
-        (Some(_), Some(own))
-            if !own.grows_down && own_sp.saturating_sub(own.start) < MIN_STACK_FOR_UNWIND =>
-        {
+        (Some(_), Some(low)) if own_sp.saturating_sub(low) < MIN_STACK_FOR_UNWIND => {
             end = StackEnd::StackNearlyExhausted;
-            end_detail = own_sp.saturating_sub(own.start);
+            end_detail = own_sp.saturating_sub(low);
         }
         (Some(stack), _) if ctx.caches.is_empty() => {
             (end, end_detail) = unwind_frame_pointers(ctx.ranges, regs, &stack, &mut slot);

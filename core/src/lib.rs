@@ -28,7 +28,7 @@
 //! `/proc/self/maps` at the start of the round), and saves and restores
 //! `errno`. System calls used: `write`, `read`, `open`, `close`, `getdents64`,
 //! `gettid`, `getpid`, `rt_tgsigqueueinfo`, `futex`, `clock_gettime`, `prctl`,
-//! `sched_yield`, `rt_sigprocmask`.
+//! `sched_yield`, `rt_sigprocmask`, `sigaltstack` (query only).
 //!
 //! # Memory
 //!

@@ -365,6 +365,28 @@ pub fn approximate_stack_pointer() -> u64 {
     core::ptr::addr_of!(marker) as u64
 }
 
+/// The low end of the alternate signal stack if the calling thread is running
+/// on it right now and `sp` lies inside it, else `None`.
+///
+/// A handler without `SA_ONSTACK` that interrupts code already running on the
+/// alternate stack runs there too; that stack may be a small buffer inside a
+/// larger (heap) mapping, so only `sigaltstack` knows its real bounds.
+///
+/// # Async-signal safety
+/// One `sigaltstack` system call (query only).
+pub fn alternate_stack_low(sp: u64) -> Option<u64> {
+    // SAFETY: `stack_t` is plain data; an all-zero value is valid to pass.
+    let mut current: libc::stack_t = unsafe { core::mem::zeroed() };
+    // SAFETY: sigaltstack(2) with a null new stack only fills `current`.
+    let r = unsafe { libc::sigaltstack(core::ptr::null(), &mut current) };
+    if r != 0 || current.ss_flags & libc::SS_ONSTACK == 0 {
+        return None;
+    }
+    let low = current.ss_sp as u64;
+    let high = low.checked_add(current.ss_size as u64)?;
+    (low <= sp && sp < high).then_some(low)
+}
+
 /// Reads the interrupted registers out of a handler's `ucontext_t`.
 ///
 /// # Safety

@@ -162,39 +162,44 @@ fn errno_worker(seed: u64) {
     }
 }
 
-/// Creates short-lived threads forever: they appear in `/proc/self/task` and
-/// are gone by the time the round signals them (or exit mid-capture).
+/// Creates short-lived threads forever (up to eight alive at a time, each
+/// living 0–3 ms): they appear in `/proc/self/task` and exit before, while or
+/// after the round signals them.
 #[inline(never)]
 fn thread_churn(block: Option<i32>) {
+    let mut rng = Rng(0x5eed);
+    let mut alive = std::collections::VecDeque::new();
     while !STOP.load(Ordering::Relaxed) {
+        let life = Duration::from_micros(rng.next() % 3000);
         let spawned = std::thread::Builder::new()
             .name("churn-child".into())
             .spawn(move || {
                 if let Some(s) = block {
                     block_signal(s);
                 }
+                std::thread::sleep(life);
                 black_box(checksum(&[1, 2, 3]));
             });
         if let Ok(h) = spawned {
+            alive.push_back(h);
+        }
+        if alive.len() >= 8
+            && let Some(h) = alive.pop_front()
+        {
             let _ = h.join();
         }
-        std::thread::sleep(Duration::from_micros(200));
+        std::thread::sleep(Duration::from_micros(100));
     }
 }
 
-/// Spins with no calls at all (no CFI-less helper, no syscalls).
+/// Spins with no calls at all, even in a debug build (a bare loop around an
+/// empty `asm!`): the interrupted pc is always in this function.
 #[inline(never)]
-fn spin_without_calls() {
-    let mut x: u64 = 1;
+fn spin_without_calls() -> ! {
     loop {
-        for _ in 0..1_000_000 {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        }
-        if STOP.load(Ordering::Relaxed) {
-            break;
-        }
+        // SAFETY: an empty instruction sequence with no operands.
+        unsafe { std::arch::asm!("nop", options(nomem, nostack)) };
     }
-    black_box(x);
 }
 
 fn approximate_sp() -> u64 {
@@ -259,9 +264,30 @@ fn spinning_on_altstack() {
     black_box(x);
 }
 
+/// Heap memory right below the small alternate stack, filled with a known
+/// pattern: (start, length, checksum). A handler that ran past the bottom of
+/// the alternate stack would change it.
+static BELOW_ALTSTACK: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+
+fn below_altstack_intact() -> bool {
+    let (start, len, sum) = (
+        BELOW_ALTSTACK[0].load(Ordering::Acquire),
+        BELOW_ALTSTACK[1].load(Ordering::Acquire),
+        BELOW_ALTSTACK[2].load(Ordering::Acquire),
+    );
+    if start == 0 {
+        return true;
+    }
+    // SAFETY: a leaked heap buffer of `len` bytes set up by `on_altstack`; only
+    // a stack overflow (the bug this detects) ever writes to it.
+    let bytes = unsafe { std::slice::from_raw_parts(start as *const u64, len as usize / 8) };
+    checksum(bytes) == sum
+}
+
 /// Runs the rest of this thread's life inside a SIGUSR1 handler on an
-/// alternate stack of `size` bytes (mmap'd with a guard page when `mapped`,
-/// else a plain heap buffer, as C programs often do).
+/// alternate stack of `size` bytes: its own mapping with a guard page when
+/// `mapped`, else carved out of the middle of a large heap buffer (as C
+/// programs often do), with checksummed heap data right below it.
 fn on_altstack(size: usize, mapped: bool) {
     let base: *mut libc::c_void = if mapped {
         // SAFETY: anonymous private mapping, checked below; never unmapped.
@@ -281,9 +307,17 @@ fn on_altstack(size: usize, mapped: bool) {
         // SAFETY: inside the mapping.
         unsafe { p.cast::<u8>().add(4096).cast() }
     } else {
-        Box::leak(vec![0u8; size].into_boxed_slice())
-            .as_mut_ptr()
-            .cast()
+        const BELOW: usize = 1 << 20;
+        let heap: &'static mut [u64] =
+            Box::leak(vec![0u64; (BELOW + size) / 8 + 1].into_boxed_slice());
+        let (below, rest) = heap.split_at_mut(BELOW / 8);
+        for (i, w) in below.iter_mut().enumerate() {
+            *w = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+        BELOW_ALTSTACK[0].store(below.as_ptr() as u64, Ordering::Relaxed);
+        BELOW_ALTSTACK[1].store(BELOW as u64, Ordering::Relaxed);
+        BELOW_ALTSTACK[2].store(checksum(below), Ordering::Release);
+        rest.as_mut_ptr().cast()
     };
     let ss = libc::stack_t {
         ss_sp: base,
@@ -507,7 +541,7 @@ fn main() {
                 }),
             );
             spawn(
-                "altstack-small",
+                "altstack-heap",
                 None,
                 Box::new(move || {
                     block_signal(trigger);
@@ -567,12 +601,18 @@ fn main() {
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         match line.trim() {
-            "stats" => println!(
-                "stats iterations={} errors={} allocs={}",
-                ITERATIONS.load(Ordering::Relaxed),
-                ERRORS.load(Ordering::Relaxed),
-                ALLOCATIONS.load(Ordering::Relaxed)
-            ),
+            "stats" => {
+                if !below_altstack_intact() {
+                    ERRORS.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("stress_fixture: HEAP BELOW THE ALTERNATE STACK CHANGED");
+                }
+                println!(
+                    "stats iterations={} errors={} allocs={}",
+                    ITERATIONS.load(Ordering::Relaxed),
+                    ERRORS.load(Ordering::Relaxed),
+                    ALLOCATIONS.load(Ordering::Relaxed)
+                )
+            }
             "refresh" => println!("refreshed {}", engine.refresh_modules()),
             "fork" => do_fork(),
             "exit" => break,

@@ -1,0 +1,114 @@
+//! Hostile threads: one blocking the capture signal, short-lived threads that
+//! exit in the middle of rounds, a spinner without calls, a thread near the
+//! end of its stack, one running on a large (mapped) alternate signal stack
+//! and one on a small alternate stack carved out of the heap. Reports keep
+//! coming out whole, each hostile thread is described correctly, the heap
+//! (checksummed buffers, and the bytes right below the heap alternate stack)
+//! is intact, and no handler path allocates.
+#![cfg(target_os = "linux")]
+
+use std::time::Duration;
+
+use guru_tests::stress::{self, Stress};
+use guru_tests::{Report, ThreadBlock};
+
+const FIXTURE: &str = env!("CARGO_BIN_EXE_stress_fixture");
+
+fn block<'r>(report: &'r Report, name: &str) -> &'r ThreadBlock {
+    report.thread_named(name)
+}
+
+fn check_hostile_report(r: &Report) {
+    let blocker = block(r, "blocker");
+    assert!(
+        blocker.frames.is_empty()
+            && (blocker.header.contains("unresponsive") || blocker.header.contains("pending")),
+        "blocker: {}",
+        blocker.header
+    );
+
+    // The spinner is always interrupted inside its own function, and the
+    // unwinder walks on from there to the thread's start.
+    let spinner = block(r, "spinner");
+    assert!(
+        spinner
+            .frames
+            .first()
+            .is_some_and(|f| f.contains("spin_without_calls")),
+        "spinner:\n{}",
+        spinner.frames.join("\n")
+    );
+    assert!(
+        spinner.frames.len() > 2,
+        "spinner unwound past its function"
+    );
+
+    // Too little stack left: listed, not unwound, not crashed.
+    for name in ["stack-end", "altstack-heap"] {
+        let t = block(r, name);
+        assert_eq!(t.frames.len(), 1, "{name}: only the interrupted pc");
+        assert!(
+            t.notes
+                .iter()
+                .any(|n| n.contains("not unwound: stack nearly exhausted")),
+            "{name}: {:?}",
+            t.notes
+        );
+    }
+
+    // A roomy alternate stack unwinds through the SA_ONSTACK handler.
+    block(r, "altstack-big").assert_frames_in_order(&["spinning_on_altstack", "altstack_handler"]);
+
+    for w in ["worker-0", "worker-1"] {
+        assert!(!block(r, w).frames.is_empty(), "{w} captured");
+    }
+}
+
+#[test]
+fn hostile_threads_do_not_break_reports() {
+    let mut s = Stress::start(FIXTURE, &["--mode", "hostile"], &[]);
+    let pid = s.fx.pid();
+    let headroom: u64 =
+        s.fx.stdout_seen
+            .iter()
+            .find_map(|l| l.strip_prefix("stack-end headroom "))
+            .and_then(|v| v.parse().ok())
+            .expect("stack-end headroom line");
+    assert!(headroom < guru_core::capture::MIN_STACK_FOR_UNWIND);
+
+    // Reports one at a time...
+    let mut reports = Vec::new();
+    for seq in 1..=15 {
+        reports.push(s.one_report(seq));
+    }
+    // ...then a storm while threads keep coming and going.
+    let (_, sent) = stress::storm(pid, s.trigger, 2, Duration::from_secs(1), 500, false);
+    let all = s.settle(Duration::from_millis(500));
+    let (begins, ends) = stress::count_frames(&s.fx.stderr_text());
+    assert_eq!(begins, ends);
+    assert_eq!(begins, all.len());
+    stress::assert_consecutive(&all, pid);
+    for r in &all {
+        check_hostile_report(r);
+    }
+    let exited = all
+        .iter()
+        .flat_map(|r| &r.threads)
+        .filter(|t| t.name == "churn-child")
+        .count();
+
+    let (_, errors, _) = s.stats();
+    assert_eq!(
+        errors,
+        0,
+        "heap corrupted:\n{}",
+        stress::tail(&s.fx.stderr_text(), 2000)
+    );
+    assert!(s.fx.is_alive());
+    s.fx.send_line("exit");
+    assert!(s.fx.finish(stress::WAIT).success());
+    eprintln!(
+        "hostile: {} reports ({sent} triggers in the storm), {exited} short-lived thread entries",
+        all.len()
+    );
+}
