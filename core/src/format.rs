@@ -219,6 +219,15 @@ fn write_printable(w: &mut impl Write, s: &str) -> fmt::Result {
     Ok(())
 }
 
+/// A `fmt::Write` adapter that escapes control characters on the way through.
+struct EscapeControl<'w, W: Write>(&'w mut W);
+
+impl<W: Write> Write for EscapeControl<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        write_printable(self.0, s)
+    }
+}
+
 /// Writes a symbol name demangled (Rust legacy and v0 mangling; other names
 /// as they are), without the hash suffix.
 ///
@@ -226,8 +235,11 @@ fn write_printable(w: &mut impl Write, s: &str) -> fmt::Result {
 /// `rustc-demangle` formats without allocating (it is `no_std`).
 pub fn write_demangled(w: &mut impl Write, raw: &[u8]) -> fmt::Result {
     match core::str::from_utf8(raw) {
+        // Demangled identifiers are bytes from the symbol table: escape them
+        // like any other name, or a crafted symbol could put a newline (a
+        // forged report line) or a terminal escape into the report.
         Ok(s) => match rustc_demangle::try_demangle(s) {
-            Ok(d) => write!(w, "{d:#}"),
+            Ok(d) => write!(EscapeControl(w), "{d:#}"),
             Err(_) => write_escaped(w, raw),
         },
         Err(_) => write_escaped(w, raw),
@@ -314,6 +326,22 @@ mod tests {
         let mut w = SliceWriter::new(&mut buf);
         write_escaped(&mut w, b"a\nb\xffc\x1b[").unwrap();
         assert_eq!(w.as_str(), "a\\x0ab\\xffc\\x1b[");
+    }
+
+    #[test]
+    fn demangled_names_cannot_inject_control_characters() {
+        // Found by the format_report fuzz target: a v0 symbol whose crate name
+        // is a NUL byte came out raw; a newline would forge a report line.
+        for (raw, want) in [
+            (&b"RC1\0"[..], "\\x00"),
+            (&b"RC1\n"[..], "\\x0a"),
+            (&b"_ZN3a\nb4main17h0123456789abcdefE"[..], "a\\x0ab::main"),
+        ] {
+            let mut buf = [0u8; 128];
+            let mut w = SliceWriter::new(&mut buf);
+            write_demangled(&mut w, raw).unwrap();
+            assert_eq!(w.as_str(), want, "{raw:?}");
+        }
     }
 
     #[test]
