@@ -158,7 +158,8 @@ impl Fixture {
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            // Reports the std adapter writes on SIGUSR2 go to stderr: not ours to show.
+            .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("starting bench_fixture: {e}"))?;
         let stdin = child.stdin.take().ok_or("no stdin")?;
@@ -277,8 +278,9 @@ fn peer_availability(dir: &Path) -> BTreeMap<Peer, Result<String, String>> {
     m
 }
 
-/// Runs one peer against the fixture; wall time in ns and threads it listed.
-fn run_peer(peer: Peer, fx: &mut Fixture) -> Result<(f64, usize), String> {
+/// Runs one peer against the fixture: wall time in ns, threads listed, frames
+/// shown in all.
+fn run_peer(peer: Peer, fx: &mut Fixture) -> Result<(f64, usize, usize), String> {
     let pid = fx.pid.to_string();
     let (program, args): (&str, Vec<&str>) = match peer {
         Peer::Gdb => (
@@ -290,7 +292,8 @@ fn run_peer(peer: Peer, fx: &mut Fixture) -> Result<(f64, usize), String> {
             let a = fx.ask("rstack")?;
             let wall = num(&a, "wall_ns").ok_or("no wall_ns")?;
             let threads = num(&a, "threads").unwrap_or(0.0) as usize;
-            return Ok((wall, threads));
+            let frames = num(&a, "frames").unwrap_or(0.0) as usize;
+            return Ok((wall, threads, frames));
         }
     };
     let t0 = Instant::now();
@@ -306,10 +309,14 @@ fn run_peer(peer: Peer, fx: &mut Fixture) -> Result<(f64, usize), String> {
         Peer::Gdb => text.lines().filter(|l| l.starts_with("Thread ")).count(),
         _ => text.lines().filter(|l| l.starts_with("TID ")).count(),
     };
+    let frames = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with('#'))
+        .count();
     if threads == 0 {
         return Err(format!("{program} listed no threads (exit {})", out.status));
     }
-    Ok((wall, threads))
+    Ok((wall, threads, frames))
 }
 
 // ---------------------------------------------------------------- /proc
@@ -425,13 +432,15 @@ fn machine_description() -> Vec<(String, String)> {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    let git = Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(workspace_root())
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let git = std::env::var("GURU_BENCH_COMMIT").unwrap_or_else(|_| {
+        Command::new("git")
+            .args(["rev-parse", "--short", "HEAD"])
+            .current_dir(workspace_root())
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    });
     let date = Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
         .output()
@@ -474,6 +483,10 @@ struct Row {
     rss_first_std_kb: Option<Stats>,
     unresponsive: f64,
     peers: BTreeMap<Peer, Result<Option<Stats>, String>>,
+    /// Frames per thread each peer showed (last run), for a fair reading.
+    peer_frames: BTreeMap<Peer, f64>,
+    /// Frames per thread in our captures.
+    our_frames: f64,
 }
 
 fn stats_of(v: &[f64]) -> Option<Stats> {
@@ -545,6 +558,8 @@ fn measure_row(
         capture.extend(num(&a, "capture_ns"));
         fanout.extend(num(&a, "fanout_ns"));
         unresponsive += num(&a, "unresponsive").unwrap_or(0.0);
+        row.our_frames =
+            num(&a, "frames").unwrap_or(0.0) / num(&a, "captured").unwrap_or(1.0).max(1.0);
         if let Some(p) = a.get("pauses") {
             pauses.extend(p.split(',').filter_map(|v| v.parse::<f64>().ok()));
         }
@@ -578,7 +593,9 @@ fn measure_row(
                     let mut error = None;
                     for _ in 0..cfg.peer_runs.max(1) {
                         match run_peer(peer, &mut fx) {
-                            Ok((t, listed)) => {
+                            Ok((t, listed, frames)) => {
+                                row.peer_frames
+                                    .insert(peer, frames as f64 / listed.max(1) as f64);
                                 if listed < threads {
                                     eprintln!(
                                         "bench: {} listed {listed} of {threads} threads",
@@ -586,6 +603,11 @@ fn measure_row(
                                     );
                                 }
                                 times.push(t);
+                                // A dump that takes over 10 s (many busy
+                                // threads) is not repeated: one run says enough.
+                                if t > 10e9 {
+                                    break;
+                                }
                             }
                             Err(e) => {
                                 error = Some(e);
@@ -1105,6 +1127,28 @@ fn render(
                 rat(Peer::Gdb),
                 rat(Peer::EuStack),
                 rat(Peer::RstackSelf),
+            );
+        }
+        let _ = writeln!(
+            w,
+            "\nFrames shown per thread (last run), to read the times fairly:\n\n\
+             | N | busy | ours | gdb | eu-stack | rstack-self |\n|---:|---:|---:|---:|---:|---:|"
+        );
+        for r in rows {
+            let f = |p: Peer| {
+                r.peer_frames
+                    .get(&p)
+                    .map_or("–".into(), |v| format!("{v:.1}"))
+            };
+            let _ = writeln!(
+                w,
+                "| {} | {} | {:.1} | {} | {} | {} |",
+                r.threads,
+                r.busy,
+                r.our_frames,
+                f(Peer::Gdb),
+                f(Peer::EuStack),
+                f(Peer::RstackSelf)
             );
         }
         let mut notes = vec![];

@@ -154,19 +154,23 @@ fn cmd_capture() -> String {
     let t0 = Instant::now();
     let result = guru_core::capture(None, |round| {
         let s = *round.summary();
+        let mut frames = 0;
         let pauses: Vec<u64> = round
             .threads()
             .filter_map(|t| match t {
-                guru_core::ThreadCapture::Captured(v) => Some(v.summary.pause_ns),
+                guru_core::ThreadCapture::Captured(v) => {
+                    frames += v.frames().len();
+                    Some(v.summary.pause_ns)
+                }
                 guru_core::ThreadCapture::Missing { .. } => None,
             })
             .collect();
-        (s, pauses)
+        (s, pauses, frames)
     });
     let wall = t0.elapsed().as_nanos();
     match result {
-        Ok((s, pauses)) => format!(
-            "ok capture_ns={} fanout_ns={} wall_ns={wall} listed={} captured={} unresponsive={} pauses={}",
+        Ok((s, pauses, frames)) => format!(
+            "ok capture_ns={} fanout_ns={} wall_ns={wall} listed={} captured={} unresponsive={} frames={frames} pauses={}",
             s.capture_ns,
             s.fanout_ns,
             s.threads_listed,
@@ -257,11 +261,16 @@ fn cmd_report_std() -> String {
 }
 
 fn std_report() -> Result<String, String> {
-    Err("the std adapter (guru::report) is not available yet".into())
+    Ok(guru::report())
 }
 
+/// `guru::setup_autorun`: SIGUSR2 wakes the reporter thread, which writes a
+/// text report to stderr (the benchmark discards it). The guard lives as long
+/// as the process.
 fn install_std() -> Result<(), String> {
-    Err("the std adapter (guru::setup_autorun) is not available yet".into())
+    let guard = guru::setup_autorun(guru::package!()).map_err(|e| e.to_string())?;
+    Box::leak(Box::new(guard));
+    Ok(())
 }
 
 fn main() {
