@@ -153,6 +153,8 @@ fn figures_json(f: &Figures) -> Value {
             "modules_loaded_now": f.symbols.modules_loaded,
             "modules_with_debug_info": f.symbols.modules_with_debug_info,
             "ns": f.symbols.ns,
+            "cpu_ns": f.symbols.cpu_ns,
+            "rss_growth_bytes": f.symbols.rss_growth,
             "no_debug_info": f.no_debug_info,
         },
         "sections_ns": f.sections_ns,

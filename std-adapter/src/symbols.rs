@@ -94,8 +94,14 @@ pub(crate) struct Stats {
     pub(crate) modules_loaded: usize,
     /// Modules with debug info loaded so far.
     pub(crate) modules_with_debug_info: usize,
-    /// Time spent, ns.
+    /// Wall-clock time spent, ns.
     pub(crate) ns: u64,
+    /// CPU time the reporter thread spent, ns (wall time also counts waiting
+    /// for a core when the process's own threads keep them busy).
+    pub(crate) cpu_ns: u64,
+    /// Growth of the resident set while symbolizing, bytes (mapped debug
+    /// sections touched and parsed tables; 0 when it shrank).
+    pub(crate) rss_growth: u64,
 }
 
 /// The symbolizer, kept across reports.
@@ -127,6 +133,8 @@ impl Symbolizer {
         stats: &mut Stats,
     ) -> Vec<Symbolized> {
         let t0 = Instant::now();
+        let cpu0 = guru_core::sys::thread_cpu_ns();
+        let rss0 = resident_bytes();
         let set = std::ptr::from_ref(modules) as usize;
         if self.module_set != set {
             // New module set (dlopen/dlclose): addresses may mean something else now.
@@ -154,6 +162,8 @@ impl Symbolizer {
             })
             .collect();
         stats.ns += u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        stats.cpu_ns += guru_core::sys::thread_cpu_ns().saturating_sub(cpu0);
+        stats.rss_growth += resident_bytes().saturating_sub(rss0);
         stats.modules_with_debug_info = self
             .modules
             .values()
@@ -236,6 +246,14 @@ impl Symbolizer {
         }
         Symbolized { functions, symbol }
     }
+}
+
+/// The resident set size from `/proc/self/statm`, bytes (0 if unknown).
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * crate::sys::page_size())
 }
 
 fn demangle(raw: &str) -> String {

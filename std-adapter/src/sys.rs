@@ -116,6 +116,13 @@ pub(crate) fn clock_ticks_per_second() -> Option<u64> {
     u64::try_from(t).ok().filter(|&t| t > 0)
 }
 
+/// The page size (`sysconf(_SC_PAGESIZE)`), 4096 if unknown.
+pub(crate) fn page_size() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(p).ok().filter(|&p| p > 0).unwrap_or(4096)
+}
+
 /// Signals that must never be taken over as a trigger: uncatchable ones,
 /// synchronous fault signals (a real fault would then only write a byte and
 /// return into the faulting instruction) and `SIGABRT`.

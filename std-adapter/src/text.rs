@@ -329,7 +329,9 @@ fn write_figures(w: &mut String, f: &Figures) {
         s.frames, s.cached, s.modules_loaded, s.modules_with_debug_info
     );
     let _ = write_duration(w, s.ns);
-    w.push('\n');
+    w.push_str(" (cpu ");
+    let _ = write_duration(w, s.cpu_ns);
+    let _ = writeln!(w, "), resident memory +{}", mib(s.rss_growth));
     for why in &f.no_debug_info {
         w.push_str("  no debug info: ");
         push_escaped_line(w, why);
