@@ -740,3 +740,64 @@ fn std_report_call_returns_a_report_with_the_caller() {
         "not written anywhere"
     );
 }
+
+/// CPU ticks and context switches of one thread, from `/proc`.
+fn thread_activity(pid: i32, tid: i32) -> (u64, u64, u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).expect("stat");
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    // Fields 14 and 15 (utime, stime) are at 11 and 12 after the state.
+    let utime = fields[11].parse().unwrap();
+    let stime = fields[12].parse().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).expect("status");
+    let switches = |key: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse().ok())
+            .expect(key)
+    };
+    (
+        utime,
+        stime,
+        switches("voluntary_ctxt_switches:"),
+        switches("nonvoluntary_ctxt_switches:"),
+    )
+}
+
+#[test]
+fn std_reporter_sleeps_without_wakeups_while_idle() {
+    let dir = temp_dir("idle");
+    let path = dir.join("trigger");
+    let (fx, _) = start(&["--file-trigger", path.to_str().unwrap()]);
+    // Two reports: the section worker starts during the first one.
+    fx.signal(libc::SIGUSR2);
+    fx.wait_for_reports(1, WAIT);
+    fx.signal(libc::SIGUSR2);
+    let report = fx.wait_for_reports(2, WAIT).remove(1);
+    let idle_threads: Vec<i32> = report
+        .threads
+        .iter()
+        .filter(|t| t.name == "guru-reporter" || t.name == "guru-sections")
+        .map(|t| t.tid)
+        .collect();
+    assert_eq!(idle_threads.len(), 2, "{}", report.text);
+    // Let the reporter finish writing, then watch it sit idle.
+    std::thread::sleep(Duration::from_millis(200));
+    let before: Vec<_> = idle_threads
+        .iter()
+        .map(|&t| thread_activity(fx.pid(), t))
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    let after: Vec<_> = idle_threads
+        .iter()
+        .map(|&t| thread_activity(fx.pid(), t))
+        .collect();
+    assert_eq!(
+        before, after,
+        "idle guru threads {idle_threads:?} did not wake"
+    );
+    drop(fx);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
