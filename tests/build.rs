@@ -15,9 +15,9 @@ fn main() {
         .args([
             "-shared",
             "-fPIC",
-            "-O1",
+            "-O2",
             "-g",
-            "-fno-omit-frame-pointer",
+            "-fomit-frame-pointer",
             "-o",
         ])
         .arg(&lib)

@@ -95,6 +95,29 @@ impl Stress {
         }
     }
 
+    /// After a storm: settles, then sends single triggers until one of them
+    /// produces exactly one more report and nothing follows it, so every
+    /// trigger the process received shows up in some report's figures (a
+    /// report still being symbolized when the storm ended, or wake-ups still
+    /// queued for a reporter thread, are waited out). Returns all reports and
+    /// how many triggers this sent.
+    pub fn drain(&mut self, quiet: Duration) -> (Vec<Report>, u64) {
+        let mut sent = 0;
+        for _ in 0..20 {
+            let before = self.settle(quiet);
+            sent += 1;
+            let _ = self.one_report(before.len() as u64 + 1);
+            let after = self.settle(quiet);
+            if after.len() == before.len() + 1 {
+                return (after, sent);
+            }
+        }
+        panic!(
+            "reports kept coming after the storm:\n{}",
+            tail(&self.fx.stderr_text(), 3000)
+        );
+    }
+
     /// Sends one trigger and waits for the report with sequence number `seq`.
     pub fn one_report(&mut self, seq: u64) -> Report {
         send(self.fx.pid(), self.trigger, false);

@@ -27,9 +27,13 @@
 //! * `dlopen`: loads the test library (path in `GURU_DL_TEST_LIB`) and
 //!   parks a thread inside it (`guru_dl_test_loop`).
 //!
-//! Options: `--trigger-rt` uses the real-time signal `SIGRTMIN+8` as the
+//! Options: `--std` installs the std adapter (`guru::setup_autorun`: the
+//! trigger wakes a reporter thread) instead of core-only mode; `--trigger-rt` uses the real-time signal `SIGRTMIN+8` as the
 //! trigger (real-time signals queue, so every delivered trigger is counted),
-//! `--caches N` unwinder caches, `--output-buffer N` bytes,
+//! `--caches N` unwinder caches, `--output-buffer N` bytes, `--output-fd N`
+//! (core-only reports to that descriptor; a closed one makes every write fail),
+//! `--deadline-ms N` (how long a round waits for threads; the tests give
+//! loaded machines plenty, since they assert behaviour, not timing),
 //! `--alloc-in-handler` (guard self-test: a wrapped SIGURG handler that
 //! allocates; the process must abort when sent SIGURG).
 #![allow(unsafe_code)]
@@ -418,6 +422,7 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .cloned()
         .unwrap_or_else(|| "storm".into());
+    let std_mode = args.iter().any(|a| a == "--std");
     let mut options = guru_core::Options::default();
     if args.iter().any(|a| a == "--trigger-rt") {
         options.trigger_signal = Some(libc::SIGRTMIN() + 8);
@@ -428,14 +433,44 @@ fn main() {
     if let Some(n) = value(&args, "--output-buffer") {
         options.output_buffer_bytes = n;
     }
-    let engine = match guru_core::install(options) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("stress_fixture: install failed: {e}");
-            std::process::exit(2);
-        }
+    if let Some(fd) = value(&args, "--output-fd") {
+        options.output_fd = fd as i32;
+    }
+    if let Some(ms) = value(&args, "--deadline-ms") {
+        options.round_deadline_ms = ms as u32;
+    }
+    let (engine, trigger, _std_guard) = if std_mode {
+        // The std adapter: SIGUSR2 wakes its reporter thread, which runs the
+        // round in normal context and writes the report to stderr.
+        let guard = match guru::Builder::new(guru::package!())
+            .core_options(guru_core::Options {
+                trigger_signal: None,
+                ..options
+            })
+            .install()
+        {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("stress_fixture: setup_autorun failed: {e}");
+                std::process::exit(2);
+            }
+        };
+        let engine = guru_core::engine().expect("the std adapter installs the core");
+        (engine, libc::SIGUSR2, Some(guard))
+    } else {
+        let engine = match guru_core::install(options) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("stress_fixture: install failed: {e}");
+                std::process::exit(2);
+            }
+        };
+        (
+            engine,
+            options.trigger_signal.expect("core-only trigger"),
+            None,
+        )
     };
-    let trigger = options.trigger_signal.expect("core-only trigger");
     let capture = engine.capture_signal();
     alloc_guard::wrap_installed_handler(trigger);
     alloc_guard::wrap_installed_handler(capture);
