@@ -51,11 +51,16 @@ pub fn write_end_line(w: &mut impl Write, s: &RoundSummary) -> fmt::Result {
     )
 }
 
-/// "SIGUSR2 from pid 123 (uid 1000)".
+/// "SIGUSR2 from pid 123 (uid 1000)", or "a request without a signal" for a
+/// trigger with signal 0 (a call, or the std adapter's file trigger).
 ///
 /// # Async-signal safety
 /// Formats into the caller's writer; no allocation.
 pub fn write_trigger_source(w: &mut impl Write, t: &Trigger) -> fmt::Result {
+    if t.signal == 0 {
+        // A report asked for by a call or the std adapter's file trigger.
+        return write!(w, "a request without a signal");
+    }
     match signal_name(t.signal) {
         Some(name) => write!(w, "{name}")?,
         None => write!(w, "signal {}", t.signal)?,

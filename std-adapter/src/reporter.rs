@@ -250,6 +250,7 @@ impl Builder {
         match self.install_inner() {
             Ok(g) => Ok(g),
             Err(e) => {
+                *lock(&INSTALLED) = None;
                 ACTIVE.store(false, Ordering::Release);
                 Err(e)
             }
