@@ -12,6 +12,11 @@
 //! Inlined lines repeat the frame number and address of the physical frame
 //! they belong to; the last line of a frame is the function the code really
 //! lives in, and carries `module+0xoffset` for offline symbolization.
+//!
+//! As in std's short backtraces, the frames from
+//! `std::sys::backtrace::__rust_begin_short_backtrace` outwards (thread and
+//! program start-up in std and libc) are summarized in one `... #a..#b:`
+//! line; the JSON report keeps every frame.
 
 use std::fmt::Write;
 
@@ -188,10 +193,19 @@ fn write_threads(w: &mut String, t: &ThreadsData) {
             continue;
         }
         w.push_str(&th.header);
+        // Like std's short backtraces, the runtime's start-up frames (from
+        // `__rust_begin_short_backtrace` outwards: std::rt, std::thread,
+        // libc's start_thread/clone) are summarized in one line; JSON has them.
+        let shown = th
+            .frames
+            .iter()
+            .position(is_short_backtrace_marker)
+            .filter(|&i| i > 0)
+            .unwrap_or(th.frames.len());
         // Runs of one return address (deep recursion) are folded after three,
         // as in the core report.
         let mut run = 0usize;
-        for (n, f) in th.frames.iter().enumerate() {
+        for (n, f) in th.frames.iter().enumerate().take(shown) {
             let same_as_previous = n > 0 && th.frames[n - 1].address == f.address;
             run = if same_as_previous { run + 1 } else { 0 };
             if run < 3 {
@@ -209,6 +223,13 @@ fn write_threads(w: &mut String, t: &ThreadsData) {
                 );
             }
         }
+        if shown < th.frames.len() {
+            let _ = writeln!(
+                w,
+                "  ... #{shown}..#{}: runtime start-up frames (std::rt, std::thread, libc)",
+                th.frames.len() - 1
+            );
+        }
         if let Some(end) = &th.end {
             w.push_str(end);
         }
@@ -221,6 +242,19 @@ fn write_threads(w: &mut String, t: &ThreadsData) {
             t.left_out, t.capacity
         );
     }
+}
+
+/// The frame that enters the program's own code from the runtime.
+fn is_short_backtrace_marker(f: &FrameData) -> bool {
+    const MARKER: &str = "__rust_begin_short_backtrace";
+    f.symbolized
+        .functions
+        .iter()
+        .any(|func| func.name.as_deref().is_some_and(|n| n.contains(MARKER)))
+        || f.symbolized
+            .symbol
+            .as_ref()
+            .is_some_and(|(n, _)| n.contains(MARKER))
 }
 
 fn mib(bytes: u64) -> String {

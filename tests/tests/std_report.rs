@@ -212,6 +212,21 @@ fn std_threads_section_has_names_inlined_frames_and_lines() {
         "{}",
         report.text
     );
+    // The runtime's start-up frames are summarized, as in std backtraces.
+    let sleeper = report.thread_named("std-sleeper");
+    assert!(
+        sleeper
+            .notes
+            .iter()
+            .any(|n| n.contains("runtime start-up frames (std::rt, std::thread, libc)")),
+        "{}",
+        report.text
+    );
+    assert!(
+        sleeper
+            .frame_index("__rust_begin_short_backtrace")
+            .is_none()
+    );
     let reporter = report.thread_named("guru-reporter");
     assert!(reporter.header.contains("writing this report"));
     assert!(
