@@ -182,13 +182,28 @@ fn cmd_capture() -> String {
     }
 }
 
+/// CPU time of the calling thread, in nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer for clock_gettime.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts)
+    };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 fn cmd_report(fd: i32) -> String {
-    let t0 = Instant::now();
+    let (t0, c0) = (Instant::now(), thread_cpu_ns());
     let result = guru_core::write_report(fd);
     let wall = t0.elapsed().as_nanos();
+    let cpu = thread_cpu_ns() - c0;
     match result {
         Ok(s) => format!(
-            "ok wall_ns={wall} capture_ns={} captured={} listed={} max_pause_ns={}",
+            "ok wall_ns={wall} cpu_ns={cpu} capture_ns={} captured={} listed={} max_pause_ns={}",
             s.capture_ns, s.threads_captured, s.threads_listed, s.max_pause_ns
         ),
         Err(e) => format!("err {e}"),
@@ -246,12 +261,13 @@ fn cmd_rstack() -> String {
 /// Whole report through the std adapter, timed from the request to the
 /// returned text (which holds the end line).
 fn cmd_report_std() -> String {
-    let t0 = Instant::now();
+    let (t0, c0) = (Instant::now(), thread_cpu_ns());
     let text = std_report();
     let wall = t0.elapsed().as_nanos();
+    let cpu = thread_cpu_ns() - c0;
     match text {
         Ok(text) => format!(
-            "ok wall_ns={wall} bytes={} lines={} complete={}",
+            "ok wall_ns={wall} cpu_ns={cpu} bytes={} lines={} complete={}",
             text.len(),
             text.lines().count(),
             text.contains("End of Guru Meditation")
