@@ -151,8 +151,18 @@ impl Builder {
     /// error there is returned as [`Error::Config`].
     pub fn config<T: Serialize + Send + Sync + 'static>(mut self, config: T) -> Builder {
         self.config = Some(Box::new(move |redactor: Redactor| {
-            config::to_value(&config).map_err(Error::Config)?;
-            Ok(report::config_job(config, redactor))
+            // Checked once here; a `Serialize` that panics is an error too.
+            let check = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                config::to_value(&config)
+            }));
+            match check {
+                Ok(Ok(_)) => Ok(report::config_job(config, redactor)),
+                Ok(Err(e)) => Err(Error::Config(e)),
+                Err(p) => Err(Error::Config(format!(
+                    "its Serialize panicked: {}",
+                    crate::sections::panic_message(p.as_ref())
+                ))),
+            }
         }));
         self
     }
@@ -603,7 +613,8 @@ fn render(c: &Collected, format: Format) -> String {
 /// unless [`Builder::format`] chose JSON), without writing it anywhere — for
 /// a `/debug` endpoint, a test, or a log line. The calling thread is in the
 /// report (its stack shows this call). Without installation the report says
-/// so in its sections instead of listing threads.
+/// so in its sections instead of listing threads. It waits for a report in
+/// progress to finish. Not for signal handlers (it allocates and locks).
 pub fn report() -> String {
     let format = lock(&INSTALLED).as_ref().map_or(Format::Text, |i| i.format);
     report_as(format)
@@ -624,6 +635,62 @@ pub fn report_as(format: Format) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn expect_err(b: Builder) -> Error {
+        match b.install() {
+            Ok(_) => panic!("install should fail"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn bad_options_are_typed_errors() {
+        let b = || Builder::new(crate::package!());
+        assert!(matches!(
+            expect_err(b().signal(libc::SIGKILL)),
+            Error::InvalidSignal(s) if s == libc::SIGKILL
+        ));
+        assert!(matches!(
+            expect_err(b().signal(libc::SIGSEGV)),
+            Error::InvalidSignal(_)
+        ));
+        assert!(matches!(
+            expect_err(b().service_name("")),
+            Error::InvalidOption(_)
+        ));
+        assert!(matches!(
+            expect_err(b().section_timeout(Duration::ZERO)),
+            Error::InvalidOption(_)
+        ));
+        let missing = std::env::temp_dir().join("guru-no-such-dir/x/y");
+        let e = expect_err(b().log_dir(&missing));
+        assert!(matches!(e, Error::LogDir { .. }), "{e}");
+        assert!(e.to_string().contains("guru-no-such-dir"), "{e}");
+        let e = expect_err(b().file_trigger(missing.join("trigger")));
+        assert!(matches!(e, Error::FileTrigger { .. }), "{e}");
+        let not_a_dir = std::env::current_exe().unwrap();
+        assert!(matches!(
+            expect_err(b().log_dir(not_a_dir)),
+            Error::LogDir { .. }
+        ));
+
+        let mut bad_keys = std::collections::HashMap::new();
+        bad_keys.insert((1u8, 2u8), 3u8);
+        let e = expect_err(b().config(bad_keys));
+        assert!(matches!(e, Error::Config(_)), "{e}");
+
+        struct Explodes;
+        impl Serialize for Explodes {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                panic!("bad serializer")
+            }
+        }
+        let e = expect_err(b().config(Explodes));
+        assert!(e.to_string().contains("panicked: bad serializer"), "{e}");
+        // Failed installs leave nothing behind.
+        assert!(!ACTIVE.load(Ordering::Acquire));
+        assert!(lock(&INSTALLED).is_none());
+    }
 
     fn event(name: &[u8], padded: usize) -> Vec<u8> {
         let mut b = Vec::new();
