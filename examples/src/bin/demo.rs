@@ -195,7 +195,7 @@ fn main() {
     let report_after = arg_ms("--report-after-ms", 300);
     if report_after > 0 {
         std::thread::sleep(Duration::from_millis(report_after));
-        println!("demo: here is a report it made by itself (SIGUSR2 to itself):");
+        println!("demo: sending itself SIGUSR2 for a first report");
         // SAFETY: sending a signal to our own process.
         #[allow(unsafe_code)]
         unsafe {
