@@ -798,8 +798,23 @@ fn std_reporter_sleeps_without_wakeups_while_idle() {
         .map(|t| t.tid)
         .collect();
     assert_eq!(idle_threads.len(), 2, "{}", report.text);
-    // Let the reporter finish writing, then watch it sit idle.
-    std::thread::sleep(Duration::from_millis(200));
+    // Wait until both sleep (the reporter may still be finishing its write),
+    // then watch them sit idle.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let sleeping = idle_threads.iter().all(|&t| {
+            std::fs::read_to_string(format!("/proc/{}/task/{t}/stat", fx.pid()))
+                .is_ok_and(|s| s[s.rfind(')').unwrap() + 2..].starts_with('S'))
+        });
+        if sleeping {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "guru threads never went to sleep"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let before: Vec<_> = idle_threads
         .iter()
         .map(|&t| thread_activity(fx.pid(), t))
