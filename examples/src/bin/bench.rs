@@ -830,6 +830,125 @@ fn diff_size(a: Option<u64>, b: Option<u64>) -> String {
     }
 }
 
+/// The "Performance targets" table of DESIGN.md against this run.
+fn write_targets(w: &mut String, rows: &[Row], memory: Option<&Answer>, idle: &[Idle]) {
+    let row = |n: usize, busy: bool| rows.iter().find(|r| r.threads == n && (r.busy > 0) == busy);
+    let verdict = |ok: Option<bool>| match ok {
+        Some(true) => "met",
+        Some(false) => "**missed**",
+        None => "not measured",
+    };
+    let _ = writeln!(
+        w,
+        "## Against the targets (DESIGN.md, \"Performance targets\")\n"
+    );
+    let _ = writeln!(w, "| what | target | this run | |\n|---|---|---|---|");
+    let idle64 = row(64, false);
+    let busy64 = row(64, true);
+    let cap = idle64.and_then(|r| r.capture);
+    let _ = writeln!(
+        w,
+        "| capture 64 idle threads | ≤ 2 ms | {} | {} |",
+        spread(&cap),
+        verdict(cap.map(|c| c.median <= 2e6))
+    );
+    for (label, r) in [("idle", idle64), ("a third busy", busy64)] {
+        let Some(r) = r else { continue };
+        let (ours, which) = match (&r.report_std_warm, &r.report_core) {
+            (Some(s), _) => (Some(*s), "std, warm"),
+            (None, c) => (*c, "core"),
+        };
+        let _ = writeln!(
+            w,
+            "| whole report, 64 threads {label} ({which}) | ≤ 10 ms | {} | {} |",
+            spread(&ours),
+            verdict(ours.map(|o| o.median <= 10e6))
+        );
+        for peer in [Peer::Gdb, Peer::EuStack] {
+            if let Some(Ok(Some(p))) = r.peers.get(&peer) {
+                let x = ours.map(|o| p.median / o.median);
+                let _ = writeln!(
+                    w,
+                    "| … faster than {} (64 threads {label}) | ≥ 100× | {} | {} |",
+                    peer.name(),
+                    x.map_or("–".into(), |x| format!("{x:.0}×")),
+                    verdict(x.map(|x| x >= 100.0))
+                );
+            }
+        }
+    }
+    if let Some(r) = idle64 {
+        let _ = writeln!(
+            w,
+            "| first report (std, cold symbols), 64 threads | ≤ 30 ms | {} | {} |",
+            spread(&r.report_std_cold),
+            verdict(r.report_std_cold.map(|c| c.median <= 30e6))
+        );
+        let mb = r.rss_first_std_kb.map(|k| k.median * 1024.0);
+        let _ = writeln!(
+            w,
+            "| extra RSS after the first report (std), 64 threads | ≤ 20 MB | {} | {} |",
+            mb.map_or("–".into(), bytes),
+            verdict(mb.map(|b| b <= 20e6))
+        );
+    }
+    let pauses: Vec<&Row> = rows.iter().filter(|r| r.pauses.is_some()).collect();
+    let worst_median = pauses
+        .iter()
+        .filter_map(|r| r.pauses.map(|p| (p.median, r.threads, r.busy)))
+        .fold(None, |a: Option<(f64, usize, usize)>, b| match a {
+            Some(a) if a.0 >= b.0 => Some(a),
+            _ => Some(b),
+        });
+    let worst_p99 = pauses
+        .iter()
+        .filter_map(|r| r.pauses.map(|p| (p.p99, r.threads, r.busy)))
+        .fold(None, |a: Option<(f64, usize, usize)>, b| match a {
+            Some(a) if a.0 >= b.0 => Some(a),
+            _ => Some(b),
+        });
+    if let Some((m, n, b)) = worst_median {
+        let _ = writeln!(
+            w,
+            "| pause of one thread, median (worst row) | ≤ 5 µs | {} (N={n}, busy={b}) | {} |",
+            dur(m),
+            verdict(Some(m <= 5e3))
+        );
+    }
+    if let Some((m, n, b)) = worst_p99 {
+        let _ = writeln!(
+            w,
+            "| pause of one thread, p99 (worst row) | ≤ 50 µs | {} (N={n}, busy={b}) | {} |",
+            dur(m),
+            verdict(Some(m <= 50e3))
+        );
+    }
+    let guru_idle: Vec<&Idle> = idle
+        .iter()
+        .filter(|i| !i.label.starts_with("no guru"))
+        .collect();
+    if !guru_idle.is_empty() {
+        let wakeups: u64 = guru_idle.iter().map(|i| i.wakeups).sum();
+        let cpu: f64 = guru_idle.iter().map(|i| i.cpu_ms).sum();
+        let _ = writeln!(
+            w,
+            "| idle cost (all guru processes, whole window) | 0 wakeups, 0 CPU | {wakeups} wakeups, {cpu:.0} ms | {} |",
+            verdict(Some(wakeups == 0 && cpu == 0.0))
+        );
+    }
+    if let Some(m) = memory {
+        let fixed = num(m, "fixed");
+        let _ = writeln!(
+            w,
+            "| preallocated memory, 1024 threads | ≤ 2 MiB | {} (+ symbol tables {}) | {} |",
+            fixed.map_or("–".into(), bytes),
+            num(m, "symbols").map_or("–".into(), bytes),
+            verdict(fixed.map(|f| f <= 2.0 * 1024.0 * 1024.0))
+        );
+    }
+    let _ = writeln!(w);
+}
+
 #[allow(clippy::too_many_arguments)]
 fn render(
     cfg: &Config,
@@ -893,6 +1012,7 @@ fn render(
         );
     }
 
+    write_targets(w, rows, memory, idle);
     let _ = writeln!(w, "## Our figures\n");
     let _ = writeln!(
         w,
