@@ -150,7 +150,7 @@ fn figures_json(f: &Figures) -> Value {
         "symbolization": {
             "frames": f.symbols.frames,
             "cached": f.symbols.cached,
-            "modules_loaded_now": f.symbols.modules_loaded,
+            "modules_examined_now": f.symbols.modules_loaded,
             "modules_with_debug_info": f.symbols.modules_with_debug_info,
             "ns": f.symbols.ns,
             "cpu_ns": f.symbols.cpu_ns,

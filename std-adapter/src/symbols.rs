@@ -90,7 +90,7 @@ pub(crate) struct Stats {
     pub(crate) frames: usize,
     /// Of those, answered from the cache.
     pub(crate) cached: usize,
-    /// Modules whose debug info was loaded during this report.
+    /// Modules whose debug info was looked for during this report.
     pub(crate) modules_loaded: usize,
     /// Modules with debug info loaded so far.
     pub(crate) modules_with_debug_info: usize,
@@ -313,9 +313,17 @@ fn debug_file(m: &ModuleInfo, heavy: bool) -> Option<PathBuf> {
     Some(PathBuf::from(std::ffi::OsStr::from_bytes(&m.path)))
 }
 
-/// What the file itself says: its build-id, and whether its DWARF is
-/// compressed (decompressing costs time and memory for the whole section).
-fn inspect(path: &Path) -> Result<(Option<Vec<u8>>, bool), String> {
+/// What a module file says of itself.
+struct Inspection {
+    build_id: Option<Vec<u8>>,
+    /// It has DWARF line tables.
+    has_dwarf: bool,
+    /// Its DWARF is compressed (decompressing costs time and memory for the
+    /// whole section).
+    compressed: bool,
+}
+
+fn inspect(path: &Path) -> Result<Inspection, String> {
     use object::{Object, ObjectSection};
     let mut nul = path.as_os_str().as_bytes().to_vec();
     nul.push(0);
@@ -332,7 +340,14 @@ fn inspect(path: &Path) -> Result<(Option<Vec<u8>>, bool), String> {
                 || s.compressed_file_range()
                     .is_ok_and(|r| r.format != object::CompressionFormat::None))
     });
-    Ok((id, compressed))
+    let has_dwarf = file
+        .sections()
+        .any(|s| matches!(s.name_bytes(), Ok(b".debug_line" | b".zdebug_line")));
+    Ok(Inspection {
+        build_id: id,
+        has_dwarf,
+        compressed,
+    })
 }
 
 fn load(m: &ModuleInfo, heavy: bool) -> Debug {
@@ -343,13 +358,16 @@ fn load(m: &ModuleInfo, heavy: bool) -> Debug {
         ));
     };
     match inspect(&path) {
-        Ok((id, _)) if !m.build_id.is_empty() && id.as_deref() != Some(m.build_id.as_slice()) => {
+        Ok(i) if !m.build_id.is_empty() && i.build_id.as_deref() != Some(m.build_id.as_slice()) => {
             return Debug::Unavailable(format!(
                 "{}: does not match the loaded module's build-id (replaced on disk?)",
                 path.display()
             ));
         }
-        Ok((_, true)) if !heavy => {
+        Ok(i) if !i.has_dwarf => {
+            return Debug::Unavailable(format!("{}: no DWARF line tables", path.display()));
+        }
+        Ok(i) if i.compressed && !heavy => {
             return Debug::Unavailable(format!(
                 "{}: compressed debug info not loaded (see Builder::heavy_debug_info)",
                 path.display()

@@ -359,7 +359,7 @@ fn write_figures(w: &mut String, f: &Figures) {
     let s = &f.symbols;
     let _ = write!(
         w,
-        "  symbolization: {} frames ({} from the cache), debug info of {} modules loaded now, {} in all; ",
+        "  symbolization: {} frames ({} from the cache), {} modules examined now, {} with debug info in all; ",
         s.frames, s.cached, s.modules_loaded, s.modules_with_debug_info
     );
     let _ = write_duration(w, s.ns);
