@@ -12,9 +12,10 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==== %s ====\n' "$*"; }
 
-step "loom model check of the slot protocol"
+step "loom model checks (slot protocol, range table)"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
-    cargo test -p guru-tests --test model_slots --release -- --nocapture --test-threads=1
+    cargo test -p guru-tests --test model_slots --test model_ranges --release -- \
+    --nocapture --test-threads=1
 
 step "fuzz smoke (${FUZZ_SECONDS:-20} s per target)"
 if ! cargo +nightly --version >/dev/null 2>&1; then

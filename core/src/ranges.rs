@@ -6,13 +6,25 @@
 //! readers need no lock; the initiator writes them before it signals any
 //! thread, and the Release/Acquire on each slot's state orders the two.
 //!
+//! A late capture handler of the previous round (still unwinding when that
+//! round's deadline passed) may look ranges up while the next round rewrites
+//! the table, so the table is also a sequence lock: `version` is odd during a
+//! rewrite, and a lookup that overlapped one answers nothing rather than a
+//! range stitched from two tables (say the start of a new mapping with the end
+//! of an old one), which could make a stack read fault. The loom model in
+//! `tests/tests/model_ranges.rs` found such stitched ranges before.
+//!
 //! # Async-signal safety
 //! Atomic loads and stores only.
 #![deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
 use crate::storage::{Carver, Store, bytes_for};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+// Under `--cfg loom` the table runs on loom's atomics (tests/tests/model_ranges.rs).
+#[cfg(not(loom))]
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 
 use crate::procfs::Mapping;
 
@@ -50,6 +62,8 @@ pub struct RangeTable {
     entries: Store<[AtomicU64; 2]>,
     len: AtomicUsize,
     dropped: AtomicUsize,
+    /// Sequence lock: odd while a writer rewrites the table.
+    version: AtomicU64,
 }
 
 /// Writes a fresh table; entries must come in ascending order (as in
@@ -71,6 +85,7 @@ impl RangeTable {
             entries: entries.into(),
             len: AtomicUsize::new(0),
             dropped: AtomicUsize::new(0),
+            version: AtomicU64::new(0),
         }
     }
 
@@ -82,6 +97,7 @@ impl RangeTable {
             ),
             len: AtomicUsize::new(0),
             dropped: AtomicUsize::new(0),
+            version: AtomicU64::new(0),
         })
     }
 
@@ -97,6 +113,9 @@ impl RangeTable {
 
     /// Starts rewriting the table (initiator only, before any thread is signalled).
     pub fn writer(&self) -> RangeTableWriter<'_> {
+        // Begin the rewrite (odd version) before touching any entry.
+        self.version.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::Release);
         RangeTableWriter {
             table: self,
             len: 0,
@@ -122,11 +141,25 @@ impl RangeTable {
         })
     }
 
-    /// The readable range containing `address`.
+    /// The readable range containing `address`; `None` also while (or if,
+    /// during the search) the table is being rewritten.
     ///
     /// # Async-signal safety
     /// Binary search over atomics.
     pub fn find(&self, address: u64) -> Option<Range> {
+        let before = self.version.load(Ordering::Acquire);
+        if before & 1 == 1 {
+            return None;
+        }
+        let found = self.search(address);
+        fence(Ordering::Acquire);
+        if self.version.load(Ordering::Relaxed) != before {
+            return None;
+        }
+        found
+    }
+
+    fn search(&self, address: u64) -> Option<Range> {
         let len = self.len.load(Ordering::Acquire).min(self.entries.len());
         let (mut lo, mut hi) = (0usize, len);
         while lo < hi {
@@ -168,8 +201,17 @@ impl RangeTableWriter<'_> {
 
     /// Publishes the new table.
     pub fn finish(self) {
+        drop(self);
+    }
+}
+
+impl Drop for RangeTableWriter<'_> {
+    /// Publishes what was written and ends the rewrite (even version), also
+    /// if the writer is dropped without [`RangeTableWriter::finish`].
+    fn drop(&mut self) {
         self.table.dropped.store(self.dropped, Ordering::Relaxed);
-        self.table.len.store(self.len, Ordering::Release);
+        self.table.len.store(self.len, Ordering::Relaxed);
+        self.table.version.fetch_add(1, Ordering::Release);
     }
 }
 
