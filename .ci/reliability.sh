@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reliability checks (issue 4), called from .ci/run after the ordinary tests:
-#  1. loom model check of the slot protocol (tests/tests/model_slots.rs under
+#  1. loom model check of the slot protocol (core/tests/model_slots.rs under
 #     --cfg loom, in its own target dir so the cfg does not rebuild the rest);
 #  2. a fuzz smoke run: every cargo-fuzz target for FUZZ_SECONDS (default 20)
 #     on the nightly toolchain, seeded with the committed regression inputs.
@@ -14,7 +14,7 @@ step() { printf '\n==== %s ====\n' "$*"; }
 
 step "loom model checks (slot protocol, range table)"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
-    cargo test -p guru-tests --test model_slots --test model_ranges --release -- \
+    cargo test -p guru-core --test model_slots --test model_ranges --release -- \
     --nocapture --test-threads=1
 
 step "fuzz smoke (${FUZZ_SECONDS:-20} s per target)"

@@ -12,7 +12,7 @@
 //! rewrite, and a lookup that overlapped one answers nothing rather than a
 //! range stitched from two tables (say the start of a new mapping with the end
 //! of an old one), which could make a stack read fault. The loom model in
-//! `tests/tests/model_ranges.rs` found such stitched ranges before.
+//! `core/tests/model_ranges.rs` found such stitched ranges before.
 //!
 //! # Async-signal safety
 //! Atomic loads and stores only.
@@ -20,7 +20,7 @@
 
 use crate::storage::{Carver, Store, bytes_for};
 use alloc::vec::Vec;
-// Under `--cfg loom` the table runs on loom's atomics (tests/tests/model_ranges.rs).
+// Under `--cfg loom` the table runs on loom's atomics (core/tests/model_ranges.rs).
 #[cfg(not(loom))]
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 #[cfg(loom)]

@@ -30,7 +30,7 @@
 use crate::storage::{Carver, Store, bytes_for};
 use alloc::vec::Vec;
 // Under `--cfg loom` the slot protocol runs on loom's model-checked atomics
-// (tests/tests/model_slots.rs explores its interleavings exhaustively).
+// (core/tests/model_slots.rs explores its interleavings exhaustively).
 #[cfg(not(loom))]
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 #[cfg(loom)]
