@@ -11,7 +11,9 @@
 //! 8,64,256,1024`, `--runs R` (our runs per figure, default 15),
 //! `--peer-runs P` (default 3), `--cold-runs C` (fresh processes for
 //! first-report figures, default 3), `--idle-secs S` (default 10),
-//! `--phase-secs S` (latency phases, default 5), `--no-peers`, `--out PATH`
+//! `--phase-secs S` (latency phases, default 5), `--no-peers`,
+//! `--peer-timeout S` (a peer dump is killed after S s, default 60),
+//! `--busy-up-to N` (busy variants only up to N threads), `--out PATH`
 //! (default `BENCHMARKS.md` at the workspace root; `-` for stdout only).
 //!
 //! It builds its fixture (`bench_fixture`) and the size probes
@@ -41,6 +43,10 @@ struct Config {
     peers: bool,
     out: Option<PathBuf>,
     quick: bool,
+    /// A peer dump that takes longer is killed and reported as such.
+    peer_timeout: Duration,
+    /// Busy variants only up to this many threads.
+    busy_up_to: usize,
 }
 
 fn workspace_root() -> PathBuf {
@@ -86,6 +92,8 @@ fn parse_config() -> Config {
         peers: !argv.iter().any(|a| a == "--no-peers"),
         out,
         quick,
+        peer_timeout: Duration::from_secs(num("--peer-timeout", 60)),
+        busy_up_to: num("--busy-up-to", u64::MAX) as usize,
     }
 }
 
@@ -280,7 +288,11 @@ fn peer_availability(dir: &Path) -> BTreeMap<Peer, Result<String, String>> {
 
 /// Runs one peer against the fixture: wall time in ns, threads listed, frames
 /// shown in all.
-fn run_peer(peer: Peer, fx: &mut Fixture) -> Result<(f64, usize, usize), String> {
+fn run_peer(
+    peer: Peer,
+    fx: &mut Fixture,
+    timeout: Duration,
+) -> Result<(f64, usize, usize), String> {
     let pid = fx.pid.to_string();
     let (program, args): (&str, Vec<&str>) = match peer {
         Peer::Gdb => (
@@ -297,14 +309,34 @@ fn run_peer(peer: Peer, fx: &mut Fixture) -> Result<(f64, usize, usize), String>
         }
     };
     let t0 = Instant::now();
-    let out = Command::new(program)
+    let dump = std::env::temp_dir().join(format!("guru-bench-peer-{}", std::process::id()));
+    let file = std::fs::File::create(&dump).map_err(|e| format!("{}: {e}", dump.display()))?;
+    let mut child = Command::new(program)
         .args(&args)
         .stdin(Stdio::null())
+        .stdout(file)
         .stderr(Stdio::null())
-        .output()
+        .spawn()
         .map_err(|e| format!("{program}: {e}"))?;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| format!("{program}: {e}"))? {
+            break status;
+        }
+        if t0.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_file(&dump);
+            return Err(format!(
+                "{program} did not finish within {} s (killed)",
+                timeout.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
     let wall = t0.elapsed().as_nanos() as f64;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let bytes = std::fs::read(&dump).unwrap_or_default();
+    let _ = std::fs::remove_file(&dump);
+    let text = String::from_utf8_lossy(&bytes);
     let threads = match peer {
         Peer::Gdb => text.lines().filter(|l| l.starts_with("Thread ")).count(),
         _ => text.lines().filter(|l| l.starts_with("TID ")).count(),
@@ -314,7 +346,7 @@ fn run_peer(peer: Peer, fx: &mut Fixture) -> Result<(f64, usize, usize), String>
         .filter(|l| l.trim_start().starts_with('#'))
         .count();
     if threads == 0 {
-        return Err(format!("{program} listed no threads (exit {})", out.status));
+        return Err(format!("{program} listed no threads (exit {status})"));
     }
     Ok((wall, threads, frames))
 }
@@ -592,7 +624,7 @@ fn measure_row(
                     let mut times = vec![];
                     let mut error = None;
                     for _ in 0..cfg.peer_runs.max(1) {
-                        match run_peer(peer, &mut fx) {
+                        match run_peer(peer, &mut fx, cfg.peer_timeout) {
                             Ok((t, listed, frames)) => {
                                 row.peer_frames
                                     .insert(peer, frames as f64 / listed.max(1) as f64);
@@ -1323,6 +1355,9 @@ fn main() {
     let mut memory = None;
     for &n in &cfg.threads {
         for busy in [0, n / 3] {
+            if busy > 0 && n > cfg.busy_up_to {
+                continue;
+            }
             match measure_row(&cfg, &dir, n, busy, &peers, std_available.is_ok()) {
                 Ok(r) => rows.push(r),
                 Err(e) => eprintln!("bench: N={n} busy={busy}: {e}"),
