@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::report::{Body, Collected, Figures, Source, ThreadsData};
+use crate::report::{Body, Collected, Figures, FrameData, Source, ThreadsData};
 
 /// The schema name and version carried by every document.
 pub const SCHEMA: &str = "guru-report/1";
@@ -65,6 +65,30 @@ pub(crate) fn render(c: &Collected) -> String {
     })
 }
 
+/// One frame (the schema's Frame), also used for task traces.
+pub(crate) fn frame_json(n: usize, f: &FrameData) -> Value {
+    let functions: Vec<Value> = f
+        .symbolized
+        .functions
+        .iter()
+        .map(|func| {
+            json!({
+                "name": func.name, "file": func.file,
+                "line": func.line, "inlined": func.inlined,
+            })
+        })
+        .collect();
+    json!({
+        "index": n,
+        "address": hex(f.address),
+        "module": f.module.as_ref().map(|m| &m.0),
+        "module_offset": f.module.as_ref().map(|m| hex(m.1)),
+        "symbol": f.symbolized.symbol.as_ref().map(|s| &s.0),
+        "symbol_offset": f.symbolized.symbol.as_ref().map(|s| hex(s.1)),
+        "functions": functions,
+    })
+}
+
 fn threads_json(t: &ThreadsData) -> Value {
     let threads: Vec<Value> = t
         .threads
@@ -74,28 +98,7 @@ fn threads_json(t: &ThreadsData) -> Value {
                 .frames
                 .iter()
                 .enumerate()
-                .map(|(n, f)| {
-                    let functions: Vec<Value> = f
-                        .symbolized
-                        .functions
-                        .iter()
-                        .map(|func| {
-                            json!({
-                                "name": func.name, "file": func.file,
-                                "line": func.line, "inlined": func.inlined,
-                            })
-                        })
-                        .collect();
-                    json!({
-                        "index": n,
-                        "address": hex(f.address),
-                        "module": f.module.as_ref().map(|m| &m.0),
-                        "module_offset": f.module.as_ref().map(|m| hex(m.1)),
-                        "symbol": f.symbolized.symbol.as_ref().map(|s| &s.0),
-                        "symbol_offset": f.symbolized.symbol.as_ref().map(|s| hex(s.1)),
-                        "functions": functions,
-                    })
-                })
+                .map(|(n, f)| frame_json(n, f))
                 .collect();
             json!({
                 "tid": th.tid,
@@ -196,5 +199,7 @@ fn body_json(body: &Body) -> Value {
             json!({ "modules": list })
         }
         Body::Report(f) => figures_json(f),
+        #[cfg(feature = "tokio")]
+        Body::GreenThreads(g) => crate::tokio::to_json(g),
     }
 }

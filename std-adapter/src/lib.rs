@@ -94,6 +94,8 @@ mod sections;
 mod symbols;
 mod sys;
 mod text;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use config::DEFAULT_SECRET_KEYS;
 pub use error::Error;

@@ -116,6 +116,9 @@ pub(crate) enum Body {
     Process(Box<ProcessInfo>),
     Modules(&'static ModuleSet),
     Report(Box<Figures>),
+    /// Registered tokio runtimes (feature `tokio`).
+    #[cfg(feature = "tokio")]
+    GreenThreads(Box<crate::tokio::GreenThreads>),
 }
 
 /// One section: its title, machine name, and content or why it failed.
@@ -359,6 +362,12 @@ pub(crate) fn collect(
         kind: "threads",
         body: threads.clone().map(Body::Threads).map_err(|e| e.clone()),
     });
+    #[cfg(feature = "tokio")]
+    out.extend(crate::tokio::section(
+        state,
+        engine.map(|e| e.module_set()),
+        &mut sym_stats,
+    ));
     let redactor = settings.map(|s| s.redactor.clone()).unwrap_or_default();
     out.push(Section {
         title: "Processes".into(),

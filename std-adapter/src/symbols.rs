@@ -132,6 +132,28 @@ impl Symbolizer {
         frames: &[u64],
         stats: &mut Stats,
     ) -> Vec<Symbolized> {
+        self.symbolize_frames(modules, frames, false, stats)
+    }
+
+    /// Symbolizes `frames` that are all return addresses (a tokio task
+    /// trace: every frame, the first too, is a call site).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn symbolize_return_addresses(
+        &mut self,
+        modules: &ModuleSet,
+        frames: &[u64],
+        stats: &mut Stats,
+    ) -> Vec<Symbolized> {
+        self.symbolize_frames(modules, frames, true, stats)
+    }
+
+    fn symbolize_frames(
+        &mut self,
+        modules: &ModuleSet,
+        frames: &[u64],
+        first_is_return: bool,
+        stats: &mut Stats,
+    ) -> Vec<Symbolized> {
         let t0 = Instant::now();
         let cpu0 = guru_core::sys::thread_cpu_ns();
         let rss0 = resident_bytes();
@@ -151,12 +173,13 @@ impl Symbolizer {
             .enumerate()
             .map(|(n, &address)| {
                 stats.frames += 1;
-                let key = (address, n > 0);
+                let is_return = n > 0 || first_is_return;
+                let key = (address, is_return);
                 if let Some(hit) = self.cache.get(&key) {
                     stats.cached += 1;
                     return hit.clone();
                 }
-                let resolved = self.resolve(modules, address, n > 0, stats);
+                let resolved = self.resolve(modules, address, is_return, stats);
                 self.cache.insert(key, resolved.clone());
                 resolved
             })

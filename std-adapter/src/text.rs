@@ -142,10 +142,12 @@ fn write_body(w: &mut String, body: &Body) {
             let _ = write_modules(w, m);
         }
         Body::Report(f) => write_figures(w, f),
+        #[cfg(feature = "tokio")]
+        Body::GreenThreads(g) => crate::tokio::write_text(w, g),
     }
 }
 
-fn write_frame(w: &mut String, n: usize, f: &FrameData) {
+pub(crate) fn write_frame(w: &mut String, n: usize, f: &FrameData) {
     let module = f
         .module
         .as_ref()
