@@ -12,9 +12,9 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==== %s ====\n' "$*"; }
 
-step "loom model checks (slot protocol, range table)"
+step "loom model checks (slot protocol, range table, trigger ring)"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
-    cargo test -p guru-core --test model_slots --test model_ranges --release -- \
+    cargo test -p guru-core --test model_slots --test model_ranges --test model_triggers --release -- \
     --nocapture --test-threads=1
 
 step "fuzz smoke (${FUZZ_SECONDS:-20} s per target)"

@@ -5,13 +5,23 @@
 //! # Async-signal safety
 //! Atomics only. Each ring entry carries a sequence stamp written last
 //! (Release) and checked before and after reading, so a reader never reports a
-//! half-written entry.
+//! half-written entry. A writer first claims its entry (compare-exchange to
+//! [`BUSY`] from a stamp older than its own), so two handlers recording at
+//! once (sequences `n` and `n + RECENT_TRIGGERS`) never mix their fields in
+//! one entry: the loser leaves the entry alone (its trigger is still counted).
 #![deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
-use core::sync::atomic::{AtomicU64, Ordering};
+// Under `--cfg loom` the log runs on loom's atomics (core/tests/model_triggers.rs).
+#[cfg(not(loom))]
+use core::sync::atomic::{AtomicU64, Ordering, fence};
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicU64, Ordering, fence};
+
+/// Stamp of an entry a writer is filling in (no sequence reaches it).
+const BUSY: u64 = (1 << 63) - 1;
 
 /// How many recent triggers are kept.
-pub const RECENT_TRIGGERS: usize = 8;
+pub const RECENT_TRIGGERS: usize = if cfg!(loom) { 2 } else { 8 };
 
 /// One trigger.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -54,6 +64,7 @@ impl Default for TriggerLog {
 
 impl TriggerLog {
     /// An empty log.
+    #[cfg(not(loom))]
     pub const fn new() -> TriggerLog {
         #[allow(clippy::declare_interior_mutable_const)] // a fresh copy per entry is the intent
         const E: Entry = Entry {
@@ -69,6 +80,21 @@ impl TriggerLog {
         }
     }
 
+    /// An empty log (loom's atomics cannot be made in a const context).
+    #[cfg(loom)]
+    pub fn new() -> TriggerLog {
+        TriggerLog {
+            next: AtomicU64::new(0),
+            coalesced: AtomicU64::new(0),
+            entries: core::array::from_fn(|_| Entry {
+                stamp: AtomicU64::new(0),
+                unix_ns: AtomicU64::new(0),
+                signal_code: AtomicU64::new(0),
+                sender: AtomicU64::new(0),
+            }),
+        }
+    }
+
     /// Records a trigger; counts it as coalesced if it did not start a report.
     pub fn record(&self, t: &Trigger) {
         if !t.started_report {
@@ -78,7 +104,20 @@ impl TriggerLog {
         let Some(e) = self.entries.get((n % RECENT_TRIGGERS as u64) as usize) else {
             return;
         };
-        e.stamp.store(0, Ordering::Release);
+        // Claim the entry unless another writer is filling it in or a newer
+        // trigger already owns it. Acquire: the previous owner's field stores
+        // happen before ours, so ours are the ones that stay.
+        let current = e.stamp.load(Ordering::Relaxed);
+        if current & !(1 << 63) > n
+            || e.stamp
+                .compare_exchange(current, BUSY, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        // Readers that see any field below also see BUSY (or later) on their
+        // second stamp load.
+        fence(Ordering::Release);
         e.unix_ns.store(t.unix_ns, Ordering::Relaxed);
         let flags = u64::from(t.started_report);
         e.signal_code.store(
@@ -125,7 +164,9 @@ impl TriggerLog {
                 sender_uid: sender as u32,
                 started_report: before >> 63 == 1,
             };
-            if e.stamp.load(Ordering::Acquire) == before {
+            // The field loads above may not move past the re-check.
+            fence(Ordering::Acquire);
+            if e.stamp.load(Ordering::Relaxed) == before {
                 f(&t);
             }
         }
