@@ -25,7 +25,7 @@ fn trigger(id: u32) -> Trigger {
         code: -(id as i32),
         sender_pid: 100 + id as i32,
         sender_uid: 1000 + id,
-        started_report: id % 2 == 0,
+        started_report: id & 1 == 0,
     }
 }
 
