@@ -298,7 +298,7 @@ fn worker_figures(m: &RuntimeMetrics, w: usize) -> WorkerFigures {
     #[cfg(target_has_atomic = "64")]
     {
         let pu = m.worker_park_unpark_count(w);
-        f.parked = Some(pu % 2 == 1);
+        f.parked = Some(!pu.is_multiple_of(2));
         f.park_unpark_count = Some(pu);
         f.park_count = Some(m.worker_park_count(w));
         f.busy_ns = Some(nanos(m.worker_total_busy_duration(w)));
@@ -642,13 +642,13 @@ mod dump {
     pub(super) fn blocked_workers(m: &RuntimeMetrics, window: Duration) -> Vec<usize> {
         let n = m.num_workers();
         let first: Vec<_> = (0..n).map(|w| published(m, w)).collect();
-        let mut pending: Vec<usize> = (0..n).filter(|&w| first[w].0 % 2 == 0).collect();
+        let mut pending: Vec<usize> = (0..n).filter(|&w| first[w].0.is_multiple_of(2)).collect();
         let start = Instant::now();
         while !pending.is_empty() && start.elapsed() < window {
             std::thread::sleep(Duration::from_millis(5));
             pending.retain(|&w| {
                 let now = published(m, w);
-                now == first[w] && now.0 % 2 == 0
+                now == first[w] && now.0.is_multiple_of(2)
             });
         }
         pending

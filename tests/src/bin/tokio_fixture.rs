@@ -50,10 +50,10 @@ fn announced<F: Future + Send + 'static>(
     let mut started = Some(started);
     std::future::poll_fn(move |cx| {
         let r = f.as_mut().poll(cx);
-        if r.is_pending() {
-            if let Some(s) = started.take() {
-                let _ = s.send(());
-            }
+        if r.is_pending()
+            && let Some(s) = started.take()
+        {
+            let _ = s.send(());
         }
         r
     })
