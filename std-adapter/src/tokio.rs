@@ -1025,7 +1025,7 @@ mod tests {
             },
         );
         assert!(
-            text.contains("------ Tasks 1, 3 (2 tasks) of runtime \"r\\n1\" ------"),
+            text.contains("------ Tasks 1, 3 (2 tasks) of runtime \"r\\x0a1\" ------"),
             "{text}"
         );
         assert!(text.contains("------ Task 2 of runtime"), "{text}");
