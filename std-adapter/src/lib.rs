@@ -46,7 +46,10 @@
 //!
 //! # Sections
 //!
-//! In this order: **Package**, **Threads**, **Processes** (this process and
+//! In this order: **Package**, **Threads**, **Green Threads** (feature
+//! `tokio`: the registered tokio runtimes' metrics and, with feature
+//! `taskdump` and `--cfg tokio_unstable`, each task's trace; see
+//! `guru::tokio`), **Processes** (this process and
 //! its descendants: pid, parent, user, state, command line with secrets
 //! masked), **Configuration**, the registered sections, **Process** (uptime,
 //! CPU, memory, faults, open descriptors, limits), **Modules** (path, address

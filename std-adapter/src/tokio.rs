@@ -75,6 +75,17 @@
 //!   before it can run, so a late dump never happens behind the report's
 //!   back.
 //!
+//! Optimized builds lose the outer part of a trace: tokio's trace of a task
+//! ends below the task's root future (`Root::poll`), and the compiler
+//! usually inlines the task's own outer `async fn`s into that function, so a
+//! release build's trace often stops at the innermost function that was not
+//! inlined (typically tokio's leaf future and its caller). Debug builds, or
+//! `opt-level = 1` for the crates of interest, show the whole chain.
+//! Frames that *are* in the trace show their inlined calls, like thread
+//! stacks.
+//!
+//! The future given to `block_on` is not a task: it is not in the dump.
+//!
 //! Resolving a dump's backtraces goes through tokio's own API
 //! (`Trace::resolve_backtraces`, which symbolizes with `backtrace-rs` first:
 //! the only public way to get the frames' addresses); guru then symbolizes
