@@ -7,7 +7,7 @@
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
 //! guru::tokio::register("api", rt.handle().clone());
 //! // or, while building the reporter:
 //! let _guard = guru::Builder::new(guru::package!())
@@ -79,8 +79,8 @@
 //! ends below the task's root future (`Root::poll`), and the compiler
 //! usually inlines the task's own outer `async fn`s into that function, so a
 //! release build's trace often stops at the innermost function that was not
-//! inlined (typically tokio's leaf future and its caller). Debug builds, or
-//! `opt-level = 1` for the crates of interest, show the whole chain.
+//! inlined (typically tokio's leaf future and its caller). Debug builds show
+//! the whole chain.
 //! Frames that *are* in the trace show their inlined calls, like thread
 //! stacks.
 //!
