@@ -63,6 +63,13 @@
 //!   blocks right after this check can still meet the hazard; it is narrow,
 //!   but it is tokio's, and the reason dumps can be turned off per runtime
 //!   ([`TaskDumps::Never`]).
+//! - **A dump is not free even on a healthy runtime.** Measured with tokio
+//!   1.54 on 2 cores kept busy by other processes: most dumps took under
+//!   60 ms, but some did not finish within 2 s, and meanwhile workers sat
+//!   in tokio's dump barrier (busy time growing in 250 ms steps, one round
+//!   with 16 of 20 probe tasks not run within 2 s); on an idle machine
+//!   dumps took 0.3–10 ms. Turn dumps off ([`TaskDumps::Never`]) where that
+//!   pause matters more than the traces.
 //! - **`current_thread` runtimes are not dumped unless asked**
 //!   ([`TaskDumps::Always`]). tokio's `current_thread` dump (as of 1.54)
 //!   re-polls the tasks while holding its scheduler core: a task that wakes a
