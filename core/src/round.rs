@@ -34,7 +34,10 @@ static AWAITED: AtomicU32 = AtomicU32::new(u32::MAX);
 pub(crate) fn note_answer(engine: &Engine) {
     // SeqCst pairs with `gather`: it stores AWAITED, then loads `answered`;
     // this adds to `answered`, then loads AWAITED. One of the two sees the other.
-    let answered = engine.answered.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
+    let answered = engine
+        .answered
+        .fetch_add(1, Ordering::SeqCst)
+        .wrapping_add(1);
     let awaited = AWAITED.load(Ordering::SeqCst);
     if answered >= awaited {
         sys::futex_wake_all(&engine.answered);
