@@ -189,6 +189,31 @@ fn code_bytes(ranges: &RangeTable, address: u64) -> Option<[u8; SYSCALL_INSN_LEN
     Some(out)
 }
 
+/// Bytes of stack left below the caller's stack pointer, where known.
+///
+/// On an alternate signal stack (the thread was interrupted inside an
+/// `SA_ONSTACK` handler, and handlers without `SA_ONSTACK` then run there too)
+/// only `sigaltstack` knows its low end: such a stack is often a small buffer
+/// inside a large heap mapping, whose bounds would promise room that is not
+/// there (unwinding then overran the buffer and wrote over the heap below it).
+/// Elsewhere it is the low end of the readable range containing the stack
+/// pointer; `None` for the main thread's `[stack]`, which the kernel grows on
+/// demand, and for stacks not in the table.
+///
+/// # Async-signal safety
+/// `sigaltstack` (query) and atomic loads.
+#[inline(always)]
+pub fn stack_left(ranges: &RangeTable) -> Option<u64> {
+    let sp = sys::approximate_stack_pointer();
+    let low = sys::alternate_stack_low(sp).or_else(|| {
+        ranges
+            .find(sp)
+            .filter(|own| !own.grows_down)
+            .map(|own| own.start)
+    })?;
+    Some(sp.saturating_sub(low))
+}
+
 /// The parts of the engine a capture needs.
 #[derive(Debug, Clone, Copy)]
 pub struct CaptureContext<'e> {
@@ -214,28 +239,17 @@ pub fn capture_self(
     mut slot: SlotWriter<'_>,
     cpu_start_ns: u64,
 ) {
-    let own_sp = sys::approximate_stack_pointer();
     let end: StackEnd;
     let mut end_detail = 0u64;
 
     let stack = ctx.ranges.find(regs.sp);
-    // The low end of the stack this handler runs on. On an alternate signal
-    // stack (the thread was interrupted inside an SA_ONSTACK handler) only
-    // `sigaltstack` knows it: such a stack is often a small buffer inside a
-    // large heap mapping, whose bounds would promise room that is not there
-    // (unwinding then overran the buffer and wrote over the heap below it).
-    let own_low = sys::alternate_stack_low(own_sp).or_else(|| {
-        ctx.ranges
-            .find(own_sp)
-            .filter(|own| !own.grows_down)
-            .map(|own| own.start)
-    });
+    let left = stack_left(ctx.ranges);
     let _ = slot.push_frame(regs.pc);
-    match (stack, own_low) {
+    match (stack, left) {
         (None, _) => end = StackEnd::UnknownStack,
-        (Some(_), Some(low)) if own_sp.saturating_sub(low) < MIN_STACK_FOR_UNWIND => {
+        (Some(_), Some(left)) if left < MIN_STACK_FOR_UNWIND => {
             end = StackEnd::StackNearlyExhausted;
-            end_detail = own_sp.saturating_sub(low);
+            end_detail = left;
         }
         (Some(stack), _) if ctx.caches.is_empty() => {
             (end, end_detail) = unwind_frame_pointers(ctx.ranges, regs, &stack, &mut slot);

@@ -664,7 +664,9 @@ extern "C" fn capture_signal_handler(
 /// The core-only trigger handler: records the trigger and, unless a round is
 /// already running (then it is counted as coalesced), produces a whole report
 /// to `Options::output_fd` right here, the interrupted thread captured from
-/// its ucontext.
+/// its ucontext. On a thread with less than [`capture::MIN_STACK_FOR_UNWIND`]
+/// of stack left it produces no report (the trigger is counted as coalesced
+/// and a one-line note is written instead): the round would overflow it.
 ///
 /// # Async-signal safety
 /// See [`round::RoundGuard::capture`] and [`render::write_text_report`].
@@ -692,6 +694,23 @@ extern "C" fn trigger_signal_handler(
     let _ = report_to_fd(engine, trigger, regs.as_ref(), engine.options.output_fd);
 }
 
+/// One line saying why a trigger did not start a report.
+///
+/// # Async-signal safety
+/// Formats into a stack buffer; `write(2)`.
+fn write_trigger_refused(fd: i32, left: u64) {
+    use core::fmt::Write as _;
+    let mut buf = [0u8; 160];
+    let mut w = format::SliceWriter::new(&mut buf);
+    let _ = writeln!(
+        w,
+        "guru: trigger not served on thread {}: {left} bytes of stack left, a report needs {}; counted as coalesced",
+        sys::gettid(),
+        capture::MIN_STACK_FOR_UNWIND
+    );
+    let _ = write::FdSink::write_all_fd(fd, w.as_str().as_bytes());
+}
+
 fn report_to_fd(
     engine: &'static Engine,
     mut trigger: Trigger,
@@ -702,6 +721,21 @@ fn report_to_fd(
         engine.triggers.record(&trigger);
         return Err(Error::RoundInProgress);
     };
+    // In a signal handler (own registers given) the whole round runs on the
+    // stack of the thread that took the signal. One with little stack left
+    // (deep recursion, a small alternate stack) would overflow it and take
+    // the process down: count the trigger as coalesced instead and say so;
+    // the next one most likely lands on another thread. (The caller, the
+    // trigger handler, ignores the error.)
+    if own_registers.is_some()
+        && let Some(left) = round.own_stack_left()
+        && left < capture::MIN_STACK_FOR_UNWIND
+    {
+        round.cancel();
+        engine.triggers.record(&trigger);
+        write_trigger_refused(fd, left);
+        return Err(Error::RoundInProgress);
+    }
     trigger.started_report = true;
     engine.triggers.record(&trigger);
     round.capture(own_registers);

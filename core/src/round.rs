@@ -235,6 +235,28 @@ impl RoundGuard<'_> {
         pending & bit != 0
     }
 
+    /// Bytes of stack left to the calling thread (see
+    /// [`capture::stack_left`]), re-reading the range table first if its
+    /// stack is not in it yet (a thread created since the last round).
+    ///
+    /// # Async-signal safety
+    /// As [`capture::stack_left`], plus `refresh_ranges` when needed.
+    pub(crate) fn own_stack_left(&mut self) -> Option<u64> {
+        capture::stack_left(&self.engine.ranges).or_else(|| {
+            self.refresh_ranges();
+            capture::stack_left(&self.engine.ranges)
+        })
+    }
+
+    /// Ends a round that captured nothing and will write no report: its
+    /// report number is given back, so reports stay numbered without gaps.
+    ///
+    /// # Async-signal safety
+    /// One atomic; the guard's drop releases the round.
+    pub(crate) fn cancel(self) {
+        self.engine.report_seq.fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// Lists `/proc/self/task` and arms a slot per thread.
     ///
     /// # Async-signal safety

@@ -105,8 +105,7 @@ impl Stress {
         let mut sent = 0;
         for _ in 0..20 {
             let before = self.settle(quiet);
-            sent += 1;
-            let _ = self.one_report(before.len() as u64 + 1);
+            sent += self.one_report_counted(before.len() as u64 + 1).1;
             let after = self.settle(quiet);
             if after.len() == before.len() + 1 {
                 return (after, sent);
@@ -118,16 +117,31 @@ impl Stress {
         );
     }
 
-    /// Sends one trigger and waits for the report with sequence number `seq`.
+    /// Sends a trigger and waits for the report with sequence number `seq`.
     pub fn one_report(&mut self, seq: u64) -> Report {
-        send(self.fx.pid(), self.trigger, false);
+        self.one_report_counted(seq).0
+    }
+
+    /// Sends a trigger and waits for the report with sequence number `seq`;
+    /// returns it and how many triggers were sent. A trigger that arrives
+    /// just as the previous round is letting go is coalesced (and counted as
+    /// such in the next report), so it is sent again if no report follows
+    /// within a while.
+    pub fn one_report_counted(&mut self, seq: u64) -> (Report, u64) {
         let deadline = Instant::now() + WAIT;
+        let mut sent = 0;
+        let mut resend = Instant::now();
         loop {
+            if Instant::now() >= resend {
+                send(self.fx.pid(), self.trigger, false);
+                sent += 1;
+                resend = Instant::now() + Duration::from_secs(5);
+            }
             if let Some(r) = parse_reports(&self.fx.stderr_text())
                 .into_iter()
                 .find(|r| r.sequence == seq)
             {
-                return r;
+                return (r, sent);
             }
             assert!(
                 self.fx.is_alive(),

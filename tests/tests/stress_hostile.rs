@@ -116,3 +116,72 @@ fn hostile_threads_do_not_break_reports() {
         all.len()
     );
 }
+
+/// tgkill(2): sends `signal` to one thread of another process.
+fn signal_thread(pid: i32, tid: i32, signal: i32) {
+    // SAFETY: tgkill on a thread of a process this test started.
+    #[allow(unsafe_code)]
+    let r = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, signal) };
+    assert_eq!(r, 0, "tgkill {pid} {tid} {signal}");
+}
+
+#[test]
+fn trigger_on_a_thread_short_of_stack_is_counted_not_fatal() {
+    // In core-only mode the trigger handler builds the whole report on the
+    // stack of the thread that took the signal; with ~12 KiB left that used
+    // to overflow it and abort the process. Deliver the trigger to exactly
+    // that thread, and to the one on the small heap alternate stack.
+    let mut s = Stress::start(
+        FIXTURE,
+        &[
+            "--mode",
+            "hostile",
+            "--deadline-ms",
+            "1000",
+            "--stack-end-headroom",
+            "12288",
+            "--stack-end-takes-trigger",
+        ],
+        &[],
+    );
+    let pid = s.fx.pid();
+    let stack_end = s.threads["stack-end"];
+    signal_thread(pid, stack_end, s.trigger);
+    let deadline = std::time::Instant::now() + stress::WAIT;
+    while !s.fx.stderr_text().contains("trigger not served") {
+        assert!(s.fx.is_alive(), "{}", s.fx.stderr_text());
+        assert!(std::time::Instant::now() < deadline, "no note");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let note =
+        s.fx.stderr_text()
+            .lines()
+            .find(|l| l.contains("trigger not served"))
+            .map(str::to_string)
+            .expect("note");
+    assert!(
+        note.starts_with(&format!("guru: trigger not served on thread {stack_end}: ")),
+        "{note}"
+    );
+    // The next trigger, taken by a thread with room, reports the refused one
+    // as coalesced (and the refusal used no report number).
+    signal_thread(pid, s.threads["worker-0"], s.trigger);
+    let report = loop {
+        if let Some(r) = guru_tests::parse_reports(&s.fx.stderr_text()).pop() {
+            break r;
+        }
+        assert!(s.fx.is_alive() && std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(report.sequence, 1);
+    assert_eq!(stress::coalesced(&report), 1, "{}", report.text);
+    assert!(
+        block(&report, "stack-end")
+            .notes
+            .iter()
+            .any(|n| n.contains("stack nearly exhausted"))
+    );
+    assert!(s.fx.is_alive());
+    s.fx.send_line("exit");
+    assert!(s.fx.finish(stress::WAIT).success());
+}

@@ -34,6 +34,8 @@
 //! (core-only reports to that descriptor; a closed one makes every write fail),
 //! `--deadline-ms N` (how long a round waits for threads; the tests give
 //! loaded machines plenty, since they assert behaviour, not timing),
+//! `--stack-end-headroom N` (bytes the stack-end thread leaves, default 24 KiB),
+//! `--stack-end-takes-trigger` (it does not block the trigger signal),
 //! `--alloc-in-handler` (guard self-test: a wrapped SIGURG handler that
 //! allocates; the process must abort when sent SIGURG).
 #![allow(unsafe_code)]
@@ -478,6 +480,8 @@ fn main() {
         alloc_guard::install_wrapped(libc::SIGURG, allocating_handler, 0);
     }
 
+    let stack_end_headroom = value(&args, "--stack-end-headroom").unwrap_or(24 * 1024) as u64;
+    let stack_end_blocks_trigger = !args.iter().any(|a| a == "--stack-end-takes-trigger");
     let (tx, rx) = mpsc::channel::<(String, i32)>();
     let expected = AtomicUsize::new(0);
     let spawn = |name: &str, stack: Option<usize>, body: Box<dyn FnOnce() + Send>| {
@@ -561,9 +565,11 @@ fn main() {
                 "stack-end",
                 Some(512 * 1024),
                 Box::new(move || {
-                    block_signal(trigger);
+                    if stack_end_blocks_trigger {
+                        block_signal(trigger);
+                    }
                     let low = mapping_start(approximate_sp()).expect("own stack mapping");
-                    black_box(near_stack_end(low, 24 * 1024, &ready_tx));
+                    black_box(near_stack_end(low, stack_end_headroom, &ready_tx));
                 }),
             );
             install_altstack_handler();
