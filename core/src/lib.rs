@@ -416,45 +416,29 @@ pub fn install(options: Options) -> Result<&'static Engine, Error> {
 }
 
 fn install_inner(options: Options) -> Result<&'static Engine, Error> {
-    let capture_signal = choose_capture_signal(options.capture_signal)?;
-    if options.trigger_signal == Some(capture_signal) {
-        return Err(Error::InvalidOption(
-            "trigger_signal and capture_signal must differ",
-        ));
-    }
+    let capture_signal = capture_signal_for(&options)?;
     let module_set = Box::new(setup::build_module_set(options.symbols));
     let caches = match options.unwinder_caches {
         _ if options.frame_pointers_only => capture::CachePool::none(),
         0 => capture::CachePool::new((sys::online_cpus() * 2).clamp(2, 8)),
         n => capture::CachePool::new(n),
     };
-    let max_mappings = options.mappings();
-    let engine = Box::new(Engine {
+    let scratch = Scratch::new(
+        alloc::vec![0u8; MAPS_BUFFER_BYTES].into(),
+        alloc::vec![0u8; DENTS_BUFFER_BYTES].into(),
+        alloc::vec![0u8; options.output_buffer_bytes].into(),
+        alloc::vec![0u32; options.max_threads].into(),
+    );
+    let engine = Box::new(Engine::assemble(
         options,
         capture_signal,
-        deadline_ns: u64::from(options.round_deadline_ms) * 1_000_000,
-        modules: AtomicPtr::new(Box::into_raw(module_set)),
-        slots: slots::SlotTable::new(options.max_threads, options.max_frames),
-        ranges: ranges::RangeTable::new(max_mappings),
+        Box::into_raw(module_set),
+        slots::SlotTable::new(options.max_threads, options.max_frames),
+        ranges::RangeTable::new(options.mappings()),
         caches,
-        triggers: trigger::TriggerLog::new(),
-        round_active: AtomicBool::new(false),
-        generation: AtomicU32::new(0),
-        answered: AtomicU32::new(0),
-        report_seq: AtomicU64::new(0),
-        initiator_tid: AtomicI32::new(0),
-        scratch: UnsafeCell::new(Scratch {
-            maps: alloc::vec![0u8; MAPS_BUFFER_BYTES].into(),
-            dents: alloc::vec![0u8; DENTS_BUFFER_BYTES].into(),
-            out: alloc::vec![0u8; options.output_buffer_bytes].into(),
-            used: alloc::vec![0u32; options.max_threads].into(),
-            used_len: 0,
-            unresponsive: [0; 64],
-            unresponsive_len: 0,
-        }),
-        installed_monotonic_ns: sys::monotonic_ns(),
-        in_static_memory: false,
-    });
+        scratch,
+        false,
+    ));
     let engine: &'static Engine = Box::leak(engine);
     publish_and_install_handlers(engine)
 }
@@ -507,12 +491,7 @@ fn install_static_inner<const N: usize>(
     arena: &'static StaticArena<N>,
     needed: usize,
 ) -> Result<&'static Engine, Error> {
-    let capture_signal = choose_capture_signal(options.capture_signal)?;
-    if options.trigger_signal == Some(capture_signal) {
-        return Err(Error::InvalidOption(
-            "trigger_signal and capture_signal must differ",
-        ));
-    }
+    let capture_signal = capture_signal_for(&options)?;
     let too_small = |available| Error::ArenaTooSmall { needed, available };
     let mut carver = arena.take().ok_or(too_small(0))?;
     let modules: &'static ModuleSet = fixed::module_set_in(&mut carver).ok_or(too_small(N))?;
@@ -528,35 +507,85 @@ fn install_static_inner<const N: usize>(
             .slice(options.max_threads, |_| 0u32)
             .ok_or(too_small(N))?,
     );
+    let scratch = Scratch::new(maps, dents, out, used);
     let engine = carver
-        .one(Engine {
+        .one(Engine::assemble(
+            options,
+            capture_signal,
+            core::ptr::from_ref(modules).cast_mut(),
+            slots,
+            ranges,
+            capture::CachePool::none(),
+            scratch,
+            true,
+        ))
+        .ok_or(too_small(N))?;
+    publish_and_install_handlers(engine)
+}
+
+/// The capture signal for `options`: the requested one or the first free
+/// real-time signal, never the trigger signal.
+fn capture_signal_for(options: &Options) -> Result<i32, Error> {
+    let capture_signal = choose_capture_signal(options.capture_signal)?;
+    if options.trigger_signal == Some(capture_signal) {
+        return Err(Error::InvalidOption(
+            "trigger_signal and capture_signal must differ",
+        ));
+    }
+    Ok(capture_signal)
+}
+
+impl Scratch {
+    fn new(
+        maps: StoreMut<u8>,
+        dents: StoreMut<u8>,
+        out: StoreMut<u8>,
+        used: StoreMut<u32>,
+    ) -> Scratch {
+        Scratch {
+            maps,
+            dents,
+            out,
+            used,
+            used_len: 0,
+            unresponsive: [0; 64],
+            unresponsive_len: 0,
+        }
+    }
+}
+
+impl Engine {
+    /// Puts an engine together from its prepared parts (heap or static).
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        options: Options,
+        capture_signal: i32,
+        modules: *mut ModuleSet,
+        slots: slots::SlotTable,
+        ranges: ranges::RangeTable,
+        caches: capture::CachePool,
+        scratch: Scratch,
+        in_static_memory: bool,
+    ) -> Engine {
+        Engine {
             options,
             capture_signal,
             deadline_ns: u64::from(options.round_deadline_ms) * 1_000_000,
-            modules: AtomicPtr::new(core::ptr::from_ref(modules).cast_mut()),
+            modules: AtomicPtr::new(modules),
             slots,
             ranges,
-            caches: capture::CachePool::none(),
+            caches,
             triggers: trigger::TriggerLog::new(),
             round_active: AtomicBool::new(false),
             generation: AtomicU32::new(0),
             answered: AtomicU32::new(0),
             report_seq: AtomicU64::new(0),
             initiator_tid: AtomicI32::new(0),
-            scratch: UnsafeCell::new(Scratch {
-                maps,
-                dents,
-                out,
-                used,
-                used_len: 0,
-                unresponsive: [0; 64],
-                unresponsive_len: 0,
-            }),
+            scratch: UnsafeCell::new(scratch),
             installed_monotonic_ns: sys::monotonic_ns(),
-            in_static_memory: true,
-        })
-        .ok_or(too_small(N))?;
-    publish_and_install_handlers(engine)
+            in_static_memory,
+        }
+    }
 }
 
 /// Publishes the engine and installs its signal handlers.
