@@ -73,7 +73,7 @@ pub(crate) fn frame_json(n: usize, f: &FrameData) -> Value {
         .iter()
         .map(|func| {
             json!({
-                "name": func.name, "file": func.file,
+                "name": func.name.as_deref(), "file": func.file.as_deref(),
                 "line": func.line, "inlined": func.inlined,
             })
         })
@@ -83,7 +83,7 @@ pub(crate) fn frame_json(n: usize, f: &FrameData) -> Value {
         "address": hex(f.address),
         "module": f.module.as_ref().map(|m| &m.0),
         "module_offset": f.module.as_ref().map(|m| hex(m.1)),
-        "symbol": f.symbolized.symbol.as_ref().map(|s| &s.0),
+        "symbol": f.symbolized.symbol.as_ref().map(|s| &*s.0),
         "symbol_offset": f.symbolized.symbol.as_ref().map(|s| hex(s.1)),
         "functions": functions,
     })

@@ -289,7 +289,7 @@ pub(crate) fn collect(
         Source::Signal(t) => Some(*t),
         _ => None,
     };
-    let round = match engine {
+    let mut round = match engine {
         Some(e) => {
             e.refresh_modules();
             capture(e, trigger)
@@ -299,48 +299,62 @@ pub(crate) fn collect(
         }
     };
 
-    // Symbolize outside the round: other threads already run on.
+    // Symbolize outside the round: other threads already run on. The raw
+    // threads are moved out of the round, not copied.
     let mut sym_stats = symbols::Stats::default();
-    let threads = round.as_ref().map(|r| ThreadsData {
-        capacity: r.capacity,
-        left_out: r.summary.threads_left_out,
-        threads: r
-            .threads
-            .iter()
-            .map(|t| {
-                let symbolized =
-                    state
-                        .symbolizer
-                        .symbolize_stack(r.modules, &t.frames, &mut sym_stats);
-                let frames = t
-                    .frames
-                    .iter()
-                    .zip(symbolized)
-                    .enumerate()
-                    .map(|(n, (&address, symbolized))| FrameData {
-                        address,
-                        module: r.modules.resolve(address, n > 0).map(|res| {
-                            let mut name = String::new();
-                            let _ = write_escaped(&mut name, res.module.short_name());
-                            (name, res.module_offset)
-                        }),
-                        symbolized,
-                    })
-                    .collect();
-                ThreadData {
-                    tid: t.tid,
-                    name: t.name.clone(),
-                    header: t.header.clone(),
-                    state: t.state.clone(),
-                    pause_ns: t.pause_ns,
-                    writing_report: t.writing_report,
-                    frames,
-                    end: t.end.clone(),
-                    unresponsive: t.unresponsive.clone(),
-                }
-            })
-            .collect(),
+    let threads = round.as_mut().map_err(|e| e.clone()).map(|r| {
+        let modules = r.modules;
+        let raw = std::mem::take(&mut r.threads);
+        ThreadsData {
+            capacity: r.capacity,
+            left_out: r.summary.threads_left_out,
+            threads: raw
+                .into_iter()
+                .map(|t| {
+                    let symbolized =
+                        state
+                            .symbolizer
+                            .symbolize_stack(modules, &t.frames, &mut sym_stats);
+                    let frames = t
+                        .frames
+                        .iter()
+                        .zip(symbolized)
+                        .enumerate()
+                        .map(|(n, (&address, symbolized))| FrameData {
+                            address,
+                            module: modules.resolve(address, n > 0).map(|res| {
+                                let mut name = String::new();
+                                let _ = write_escaped(&mut name, res.module.short_name());
+                                (name, res.module_offset)
+                            }),
+                            symbolized,
+                        })
+                        .collect();
+                    ThreadData {
+                        tid: t.tid,
+                        name: t.name,
+                        header: t.header,
+                        state: t.state,
+                        pause_ns: t.pause_ns,
+                        writing_report: t.writing_report,
+                        frames,
+                        end: t.end,
+                        unresponsive: t.unresponsive,
+                    }
+                })
+                .collect(),
+        }
     });
+    let unresponsive_tids: Vec<i32> = threads
+        .as_ref()
+        .map(|t| {
+            t.threads
+                .iter()
+                .filter(|t| t.unresponsive.is_some())
+                .map(|t| t.tid)
+                .collect()
+        })
+        .unwrap_or_default();
 
     let (pid, sequence, started) = match &round {
         Ok(r) => (r.summary.pid, r.summary.sequence, r.summary.started_unix_ns),
@@ -360,7 +374,7 @@ pub(crate) fn collect(
     out.push(Section {
         title: "Threads".into(),
         kind: "threads",
-        body: threads.clone().map(Body::Threads).map_err(|e| e.clone()),
+        body: threads.map(Body::Threads),
     });
     #[cfg(feature = "tokio")]
     out.extend(crate::tokio::section(
@@ -383,16 +397,24 @@ pub(crate) fn collect(
 
     let t_sections = Instant::now();
     let budget = settings.map_or(Duration::from_secs(2), |s| s.section_timeout);
+    // The configuration's `Serialize` and the registered sections go to the
+    // section worker in one batch (one hand-off per report, not per section).
+    let config_job = settings.and_then(|s| s.config.clone());
+    let registered = sections::registered();
+    let jobs: Vec<Arc<Job>> = config_job.iter().cloned().chain(registered).collect();
+    let mut outcomes = state.runner.run_all(&jobs, budget).into_iter();
+    let config_outcome = config_job.as_ref().and_then(|_| outcomes.next());
     out.push(Section {
         title: "Configuration".into(),
         kind: "configuration",
         body: match settings {
-            Some(s) => configuration(state, s, budget),
+            Some(s) => configuration(s, config_outcome),
             None => Err(not_installed()),
         },
     });
-    for job in sections::registered() {
-        let body = match state.runner.run(&job, budget) {
+    let custom = jobs.iter().skip(usize::from(config_job.is_some()));
+    for (job, outcome) in custom.zip(outcomes) {
+        let body = match outcome {
             Outcome::Ok(text) => Ok(Body::Text(text)),
             Outcome::Failed(why) => Err(why),
         };
@@ -424,20 +446,11 @@ pub(crate) fn collect(
         round: round.as_ref().ok().map(|r| r.summary),
         capacity: round.as_ref().map_or(0, |r| r.capacity),
         recent_triggers: round
-            .as_ref()
-            .map(|r| r.triggers.clone())
+            .as_mut()
+            .map(|r| std::mem::take(&mut r.triggers))
             .unwrap_or_default(),
         source: source.clone(),
-        unresponsive_tids: threads
-            .as_ref()
-            .map(|t| {
-                t.threads
-                    .iter()
-                    .filter(|t| t.unresponsive.is_some())
-                    .map(|t| t.tid)
-                    .collect()
-            })
-            .unwrap_or_default(),
+        unresponsive_tids,
         symbols: sym_stats,
         no_debug_info: state.symbolizer.unavailable(),
         sections_ns,
@@ -459,16 +472,13 @@ pub(crate) fn collect(
     }
 }
 
-/// The Configuration section: the configuration's `Serialize` runs on the
-/// section worker (it is application code: it may panic or block).
-fn configuration(
-    state: &mut ReporterState,
-    s: &Settings,
-    budget: Duration,
-) -> Result<Body, String> {
+/// The Configuration section from the outcome of the configuration's job
+/// (its `Serialize` runs on the section worker: it is application code and
+/// may panic or block), `None` without a configuration.
+fn configuration(s: &Settings, outcome: Option<Outcome>) -> Result<Body, String> {
     let mut groups = None;
-    if let Some(job) = &s.config {
-        let text = match state.runner.run(job, budget) {
+    if let Some(outcome) = outcome {
+        let text = match outcome {
             Outcome::Ok(text) => text,
             Outcome::Failed(why) => return Err(why),
         };

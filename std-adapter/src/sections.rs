@@ -3,7 +3,9 @@
 //! budget, catching panics.
 //!
 //! A generator runs on a worker thread (`guru-sections`) while the reporter
-//! waits for it with a deadline. If it overruns, the report shows it as
+//! waits for it with a deadline. A report hands all of its generators to the
+//! worker at once (one wake-up, not one per section), which runs them in
+//! order; each still has its own budget. If it overruns, the report shows it as
 //! failed and goes on; the stuck worker is abandoned (it finishes on its own
 //! and its late result is dropped) and a new worker serves the rest. A
 //! generator that is still running from an earlier report is not started
@@ -11,12 +13,13 @@
 //! thread, not one per report. Idle workers block in `recv`: no wake-ups.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::fmt::Display;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What a section generator may return: text, or a `Result` whose error is
 /// shown as the section's failure.
@@ -127,57 +130,134 @@ pub(crate) enum Outcome {
     Failed(String),
 }
 
-type Reply = (Arc<Job>, Sender<Result<String, String>>);
+/// Jobs handed to the worker in one message, run one after the other.
+struct Batch {
+    /// Jobs not started yet (with their index in the caller's list); the
+    /// worker takes them from the front. After a timeout the reporter takes
+    /// the rest away, so each job is started by one worker at most.
+    pending: Mutex<VecDeque<(usize, Arc<Job>)>>,
+    /// Each job's result, as soon as it ends.
+    reply: Sender<(usize, Result<String, String>)>,
+}
 
 /// Runs generators on a worker thread with a deadline.
+///
+/// All of a report's generators go to the worker in one batch: one hand-off
+/// (and one wake-up of each thread) per report instead of one per section —
+/// on a machine whose cores are busy, every hand-off also waits for a core.
 #[derive(Debug, Default)]
 pub(crate) struct Runner {
-    worker: Option<Sender<Reply>>,
+    worker: Option<Sender<Arc<Batch>>>,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch").finish_non_exhaustive()
+    }
 }
 
 impl Runner {
     /// Runs `job` with budget `budget`.
+    #[allow(dead_code)] // used by tests and guru::tokio's task dumps (`--cfg tokio_unstable`)
     pub(crate) fn run(&mut self, job: &Arc<Job>, budget: Duration) -> Outcome {
-        if job.running.swap(true, Ordering::AcqRel) {
-            return Outcome::Failed(
-                "still running since an earlier report (it overran its time budget then); not started again".into(),
-            );
-        }
-        let (tx, rx) = channel();
-        let sent = self
-            .worker()
-            .and_then(|w| w.send((job.clone(), tx)).map_err(|e| e.to_string()));
-        if let Err(e) = sent {
-            // No worker thread could be started: run it here, still catching panics.
-            self.worker = None;
-            let result = run_caught(job);
-            job.running.store(false, Ordering::Release);
-            return match result {
-                Ok(text) => Outcome::Ok(text),
-                Err(why) => Outcome::Failed(format!("{why} (worker unavailable: {e})")),
-            };
-        }
-        match rx.recv_timeout(budget) {
-            Ok(Ok(text)) => Outcome::Ok(text),
-            Ok(Err(why)) => Outcome::Failed(why),
-            Err(RecvTimeoutError::Timeout) => {
-                // Abandon the worker: it is stuck in this generator.
-                self.worker = None;
-                Outcome::Failed(format!(
-                    "timed out: no result within its {} ms budget (still running)",
-                    budget.as_millis()
-                ))
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                self.worker = None;
-                Outcome::Failed("the worker thread died".into())
-            }
-        }
+        let mut outcomes = self.run_all(std::slice::from_ref(job), budget);
+        outcomes
+            .pop()
+            .unwrap_or_else(|| Outcome::Failed("not run".into()))
     }
 
-    fn worker(&mut self) -> Result<&Sender<Reply>, String> {
+    /// Runs `jobs` one after the other on the worker, each with budget
+    /// `budget` (counted from when the previous one's result came in, so no
+    /// job gets less), and returns their outcomes in order. A job that
+    /// overruns is reported as failed and abandoned with its worker; the
+    /// jobs after it run on a new worker.
+    pub(crate) fn run_all(&mut self, jobs: &[Arc<Job>], budget: Duration) -> Vec<Outcome> {
+        let mut out: Vec<Option<Outcome>> = vec![None; jobs.len()];
+        let mut todo = VecDeque::new();
+        for (i, job) in jobs.iter().enumerate() {
+            if job.running.swap(true, Ordering::AcqRel) {
+                out[i] = Some(Outcome::Failed(
+                    "still running since an earlier report (it overran its time budget then); not started again".into(),
+                ));
+            } else {
+                todo.push_back((i, job.clone()));
+            }
+        }
+        while !todo.is_empty() {
+            let (tx, rx) = channel();
+            let batch = Arc::new(Batch {
+                pending: Mutex::new(std::mem::take(&mut todo)),
+                reply: tx,
+            });
+            let sent = self
+                .worker()
+                .and_then(|w| w.send(batch.clone()).map_err(|e| e.to_string()));
+            if let Err(e) = sent {
+                // No worker thread could be started: run them here, still catching panics.
+                self.worker = None;
+                let rest = std::mem::take(&mut *lock(&batch.pending));
+                for (i, job) in rest {
+                    let result = run_caught(&job);
+                    job.running.store(false, Ordering::Release);
+                    out[i] = Some(match result {
+                        Ok(text) => Outcome::Ok(text),
+                        Err(why) => Outcome::Failed(format!("{why} (worker unavailable: {e})")),
+                    });
+                }
+                break;
+            }
+            let mut last = Instant::now();
+            // The batch's jobs are those without an outcome yet.
+            let mut waiting = out.iter().filter(|o| o.is_none()).count();
+            while waiting > 0 {
+                let left = (last + budget).saturating_duration_since(Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok((i, result)) => {
+                        out[i] = Some(match result {
+                            Ok(text) => Outcome::Ok(text),
+                            Err(why) => Outcome::Failed(why),
+                        });
+                        last = Instant::now();
+                        waiting -= 1;
+                    }
+                    Err(e) => {
+                        // Abandon the worker: it is stuck in a generator.
+                        self.worker = None;
+                        // Jobs it has not started go to a new worker.
+                        todo = std::mem::take(&mut *lock(&batch.pending));
+                        // Results that came in meanwhile still count.
+                        while let Ok((i, result)) = rx.try_recv() {
+                            out[i] = Some(match result {
+                                Ok(text) => Outcome::Ok(text),
+                                Err(why) => Outcome::Failed(why),
+                            });
+                        }
+                        let why = match e {
+                            RecvTimeoutError::Timeout => format!(
+                                "timed out: no result within its {} ms budget (still running)",
+                                budget.as_millis()
+                            ),
+                            RecvTimeoutError::Disconnected => "the worker thread died".into(),
+                        };
+                        let queued: Vec<usize> = todo.iter().map(|(i, _)| *i).collect();
+                        for (i, slot) in out.iter_mut().enumerate() {
+                            if slot.is_none() && !queued.contains(&i) {
+                                *slot = Some(Outcome::Failed(why.clone()));
+                            }
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|o| o.unwrap_or_else(|| Outcome::Failed("not run".into())))
+            .collect()
+    }
+
+    fn worker(&mut self) -> Result<&Sender<Arc<Batch>>, String> {
         if self.worker.is_none() {
-            let (tx, rx) = channel::<Reply>();
+            let (tx, rx) = channel::<Arc<Batch>>();
             std::thread::Builder::new()
                 .name("guru-sections".into())
                 .spawn(move || worker_loop(rx))
@@ -190,11 +270,15 @@ impl Runner {
     }
 }
 
-fn worker_loop(rx: Receiver<Reply>) {
-    while let Ok((job, reply)) = rx.recv() {
-        let result = run_caught(&job);
-        job.running.store(false, Ordering::Release);
-        let _ = reply.send(result);
+fn worker_loop(rx: Receiver<Arc<Batch>>) {
+    while let Ok(batch) = rx.recv() {
+        loop {
+            let next = lock(&batch.pending).pop_front();
+            let Some((i, job)) = next else { break };
+            let result = run_caught(&job);
+            job.running.store(false, Ordering::Release);
+            let _ = batch.reply.send((i, result));
+        }
     }
 }
 
@@ -263,6 +347,37 @@ mod tests {
             r.run(&ok, Duration::from_secs(10)),
             Outcome::Ok("fine".into())
         );
+        release_tx.send(()).unwrap();
+    }
+
+    #[test]
+    fn batch_goes_on_after_an_overrun() {
+        let (release_tx, release_rx) = channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        let slow = Job::new("slow", move || {
+            let _ = lock(&release_rx).recv();
+            Ok("late".into())
+        });
+        let first = Job::new("first", || Ok("1".into()));
+        let err = Job::new("err", || Err::<&str, _>("nope").into_section());
+        let last = Job::new("last", || Ok("3".into()));
+        let mut r = Runner::default();
+        let jobs = [first.clone(), slow.clone(), err, last];
+        let out = r.run_all(&jobs, Duration::from_secs(2));
+        assert_eq!(out[0], Outcome::Ok("1".into()));
+        assert!(
+            matches!(&out[1], Outcome::Failed(why) if why.contains("timed out")),
+            "{out:?}"
+        );
+        assert_eq!(out[2], Outcome::Failed("returned an error: nope".into()));
+        assert_eq!(out[3], Outcome::Ok("3".into()));
+        // The overrunning one is not started again; the others are.
+        let out = r.run_all(&[slow, first], Duration::from_secs(10));
+        assert!(
+            matches!(&out[0], Outcome::Failed(why) if why.contains("still running")),
+            "{out:?}"
+        );
+        assert_eq!(out[1], Outcome::Ok("1".into()));
         release_tx.send(()).unwrap();
     }
 }

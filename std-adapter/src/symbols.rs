@@ -31,6 +31,7 @@
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use guru_core::ModuleSet;
@@ -39,12 +40,14 @@ use guru_core::symbolize::ModuleInfo;
 /// Addresses kept in the cache at most.
 pub const MAX_CACHED_ADDRESSES: usize = 65_536;
 
-/// One function of a frame (several when calls were inlined).
+/// One function of a frame (several when calls were inlined). Strings are
+/// shared (`Arc<str>`): a warm report copies frames out of the cache, and a
+/// copy then costs one allocation per frame instead of one per string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Func {
     /// Demangled name, without the hash.
-    pub(crate) name: Option<String>,
-    pub(crate) file: Option<String>,
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) file: Option<Arc<str>>,
     pub(crate) line: Option<u32>,
     /// Inlined into the next function of the frame.
     pub(crate) inlined: bool,
@@ -57,7 +60,7 @@ pub(crate) struct Symbolized {
     /// empty when DWARF knows nothing of the address.
     pub(crate) functions: Vec<Func>,
     /// The ELF symbol (demangled) and the offset into it, if any.
-    pub(crate) symbol: Option<(String, u64)>,
+    pub(crate) symbol: Option<(Arc<str>, u64)>,
 }
 
 /// A module's debug info, or why it has none.
@@ -156,7 +159,9 @@ impl Symbolizer {
     ) -> Vec<Symbolized> {
         let t0 = Instant::now();
         let cpu0 = guru_core::sys::thread_cpu_ns();
-        let rss0 = resident_bytes();
+        // The resident set is read (from /proc) only around cache misses: a
+        // warm report answers every frame from the cache and reads nothing.
+        let mut rss0 = None;
         let set = std::ptr::from_ref(modules) as usize;
         if self.module_set != set {
             // New module set (dlopen/dlclose): addresses may mean something else now.
@@ -179,6 +184,7 @@ impl Symbolizer {
                     stats.cached += 1;
                     return hit.clone();
                 }
+                rss0.get_or_insert_with(resident_bytes);
                 let resolved = self.resolve(modules, address, is_return, stats);
                 self.cache.insert(key, resolved.clone());
                 resolved
@@ -186,7 +192,9 @@ impl Symbolizer {
             .collect();
         stats.ns += u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
         stats.cpu_ns += guru_core::sys::thread_cpu_ns().saturating_sub(cpu0);
-        stats.rss_growth += resident_bytes().saturating_sub(rss0);
+        if let Some(rss0) = rss0 {
+            stats.rss_growth += resident_bytes().saturating_sub(rss0);
+        }
         stats.modules_with_debug_info = self
             .modules
             .values()
@@ -225,7 +233,10 @@ impl Symbolizer {
         let symbol = r.symbol.map(|s| {
             let mut name = String::new();
             let _ = guru_core::format::write_demangled(&mut name, s.name);
-            (name, if is_return { s.offset + 1 } else { s.offset })
+            (
+                Arc::<str>::from(name),
+                if is_return { s.offset + 1 } else { s.offset },
+            )
         });
         let key = ModuleKey::of(r.module);
         let heavy = self.heavy_debug_info;
@@ -244,9 +255,9 @@ impl Symbolizer {
                         .function
                         .as_ref()
                         .and_then(|f| f.raw_name().ok())
-                        .map(|raw| demangle(&raw));
+                        .map(|raw| Arc::<str>::from(demangle(&raw)));
                     let (file, line) = match frame.location {
-                        Some(loc) => (loc.file.map(String::from), loc.line),
+                        Some(loc) => (loc.file.map(Arc::<str>::from), loc.line),
                         None => (None, None),
                     };
                     functions.push(Func {

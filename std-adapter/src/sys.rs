@@ -1,5 +1,5 @@
 //! The adapter's only `unsafe`: thin wrappers over the system calls it needs
-//! (self-pipe, poll, inotify, getrusage) and the signal action.
+//! (self-pipe, poll, inotify, getrusage, waitid) and the signal action.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -218,6 +218,19 @@ pub(crate) fn register_trigger(
     // saves and restores errno around it. `signal` was checked against the
     // forbidden list by the caller.
     unsafe { signal_hook_registry::register_sigaction(signal, action) }
+}
+
+/// Whether this process has no child process at all (running, stopped or
+/// zombie): `waitid` fails with `ECHILD`. `WNOWAIT` reaps nothing and
+/// `WNOHANG` never blocks, so the application's own waiting is unaffected.
+pub(crate) fn has_no_children() -> bool {
+    // SAFETY: an all-zero `siginfo_t` is a valid value of this plain C struct.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let options = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL;
+    // SAFETY: `info` is a valid out-parameter for the call's duration; with
+    // WNOWAIT no child changes state.
+    let r = unsafe { libc::waitid(libc::P_ALL, 0, &raw mut info, options) };
+    r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD)
 }
 
 #[cfg(test)]

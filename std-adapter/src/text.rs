@@ -148,10 +148,12 @@ fn write_body(w: &mut String, body: &Body) {
 }
 
 pub(crate) fn write_frame(w: &mut String, n: usize, f: &FrameData) {
-    let module = f
-        .module
-        .as_ref()
-        .map(|(name, off)| format!("{name}+0x{off:x}"));
+    // `module+0xoffset`, written in place (no per-frame string).
+    let write_module = |w: &mut String| {
+        if let Some((name, off)) = &f.module {
+            let _ = write!(w, "{name}+0x{off:x}");
+        }
+    };
     let funcs = &f.symbolized.functions;
     if !funcs.is_empty() {
         for func in funcs {
@@ -166,8 +168,10 @@ pub(crate) fn write_frame(w: &mut String, n: usize, f: &FrameData) {
             }
             if func.inlined {
                 w.push_str(" (inlined)\n");
-            } else if let Some(m) = &module {
-                let _ = writeln!(w, " ({m})");
+            } else if f.module.is_some() {
+                w.push_str(" (");
+                write_module(w);
+                w.push_str(")\n");
             } else {
                 w.push('\n');
             }
@@ -175,13 +179,16 @@ pub(crate) fn write_frame(w: &mut String, n: usize, f: &FrameData) {
         return;
     }
     let _ = write!(w, "  #{n} 0x{:016x} ", f.address);
-    match (&f.symbolized.symbol, &module) {
-        (Some((name, off)), Some(m)) => {
+    match (&f.symbolized.symbol, &f.module) {
+        (Some((name, off)), Some(_)) => {
             push_escaped_line(w, name);
-            let _ = writeln!(w, "+0x{off:x} ({m})");
+            let _ = write!(w, "+0x{off:x} (");
+            write_module(w);
+            w.push_str(")\n");
         }
-        (None, Some(m)) => {
-            let _ = writeln!(w, "{m}");
+        (None, Some(_)) => {
+            write_module(w);
+            w.push('\n');
         }
         _ => w.push_str("?? (no module)\n"),
     }
