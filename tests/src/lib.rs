@@ -125,6 +125,24 @@ impl Fixture {
         }
     }
 
+    /// The `thread <name> <tid>` lines the fixture printed so far, as a map
+    /// from name to tid (fixtures announce their threads before `ready`).
+    pub fn announced_threads(&self) -> std::collections::BTreeMap<String, i32> {
+        let mut threads = std::collections::BTreeMap::new();
+        for line in &self.stdout_seen {
+            let mut parts = line.split_whitespace();
+            if parts.next() == Some("thread") {
+                let name = parts.next().expect("thread name").to_string();
+                let tid = parts
+                    .next()
+                    .and_then(|t| t.parse().ok())
+                    .expect("thread tid");
+                threads.insert(name, tid);
+            }
+        }
+        threads
+    }
+
     /// Sends a line to the child's stdin.
     pub fn send_line(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");

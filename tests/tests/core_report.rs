@@ -14,15 +14,7 @@ const WAIT: Duration = Duration::from_secs(20);
 fn start(args: &[&str]) -> (Fixture, BTreeMap<String, i32>) {
     let mut fx = Fixture::spawn(FIXTURE, args);
     fx.wait_for_line("ready pid=", WAIT);
-    let mut threads = BTreeMap::new();
-    for line in &fx.stdout_seen {
-        let mut parts = line.split_whitespace();
-        if parts.next() == Some("thread") {
-            let name = parts.next().expect("name").to_string();
-            let tid = parts.next().and_then(|t| t.parse().ok()).expect("tid");
-            threads.insert(name, tid);
-        }
-    }
+    let threads = fx.announced_threads();
     (fx, threads)
 }
 

@@ -36,15 +36,7 @@ fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> (Fixture, BTreeMap<Str
     env.push(("RUST_BACKTRACE", "0"));
     let mut fx = Fixture::spawn_with_env(FIXTURE, args, &env);
     fx.wait_for_line("ready pid=", WAIT);
-    let mut threads = BTreeMap::new();
-    for line in &fx.stdout_seen {
-        let mut parts = line.split_whitespace();
-        if parts.next() == Some("thread") {
-            let name = parts.next().expect("name").to_string();
-            let tid = parts.next().and_then(|t| t.parse().ok()).expect("tid");
-            threads.insert(name, tid);
-        }
-    }
+    let threads = fx.announced_threads();
     (fx, threads)
 }
 
