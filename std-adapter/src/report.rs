@@ -442,6 +442,10 @@ pub(crate) fn collect(
             Err(e) => Err(e.clone()),
         },
     });
+    if sym_stats.cached < sym_stats.frames {
+        // This report parsed DWARF: give the mapped debug sections' pages back.
+        state.symbolizer.release_pages();
+    }
     let figures = Figures {
         round: round.as_ref().ok().map(|r| r.summary),
         capacity: round.as_ref().map_or(0, |r| r.capacity),

@@ -65,8 +65,40 @@ pub(crate) struct Symbolized {
 
 /// A module's debug info, or why it has none.
 enum Debug {
+    /// Read from our own mapping of the file (the usual case).
+    Mapped(Box<Mapped>),
+    /// Through `addr2line`'s loader: split DWARF (it finds the `.dwo`/`.dwp`
+    /// files) and, with `heavy_debug_info`, separate debug files and
+    /// compressed sections.
     Loaded(Box<addr2line::Loader>),
     Unavailable(String),
+}
+
+type Slice = addr2line::gimli::EndianSlice<'static, addr2line::gimli::RunTimeEndian>;
+
+/// A module's DWARF context over a read-only private mapping of its file.
+/// After a report the mapping's pages are given back
+/// ([`Symbolizer::release_pages`]): the parsed tables stay on the heap, and
+/// the debug sections touched while parsing (most of a large binary's
+/// `.debug_info`, `.debug_str`, `.debug_line`) no longer count in the
+/// process's resident memory; a later lookup faults the pages it needs back
+/// in from the page cache.
+struct Mapped {
+    // Declared before `map`, so dropped before it: it borrows from the mapping.
+    ctx: addr2line::Context<Slice>,
+    map: guru_core::sys::MappedFile,
+}
+
+// SAFETY: `map` is read-only memory that belongs to no thread, and `ctx`
+// (slices of it plus heap tables, no thread-local state) is itself `Send`;
+// only `MappedFile`'s raw pointer keeps the compiler from deriving it.
+#[allow(unsafe_code)]
+unsafe impl Send for Mapped {}
+
+impl Debug {
+    fn has_debug_info(&self) -> bool {
+        !matches!(self, Debug::Unavailable(_))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -195,12 +227,19 @@ impl Symbolizer {
         if let Some(rss0) = rss0 {
             stats.rss_growth += resident_bytes().saturating_sub(rss0);
         }
-        stats.modules_with_debug_info = self
-            .modules
-            .values()
-            .filter(|d| matches!(d, Debug::Loaded(_)))
-            .count();
+        stats.modules_with_debug_info =
+            self.modules.values().filter(|d| d.has_debug_info()).count();
         out
+    }
+
+    /// Gives back the resident pages of the mapped debug sections (see
+    /// [`Mapped`]); called after a report that looked addresses up.
+    pub(crate) fn release_pages(&self) {
+        for d in self.modules.values() {
+            if let Debug::Mapped(m) = d {
+                crate::sys::release_file_pages(m.map.bytes());
+            }
+        }
     }
 
     /// Modules whose debug info could not be used, and why.
@@ -210,7 +249,7 @@ impl Symbolizer {
             .values()
             .filter_map(|d| match d {
                 Debug::Unavailable(why) => Some(why.clone()),
-                Debug::Loaded(_) => None,
+                Debug::Mapped(_) | Debug::Loaded(_) => None,
             })
             .collect();
         v.sort();
@@ -245,29 +284,15 @@ impl Symbolizer {
             load(r.module, heavy)
         });
         let mut functions = Vec::new();
-        if let Debug::Loaded(loader) = debug {
-            // The probe is the file's virtual address; return addresses are
-            // looked up one byte earlier, inside the call instruction.
-            let probe = r.module_offset.wrapping_sub(u64::from(is_return));
-            if let Ok(mut iter) = loader.find_frames(probe) {
-                while let Ok(Some(frame)) = iter.next() {
-                    let name = frame
-                        .function
-                        .as_ref()
-                        .and_then(|f| f.raw_name().ok())
-                        .map(|raw| Arc::<str>::from(demangle(&raw)));
-                    let (file, line) = match frame.location {
-                        Some(loc) => (loc.file.map(Arc::<str>::from), loc.line),
-                        None => (None, None),
-                    };
-                    functions.push(Func {
-                        name,
-                        file,
-                        line,
-                        inlined: true,
-                    });
-                }
+        // The probe is the file's virtual address; return addresses are
+        // looked up one byte earlier, inside the call instruction.
+        let probe = r.module_offset.wrapping_sub(u64::from(is_return));
+        match debug {
+            Debug::Mapped(m) => {
+                push_frames(m.ctx.find_frames(probe).skip_all_loads(), &mut functions)
             }
+            Debug::Loaded(loader) => push_frames(loader.find_frames(probe), &mut functions),
+            Debug::Unavailable(_) => {}
         }
         if let Some(last) = functions.last_mut() {
             last.inlined = false;
@@ -279,6 +304,31 @@ impl Symbolizer {
             }
         }
         Symbolized { functions, symbol }
+    }
+}
+
+/// Appends the functions of one address (innermost first).
+fn push_frames<R: addr2line::gimli::Reader, E>(
+    frames: Result<addr2line::FrameIter<'_, R>, E>,
+    functions: &mut Vec<Func>,
+) {
+    let Ok(mut iter) = frames else { return };
+    while let Ok(Some(frame)) = iter.next() {
+        let name = frame
+            .function
+            .as_ref()
+            .and_then(|f| f.raw_name().ok())
+            .map(|raw| Arc::<str>::from(demangle(&raw)));
+        let (file, line) = match frame.location {
+            Some(loc) => (loc.file.map(Arc::<str>::from), loc.line),
+            None => (None, None),
+        };
+        functions.push(Func {
+            name,
+            file,
+            line,
+            inlined: true,
+        });
     }
 }
 
@@ -410,10 +460,59 @@ fn load(m: &ModuleInfo, heavy: bool) -> Debug {
         Ok(_) => {}
         Err(e) => return Debug::Unavailable(format!("{}: {e}", path.display())),
     }
+    if !heavy {
+        match load_mapped(&path) {
+            Ok(Some(m)) => return Debug::Mapped(Box::new(m)),
+            Ok(None) => {} // split DWARF: addr2line's loader finds the rest
+            Err(e) => return Debug::Unavailable(format!("{}: {e}", path.display())),
+        }
+    }
     match addr2line::Loader::new(&path) {
         Ok(l) => Debug::Loaded(Box::new(l)),
         Err(e) => Debug::Unavailable(format!("{}: {e}", path.display())),
     }
+}
+
+/// A DWARF context over our own mapping of `path` (uncompressed sections:
+/// `load` checked), or `None` for split DWARF (skeleton units).
+#[allow(unsafe_code)] // one block: the mapping's lifetime, see SAFETY
+fn load_mapped(path: &Path) -> Result<Option<Mapped>, String> {
+    use addr2line::gimli::{Dwarf, EndianSlice, RunTimeEndian};
+    use object::{Object, ObjectSection};
+    let mut nul = path.as_os_str().as_bytes().to_vec();
+    nul.push(0);
+    let map = guru_core::sys::MappedFile::open(&nul).map_err(|e| format!("errno {e}"))?;
+    let bytes = map.bytes();
+    // SAFETY: the slice is the mapping itself, which stays at this address
+    // and valid until `map` is dropped (moving `MappedFile` does not move the
+    // mapping). Only `ctx` keeps slices of it, and `Mapped` drops `ctx`
+    // before `map`.
+    let data: &'static [u8] = unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) };
+    let file = object::File::parse(data).map_err(|e| e.to_string())?;
+    let endian = if file.is_little_endian() {
+        RunTimeEndian::Little
+    } else {
+        RunTimeEndian::Big
+    };
+    let dwarf = Dwarf::load(|id| -> Result<Slice, String> {
+        let data = file
+            .section_by_name(id.name())
+            .and_then(|s| s.data().ok())
+            .unwrap_or(&[]);
+        Ok(EndianSlice::new(data, endian))
+    })?;
+    let mut dwarf = dwarf;
+    // As addr2line's loader does: units that share an abbreviation table
+    // (most of a Rust binary's) parse it once.
+    dwarf.populate_abbreviations_cache(addr2line::gimli::AbbreviationsCacheStrategy::Duplicates);
+    let mut units = dwarf.units();
+    if let Ok(Some(header)) = units.next()
+        && dwarf.unit(header).is_ok_and(|u| u.dwo_id.is_some())
+    {
+        return Ok(None);
+    }
+    let ctx = addr2line::Context::from_dwarf(dwarf).map_err(|e| e.to_string())?;
+    Ok(Some(Mapped { ctx, map }))
 }
 
 #[cfg(test)]

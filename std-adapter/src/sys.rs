@@ -1,5 +1,5 @@
 //! The adapter's only `unsafe`: thin wrappers over the system calls it needs
-//! (self-pipe, poll, inotify, getrusage, waitid) and the signal action.
+//! (self-pipe, poll, inotify, getrusage, waitid, madvise) and the signal action.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -218,6 +218,27 @@ pub(crate) fn register_trigger(
     // saves and restores errno around it. `signal` was checked against the
     // forbidden list by the caller.
     unsafe { signal_hook_registry::register_sigaction(signal, action) }
+}
+
+/// Drops the resident pages of `bytes`, a read-only private file mapping
+/// that is never written: the memory stays mapped, and a later read faults
+/// the same file contents back in (from the page cache).
+pub(crate) fn release_file_pages(bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    // SAFETY: `bytes` is a whole mapping from mmap (page-aligned start) with
+    // PROT_READ and MAP_PRIVATE of a file, never written: there are no
+    // private copies to lose, so MADV_DONTNEED only unmaps pages that are
+    // repopulated from the file on the next access; every Rust reference into
+    // the mapping reads the same bytes before and after.
+    unsafe {
+        libc::madvise(
+            bytes.as_ptr().cast_mut().cast(),
+            bytes.len(),
+            libc::MADV_DONTNEED,
+        );
+    }
 }
 
 /// Whether this process has no child process at all (running, stopped or
