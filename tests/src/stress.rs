@@ -229,6 +229,10 @@ pub fn storm(
                     n += 1;
                     if send(pid, signal, queued) {
                         accepted.fetch_add(1, Ordering::Relaxed);
+                    } else if queued {
+                        // The real-time queue is full: let the process drain
+                        // it rather than keep it pinned full.
+                        std::thread::sleep(Duration::from_micros(200));
                     }
                 }
                 attempted.fetch_add(n, Ordering::Relaxed);
