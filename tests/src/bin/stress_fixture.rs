@@ -383,6 +383,9 @@ fn do_fork() {
     // and waits (glibc makes malloc usable in the child).
     let pid = unsafe { libc::fork() };
     if pid == 0 {
+        // SAFETY: prctl(2): die with the fixture, so a failed test leaves no
+        // orphans behind.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
         std::thread::Builder::new()
             .name("child-worker".into())
             .spawn(child_worker)
