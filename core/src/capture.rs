@@ -197,21 +197,22 @@ fn code_bytes(ranges: &RangeTable, address: u64) -> Option<[u8; SYSCALL_INSN_LEN
 /// inside a large heap mapping, whose bounds would promise room that is not
 /// there (unwinding then overran the buffer and wrote over the heap below it).
 /// Elsewhere it is the low end of the readable range containing the stack
-/// pointer; `None` for the main thread's `[stack]`, which the kernel grows on
-/// demand, and for stacks not in the table.
+/// pointer; `u64::MAX` for the main thread's `[stack]`, which the kernel
+/// grows on demand; `None` for a stack not in the table.
 ///
 /// # Async-signal safety
 /// `sigaltstack` (query) and atomic loads.
 #[inline(always)]
 pub fn stack_left(ranges: &RangeTable) -> Option<u64> {
     let sp = sys::approximate_stack_pointer();
-    let low = sys::alternate_stack_low(sp).or_else(|| {
-        ranges
-            .find(sp)
-            .filter(|own| !own.grows_down)
-            .map(|own| own.start)
-    })?;
-    Some(sp.saturating_sub(low))
+    if let Some(low) = sys::alternate_stack_low(sp) {
+        return Some(sp.saturating_sub(low));
+    }
+    let own = ranges.find(sp)?;
+    if own.grows_down {
+        return Some(u64::MAX);
+    }
+    Some(sp.saturating_sub(own.start))
 }
 
 /// The parts of the engine a capture needs.
