@@ -95,19 +95,26 @@ impl Stress {
         }
     }
 
-    /// After a storm: settles, then sends single triggers until one of them
-    /// produces exactly one more report and nothing follows it, so every
-    /// trigger the process received shows up in some report's figures (a
-    /// report still being symbolized when the storm ended, or wake-ups still
-    /// queued for a reporter thread, are waited out). Returns all reports and
-    /// how many triggers this sent.
+    /// After a storm: settles, then sends single triggers, one at a time,
+    /// until two in a row each start a report that counts no coalesced
+    /// trigger and nothing follows them. Then every trigger the process
+    /// received shows up in some report's figures: a report still in
+    /// progress when the storm ended, wake-ups still queued for a reporter
+    /// thread, and a trigger coalesced just after a round's tally (which the
+    /// next report counts) are all waited out. Returns all reports and how
+    /// many triggers this sent.
     pub fn drain(&mut self, quiet: Duration) -> (Vec<Report>, u64) {
         let mut sent = 0;
+        let mut clean_in_a_row = 0;
         for _ in 0..20 {
             let before = self.settle(quiet);
-            sent += self.one_report_counted(before.len() as u64 + 1).1;
+            let (_, n) = self.one_report_counted(before.len() as u64 + 1);
+            sent += n;
             let after = self.settle(quiet);
-            if after.len() == before.len() + 1 {
+            let clean =
+                after.len() == before.len() + 1 && after.last().is_some_and(|r| coalesced(r) == 0);
+            clean_in_a_row = if clean { clean_in_a_row + 1 } else { 0 };
+            if clean_in_a_row == 2 {
                 return (after, sent);
             }
         }
