@@ -13,6 +13,8 @@
 //! times on real threads.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use guru_core::procfs::Mapping;
 use guru_core::ranges::{Range, RangeTable};
 
@@ -73,21 +75,7 @@ fn rewrite_while_reading() {
 #[cfg(loom)]
 #[test]
 fn loom_rewrite_while_reading() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let runs = std::sync::Arc::new(AtomicUsize::new(0));
-    let counter = runs.clone();
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(3);
-    }
-    builder.check(move || {
-        counter.fetch_add(1, Ordering::Relaxed);
-        rewrite_while_reading();
-    });
-    println!(
-        "loom rewrite_while_reading: {} executions explored",
-        runs.load(Ordering::Relaxed)
-    );
+    common::explore("rewrite_while_reading", rewrite_while_reading);
 }
 
 #[cfg(not(loom))]

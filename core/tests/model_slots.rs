@@ -19,6 +19,8 @@
 //! 4. a slot being written is never re-armed.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use guru_core::arch::SyscallState;
 use guru_core::slots::{CaptureSummary, Phase, SlotTable, StackEnd};
 
@@ -204,27 +206,7 @@ fn two_rounds() {
 
 #[cfg(loom)]
 mod loom_models {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// Explores `f` (preemption bound 3 unless `LOOM_MAX_PREEMPTIONS` says
-    /// otherwise) and prints how many executions loom ran.
-    fn explore(name: &str, f: fn()) {
-        let runs = Arc::new(AtomicUsize::new(0));
-        let counter = runs.clone();
-        let mut builder = loom::model::Builder::new();
-        if builder.preemption_bound.is_none() {
-            builder.preemption_bound = Some(3);
-        }
-        builder.check(move || {
-            counter.fetch_add(1, Ordering::Relaxed);
-            f();
-        });
-        println!(
-            "loom {name}: {} executions explored",
-            runs.load(Ordering::Relaxed)
-        );
-    }
+    use crate::common::explore;
 
     #[test]
     fn loom_claim_vs_abandon() {

@@ -10,6 +10,8 @@
 //! runs many times on real threads with the ring's normal size.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use guru_core::trigger::{Trigger, TriggerLog};
 
 #[cfg(loom)]
@@ -67,21 +69,7 @@ fn writers_and_reader() {
 #[cfg(loom)]
 #[test]
 fn loom_writers_and_reader() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let runs = std::sync::Arc::new(AtomicUsize::new(0));
-    let counter = runs.clone();
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(3);
-    }
-    builder.check(move || {
-        counter.fetch_add(1, Ordering::Relaxed);
-        writers_and_reader();
-    });
-    println!(
-        "loom writers_and_reader: {} executions explored",
-        runs.load(Ordering::Relaxed)
-    );
+    common::explore("writers_and_reader", writers_and_reader);
 }
 
 #[cfg(not(loom))]
