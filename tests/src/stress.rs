@@ -37,15 +37,7 @@ impl Stress {
     pub fn start(program: &str, args: &[&str], env: &[(&str, &str)]) -> Stress {
         let mut fx = Fixture::spawn_with_env(program, args, env);
         let ready = fx.wait_for_line("ready pid=", WAIT);
-        let mut threads = BTreeMap::new();
-        for line in &fx.stdout_seen {
-            let mut parts = line.split_whitespace();
-            if parts.next() == Some("thread") {
-                let name = parts.next().expect("name").to_string();
-                let tid = parts.next().and_then(|t| t.parse().ok()).expect("tid");
-                threads.insert(name, tid);
-            }
-        }
+        let threads = fx.announced_threads();
         Stress {
             fx,
             threads,
