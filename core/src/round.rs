@@ -26,6 +26,11 @@ use crate::{Engine, Scratch, sys};
 /// preempt the capturing threads and rescan the slots once per answer.
 static AWAITED: AtomicU32 = AtomicU32::new(u32::MAX);
 
+/// How often the gathering initiator looks for signalled threads that exited
+/// without answering (and how long it sleeps at most between checks of the
+/// slots).
+const EXIT_CHECK_NS: u64 = 5_000_000;
+
 /// Counts one answer of the current round and wakes the initiator if it was
 /// the last one it waits for.
 ///
@@ -357,27 +362,66 @@ impl RoundGuard<'_> {
     }
 
     /// Waits for the signalled threads until all answered or the deadline.
+    /// Every [`EXIT_CHECK_NS`] it looks for signalled threads that exited
+    /// before handling the signal (they never answer) and gives up on them
+    /// at once, so a thread exiting mid-round costs milliseconds, not the
+    /// whole deadline.
     ///
     /// # Async-signal safety
-    /// `futex` waits with a timeout and atomic loads.
+    /// `futex` waits with a timeout, atomics, and `tgkill(tid, 0)` per
+    /// thread still armed at each check.
     fn gather(&mut self, t0: u64, sent: u32) {
         let engine = self.engine;
         let deadline = t0.saturating_add(engine.deadline_ns);
+        let mut exited = 0u32;
+        let mut next_exit_check = t0.saturating_add(EXIT_CHECK_NS);
         AWAITED.store(sent, Ordering::SeqCst);
         loop {
             let answered = engine.answered.load(Ordering::SeqCst);
             let now = sys::monotonic_ns();
-            if answered >= sent && self.pending() == 0 {
+            if answered.saturating_add(exited) >= sent && self.pending() == 0 {
                 return;
             }
             if now >= deadline {
                 return;
             }
+            if now >= next_exit_check {
+                next_exit_check = now.saturating_add(EXIT_CHECK_NS);
+                let newly = self.give_up_on_exited_threads();
+                if newly > 0 {
+                    exited = exited.saturating_add(newly);
+                    // Fewer answers to wait for; SeqCst pairs with
+                    // `note_answer` as the first store does.
+                    AWAITED.store(sent.saturating_sub(exited), Ordering::SeqCst);
+                    continue;
+                }
+            }
             // Wake at least every 5 ms to re-check slots even if a wake-up was lost
             // to a stale writer's counter update.
-            let wait = (deadline - now).min(5_000_000);
+            let wait = (deadline - now).min(EXIT_CHECK_NS);
             sys::futex_wait(&engine.answered, answered, wait);
         }
+    }
+
+    /// Abandons the slots of signalled threads that no longer exist; returns
+    /// how many. A slot claimed meanwhile (its thread answered just before
+    /// exiting) is left alone.
+    ///
+    /// # Async-signal safety
+    /// Atomics and one `tgkill(tid, 0)` per slot still armed.
+    fn give_up_on_exited_threads(&self) -> u32 {
+        let generation = self.summary.generation;
+        let mut gone = 0u32;
+        for index in self.used_indices() {
+            let slots = &self.engine.slots;
+            if slots.phase(index, generation) == Phase::Armed
+                && !sys::thread_exists(self.summary.pid, slots.tid(index))
+                && slots.abandon(index, generation) == Phase::Abandoned
+            {
+                gone += 1;
+            }
+        }
+        gone
     }
 
     /// Slots of this round still armed or being written.

@@ -188,3 +188,67 @@ fn trigger_on_a_thread_short_of_stack_is_counted_not_fatal() {
     s.fx.send_line("exit");
     assert!(s.fx.finish(stress::WAIT).success());
 }
+
+/// The "threads: … N unresponsive …" figure of a report.
+fn unresponsive(report: &Report) -> u64 {
+    report
+        .text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("threads: "))
+        .and_then(|l| {
+            l.split(", ")
+                .find_map(|part| part.strip_suffix(" unresponsive"))
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no unresponsive figure in:\n{}", report.text))
+}
+
+#[test]
+fn threads_exiting_mid_round_do_not_hold_it_to_its_deadline() {
+    // Threads that are signalled and exit before handling the signal never
+    // answer. The deadline here is a minute, and each report must come out
+    // within half of that: a round that waited for such a thread would not.
+    // Each one must be noticed as gone and given up at once. Rounds run
+    // until one has had such a thread.
+    let mut s = Stress::start(FIXTURE, &["--mode", "errno", "--deadline-ms", "60000"], &[]);
+    let pid = s.fx.pid();
+    let mut seen = None;
+    for seq in 1..=400 {
+        let limit = std::time::Instant::now() + Duration::from_secs(30);
+        let mut resend = std::time::Instant::now();
+        let r = loop {
+            // A trigger landing just as the previous round lets go is only
+            // coalesced, so it is sent again if no report follows.
+            if std::time::Instant::now() >= resend {
+                stress::send(pid, s.trigger, false);
+                resend = std::time::Instant::now() + Duration::from_secs(2);
+            }
+            let reports = guru_tests::parse_reports(&s.fx.stderr_text());
+            if let Some(r) = reports.into_iter().nth(seq - 1) {
+                break r;
+            }
+            assert!(
+                std::time::Instant::now() < limit,
+                "report #{seq} did not come out within 30 s of its trigger (deadline 60 s):\n{}",
+                stress::tail(&s.fx.stderr_text(), 3000)
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        if unresponsive(&r) > 0 {
+            seen = Some(r);
+            break;
+        }
+    }
+    let r = seen.expect("in 400 rounds no thread exited between its signal and its answer");
+    // Every thread that did not answer is one that exited (nothing in this
+    // mode blocks the capture signal), listed as such.
+    let gone = r
+        .threads
+        .iter()
+        .filter(|t| t.header.contains("exited during the report"))
+        .count() as u64;
+    assert!(gone >= unresponsive(&r), "{}", r.text);
+    assert!(s.fx.is_alive());
+    s.fx.send_line("exit");
+    assert!(s.fx.finish(stress::WAIT).success());
+}

@@ -69,8 +69,14 @@ fn errno_is_preserved_under_a_storm() {
     let mut s = Stress::start(FIXTURE, &["--mode", "errno", "--deadline-ms", "5000"], &[]);
     let pid = s.fx.pid();
     let (_, sent) = stress::storm(pid, s.trigger, 2, STORM, 2_000, false);
-    let reports = s.settle(QUIET);
-    assert!(!reports.is_empty());
+    // Drain rather than only wait for quiet: a round still gathering writes
+    // nothing until it ends, so quiet output alone does not prove it is over.
+    let (reports, _) = s.drain(QUIET);
+    assert!(
+        !reports.is_empty(),
+        "{sent} triggers sent, no report came out:\n{}",
+        stress::tail(&s.fx.stderr_text(), 3000)
+    );
     let (iterations, errors, _) = s.stats();
     assert_eq!(
         errors,

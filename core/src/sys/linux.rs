@@ -246,6 +246,18 @@ pub unsafe fn read_siginfo(info: *const libc::siginfo_t) -> SigInfo {
     }
 }
 
+/// Whether thread `tid` of process `pid` still exists: `tgkill` with signal 0
+/// checks without sending anything. A thread that is exiting counts as alive
+/// until the kernel has released it, which follows within microseconds.
+///
+/// # Async-signal safety
+/// One `tgkill` system call with signal 0.
+pub fn thread_exists(pid: i32, tid: i32) -> bool {
+    // SAFETY: signal 0 sends nothing; the call only looks the thread up.
+    let rc = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, 0) };
+    rc == 0 || errno() != libc::ESRCH
+}
+
 /// Waits while `*word == expected`, at most `timeout_ns` nanoseconds.
 /// Returns early on wake-up, signal or value change.
 ///
