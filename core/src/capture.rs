@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use framehop::Unwinder;
+use framehop::{FrameAddress, Unwinder};
 
 use crate::arch::{self, NativeCache, Registers, SYSCALL_INSN_LEN, SyscallState};
 use crate::ranges::{Range, RangeTable};
@@ -39,6 +39,54 @@ const CACHE_ATTEMPTS: usize = 256;
 struct CacheCell {
     busy: AtomicBool,
     cache: UnsafeCell<NativeCache>,
+    coverage: UnsafeCell<CoverageCache>,
+}
+
+/// Entries in a [`CoverageCache`].
+const COVERAGE_ENTRIES: usize = 64;
+
+/// Remembers which code addresses have unwind information, so a thread's
+/// frames do not each cost an `.eh_frame_hdr` search (threads of a daemon
+/// share most of their return addresses). Direct-mapped; an entry is the
+/// address shifted left by one with the answer in bit 0, 0 when empty.
+struct CoverageCache {
+    /// The module set the entries were computed for (sets are never freed,
+    /// so an address identifies one).
+    set: usize,
+    entries: [u64; COVERAGE_ENTRIES],
+}
+
+impl CoverageCache {
+    const fn new() -> CoverageCache {
+        CoverageCache {
+            set: 0,
+            entries: [0; COVERAGE_ENTRIES],
+        }
+    }
+
+    /// Whether `lookup` is code in a module whose unwind tables do not cover
+    /// it (the case where framehop would only guess).
+    ///
+    /// # Async-signal safety
+    /// Array accesses, and [`ModuleSet::has_unwind_info`] on a miss.
+    fn lacks_unwind_info(&mut self, modules: &ModuleSet, lookup: u64) -> bool {
+        let set = core::ptr::from_ref(modules) as usize;
+        if self.set != set {
+            self.set = set;
+            self.entries = [0; COVERAGE_ENTRIES];
+        }
+        let key = lookup << 1;
+        let index = ((lookup >> 2) ^ (lookup >> 11)) as usize % COVERAGE_ENTRIES;
+        let Some(entry) = self.entries.get_mut(index) else {
+            return false;
+        };
+        if *entry & !1 == key && *entry != 0 {
+            return *entry & 1 == 1;
+        }
+        let lacks = modules.has_unwind_info(lookup) == Some(false);
+        *entry = key | u64::from(lacks);
+        lacks
+    }
 }
 
 /// A pool of framehop caches, each taken with a try-lock. A handler that finds
@@ -69,11 +117,11 @@ struct CacheLease<'p> {
 
 impl CacheLease<'_> {
     /// # Async-signal safety
-    /// Hands out the leased cache.
-    fn cache(&mut self) -> &mut NativeCache {
+    /// Hands out the leased caches.
+    fn caches(&mut self) -> (&mut NativeCache, &mut CoverageCache) {
         // SAFETY: this lease won `busy` (see `CachePool::acquire`) and releases it
-        // only on drop, so no other reference to this cache exists meanwhile.
-        unsafe { &mut *self.cell.cache.get() }
+        // only on drop, so no other reference to these caches exists meanwhile.
+        unsafe { (&mut *self.cell.cache.get(), &mut *self.cell.coverage.get()) }
     }
 }
 
@@ -90,6 +138,7 @@ impl CachePool {
             .map(|_| CacheCell {
                 busy: AtomicBool::new(false),
                 cache: UnsafeCell::new(NativeCache::new_in()),
+                coverage: UnsafeCell::new(CoverageCache::new()),
             })
             .collect();
         CachePool {
@@ -174,16 +223,19 @@ fn read_u64_in(range: &Range, address: u64) -> Result<u64, ()> {
 ///
 /// # Async-signal safety
 /// A table lookup and bounds-checked volatile byte reads.
-fn code_bytes(ranges: &RangeTable, address: u64) -> Option<[u8; SYSCALL_INSN_LEN]> {
+fn code_bytes<const N: usize>(ranges: &RangeTable, address: u64) -> Option<[u8; N]> {
     let range = ranges.find(address)?;
-    if !range.contains(address, SYSCALL_INSN_LEN as u64) {
+    if !range.contains(address, N as u64) {
         return None;
     }
-    let mut out = [0u8; SYSCALL_INSN_LEN];
+    let mut out = [0u8; N];
     for (i, b) in out.iter_mut().enumerate() {
         let at = address.checked_add(i as u64)?;
-        // SAFETY: the byte lies in a mapping listed readable this round that holds
-        // code this thread was just executing (checked with `contains` above).
+        // SAFETY: the byte lies in a mapping listed readable this round (checked
+        // with `contains` above) that holds code this thread was just executing,
+        // or, for a stack-scan candidate, code of a module in the current module
+        // set (whose unwind tables framehop reads under the same assumption:
+        // the module stays mapped while it is in the set).
         *b = unsafe { core::ptr::read_volatile(at as *const u8) };
     }
     Some(out)
@@ -242,6 +294,7 @@ pub fn capture_self(
 ) {
     let end: StackEnd;
     let mut end_detail = 0u64;
+    let mut scanned_from = 0u16;
 
     let stack = ctx.ranges.find(regs.sp);
     let left = stack_left(ctx.ranges);
@@ -258,8 +311,15 @@ pub fn capture_self(
         (Some(stack), _) => match ctx.caches.acquire(sys::gettid() as usize) {
             None => end = StackEnd::NoUnwinderFree,
             Some(mut lease) => {
-                (end, end_detail) =
-                    unwind_into(ctx.modules, regs, &stack, lease.cache(), &mut slot);
+                let (cache, coverage) = lease.caches();
+                let walk = Walk {
+                    modules: ctx.modules,
+                    ranges: ctx.ranges,
+                    stack: &stack,
+                    cache,
+                    coverage,
+                };
+                (end, end_detail, scanned_from) = walk.unwind(regs, &mut slot);
             }
         },
     }
@@ -267,7 +327,7 @@ pub fn capture_self(
     let before = regs
         .pc
         .checked_sub(SYSCALL_INSN_LEN as u64)
-        .and_then(|a| code_bytes(ctx.ranges, a));
+        .and_then(|a| code_bytes::<SYSCALL_INSN_LEN>(ctx.ranges, a));
     let syscall = arch::interrupted_syscall(regs, code_bytes(ctx.ranges, regs.pc), before);
     let name = sys::thread_name();
     let pause_ns = sys::thread_cpu_ns().saturating_sub(cpu_start_ns);
@@ -277,6 +337,7 @@ pub fn capture_self(
         end_detail,
         syscall,
         pause_ns,
+        scanned_from,
     });
 }
 
@@ -310,40 +371,147 @@ fn unwind_frame_pointers(
     )
 }
 
-/// Unwinds from `regs` (the first frame is already recorded) and appends
-/// return addresses to `slot`. Kept out of line so its large stack frame
-/// (framehop's DWARF evaluation) is only entered after the stack check.
-///
-/// # Async-signal safety
-/// framehop with `MustNotAllocateDuringUnwind`; stack reads bounded by `stack`.
-#[inline(never)]
-fn unwind_into(
-    modules: &ModuleSet,
-    regs: &Registers,
-    stack: &Range,
-    cache: &mut NativeCache,
-    slot: &mut SlotWriter<'_>,
-) -> (StackEnd, u64) {
-    let mut read_stack = |address: u64| read_u64_in(stack, address);
-    let mut frames =
-        modules
-            .unwinder
-            .iter_frames(regs.pc, arch::unwind_regs(regs), cache, &mut read_stack);
-    // The first frame (the pc) was recorded by the caller.
-    let _ = frames.next();
-    loop {
-        match frames.next() {
-            Ok(Some(frame)) => {
-                if !slot.push_frame(frame.address()) {
-                    return (StackEnd::Truncated, 0);
+/// How far above the stack pointer a scan looks for a return address.
+const SCAN_WORDS: u64 = 512;
+
+/// One thread's unwind: framehop with the leased cache, plus stack scanning
+/// where the code has no unwind information.
+struct Walk<'a> {
+    modules: &'a ModuleSet,
+    ranges: &'a RangeTable,
+    stack: &'a Range,
+    cache: &'a mut NativeCache,
+    coverage: &'a mut CoverageCache,
+}
+
+impl Walk<'_> {
+    /// Unwinds from `regs` (the first frame is already recorded) and appends
+    /// return addresses to `slot`. Returns how the stack ends, its detail,
+    /// and the index of the first frame found by scanning (0: none).
+    ///
+    /// framehop is exact where there is unwind information. Where there is
+    /// none (hand-written assembly, C built without unwind tables: all of
+    /// static musl) it only guesses (the leaf's return address at the stack
+    /// pointer, then frame pointers), and in such code those guesses skip
+    /// callers or end the stack. There the stack is scanned instead, as
+    /// crash reporters do: the first word above the stack pointer that is a
+    /// return address right after a call instruction, in a module, is taken
+    /// as the caller, and framehop goes on from it.
+    ///
+    /// Kept out of line so its large stack frame (framehop's DWARF
+    /// evaluation) is only entered after the stack check.
+    ///
+    /// # Async-signal safety
+    /// framehop with `MustNotAllocateDuringUnwind`, gimli's zero-copy FDE
+    /// search; stack reads bounded by `stack`, code reads by the range table.
+    #[inline(never)]
+    fn unwind(mut self, regs: &Registers, slot: &mut SlotWriter<'_>) -> (StackEnd, u64, u16) {
+        let stack = self.stack;
+        let mut read_stack = |address: u64| read_u64_in(stack, address);
+        let mut unwind_regs = arch::unwind_regs(regs);
+        let mut address = FrameAddress::from_instruction_pointer(regs.pc);
+        let mut scanned_from = 0u16;
+        loop {
+            let lookup = address.address_for_lookup();
+            let scanned = if self.coverage.lacks_unwind_info(self.modules, lookup) {
+                self.scan_for_caller(&unwind_regs, &mut read_stack)
+            } else {
+                None
+            };
+            let step = match scanned {
+                Some((return_address, caller)) => {
+                    unwind_regs = caller;
+                    if scanned_from == 0 {
+                        scanned_from = u16::try_from(slot.frame_count()).unwrap_or(u16::MAX);
+                    }
+                    Ok(Some(return_address))
+                }
+                None => self.modules.unwinder.unwind_frame(
+                    address,
+                    &mut unwind_regs,
+                    self.cache,
+                    &mut read_stack,
+                ),
+            };
+            match step {
+                Ok(Some(return_address)) => {
+                    if !slot.push_frame(return_address) {
+                        return (StackEnd::Truncated, 0, scanned_from);
+                    }
+                    match FrameAddress::from_return_address(return_address) {
+                        Some(next) => address = next,
+                        None => return (StackEnd::NullReturnAddress, 0, scanned_from),
+                    }
+                }
+                Ok(None) => return (StackEnd::Root, 0, scanned_from),
+                Err(framehop::Error::CouldNotReadStack(at)) => {
+                    return (StackEnd::UnreadableStack, at, scanned_from);
+                }
+                Err(framehop::Error::DidNotAdvance) => {
+                    return (StackEnd::DidNotAdvance, 0, scanned_from);
+                }
+                Err(framehop::Error::ReturnAddressIsNull) => {
+                    return (StackEnd::NullReturnAddress, 0, scanned_from);
+                }
+                Err(_) => return (StackEnd::UnwindFailed, 0, scanned_from),
+            }
+        }
+    }
+
+    /// Looks for the caller of a frame without unwind information: the first
+    /// word at or above its stack pointer that points into a module's code
+    /// right after a call instruction. A stale return address left in an
+    /// unused slot passes those checks too, so a candidate in code with
+    /// unwind information must also unwind one frame further to code (or to
+    /// the root). Returns the return address and the caller's registers.
+    ///
+    /// # Async-signal safety
+    /// Bounded reads of the stack and of code bytes; framehop for the check.
+    fn scan_for_caller(
+        &mut self,
+        callee: &arch::UnwindRegs,
+        read_stack: &mut impl FnMut(u64) -> Result<u64, ()>,
+    ) -> Option<(u64, arch::UnwindRegs)> {
+        let sp = callee.sp();
+        for word in 0..SCAN_WORDS {
+            let at = sp.checked_add(word * 8)?;
+            let value = read_stack(at).ok()?;
+            let lookup = value.wrapping_sub(1);
+            if self.modules.module_for(lookup).is_none()
+                || !self.ranges.find(lookup).is_some_and(|r| r.executable)
+            {
+                continue;
+            }
+            let follows_call = value
+                .checked_sub(8)
+                .and_then(|a| code_bytes::<8>(self.ranges, a))
+                .is_some_and(arch::follows_call);
+            if !follows_call {
+                continue;
+            }
+            let caller = arch::caller_regs_from_scan(value, at, callee)?;
+            if self.modules.has_unwind_info(lookup) == Some(true) {
+                let mut trial = caller;
+                let next = FrameAddress::from_return_address(value).map(|address| {
+                    self.modules
+                        .unwinder
+                        .unwind_frame(address, &mut trial, self.cache, read_stack)
+                });
+                let plausible = match next {
+                    Some(Ok(Some(next))) => self
+                        .ranges
+                        .find(next.wrapping_sub(1))
+                        .is_some_and(|r| r.executable),
+                    Some(Ok(None)) => true,
+                    _ => false,
+                };
+                if !plausible {
+                    continue;
                 }
             }
-            Ok(None) => return (StackEnd::Root, 0),
-            Err(framehop::Error::CouldNotReadStack(at)) => return (StackEnd::UnreadableStack, at),
-            Err(framehop::Error::DidNotAdvance) => return (StackEnd::DidNotAdvance, 0),
-            Err(framehop::Error::ReturnAddressIsNull) => return (StackEnd::NullReturnAddress, 0),
-            Err(_) => return (StackEnd::UnwindFailed, 0),
+            return Some((value, caller));
         }
+        None
     }
 }
 

@@ -40,6 +40,7 @@ fn empty_module() -> ModuleInfo {
         build_id: alloc::vec::Vec::new(),
         symbols: SymbolTable::default(),
         fixed: FixedIdentity::default(),
+        cfi: None,
     }
 }
 

@@ -673,6 +673,7 @@ extern "C" fn capture_signal_handler(
             end_detail: 0,
             syscall: arch::SyscallState::Running,
             pause_ns: 0,
+            scanned_from: 0,
         }),
     }
     // Yield the CPU once captured (never in the initiator's own thread): on a

@@ -155,6 +155,23 @@ pub fn write_stack_end(w: &mut impl Write, view: &SlotView<'_>) -> fmt::Result {
     }
 }
 
+/// Says which frames were found by scanning the stack (nothing if none were):
+/// they are likely, not certain, callers.
+///
+/// # Async-signal safety
+/// Formats only.
+pub fn write_scan_note(w: &mut impl Write, scanned_from: u16) -> fmt::Result {
+    if scanned_from == 0 {
+        return Ok(());
+    }
+    writeln!(
+        w,
+        "  -- #{scanned_from} and later frames were found by scanning the stack \
+         (#{} has no unwind information)",
+        scanned_from - 1
+    )
+}
+
 /// Writes a captured thread: header line, frames, how the stack ends.
 ///
 /// # Async-signal safety
@@ -192,6 +209,7 @@ pub fn write_captured_thread(
             )?;
         }
     }
+    write_scan_note(w, view.summary.scanned_from)?;
     write_stack_end(w, view)
 }
 

@@ -11,7 +11,7 @@ use core::ops::Range;
 use framehop::{ExplicitModuleSectionInfo, Module, Unwinder};
 
 use crate::arch::NativeUnwinder;
-use crate::symbolize::{ModuleInfo, ModuleSet, SymbolTable};
+use crate::symbolize::{CfiTables, ModuleInfo, ModuleSet, SymbolTable};
 use crate::sys;
 
 const PT_LOAD: u32 = 1;
@@ -91,6 +91,7 @@ fn prepare_module(
     // until the module is unloaded, which is when we drop it from the set.
     let text_bytes = unsafe { sys::loaded_memory(bias.wrapping_add(text_svma.start), text.memsz) };
 
+    let mut cfi = None;
     let mut info = ExplicitModuleSectionInfo {
         base_svma: 0,
         text_svma: Some(text_svma.clone()),
@@ -114,6 +115,13 @@ fn prepare_module(
                 info.eh_frame_hdr = Some(hdr_bytes);
                 info.eh_frame_svma = Some(eh_svma..eh_svma.saturating_add(len));
                 info.eh_frame = Some(eh_bytes);
+                cfi = Some(CfiTables {
+                    hdr: hdr_bytes,
+                    hdr_svma: hdr.vaddr,
+                    eh_frame: eh_bytes,
+                    eh_frame_svma: eh_svma,
+                    text_svma: text_svma.start,
+                });
             }
         }
     }
@@ -174,6 +182,7 @@ fn prepare_module(
         build_id,
         symbols,
         fixed: Default::default(),
+        cfi,
     };
     Some((module_info, module))
 }

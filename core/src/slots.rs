@@ -212,6 +212,9 @@ pub struct CaptureSummary {
     pub syscall: crate::arch::SyscallState,
     /// Thread-CPU nanoseconds spent in the handler.
     pub pause_ns: u64,
+    /// Index of the first frame found by scanning the stack for a return
+    /// address (its callee had no unwind information); 0 if none was.
+    pub scanned_from: u16,
 }
 
 impl SlotTable {
@@ -422,13 +425,16 @@ impl SlotTable {
         a.copy_from_slice(&slot.name[0].load(Ordering::Relaxed).to_le_bytes());
         b.copy_from_slice(&slot.name[1].load(Ordering::Relaxed).to_le_bytes());
         let count = (slot.frame_count.load(Ordering::Relaxed) as usize).min(self.frames_per_slot);
+        // The end reason in the low byte, the first scanned frame above it.
+        let end = slot.end.load(Ordering::Relaxed);
         let start = index.checked_mul(self.frames_per_slot)?;
         let frames = self.frames.get(start..start.checked_add(count)?)?;
         Some(SlotView {
             tid: slot.tid.load(Ordering::Relaxed),
             summary: CaptureSummary {
                 name,
-                end: StackEnd::from_u8(slot.end.load(Ordering::Relaxed) as u8),
+                end: StackEnd::from_u8(end as u8),
+                scanned_from: (end >> 8) as u16,
                 end_detail: slot.end_detail.load(Ordering::Relaxed),
                 syscall: unpack_syscall(slot.syscall.load(Ordering::Relaxed)),
                 pause_ns: slot.pause_ns.load(Ordering::Relaxed),
@@ -484,7 +490,10 @@ impl SlotWriter<'_> {
         slot.name[1].store(word(b), Ordering::Relaxed);
         slot.frame_count
             .store(self.frames as u32, Ordering::Relaxed);
-        slot.end.store(summary.end as u32, Ordering::Relaxed);
+        slot.end.store(
+            u32::from(summary.scanned_from) << 8 | summary.end as u32,
+            Ordering::Relaxed,
+        );
         slot.end_detail.store(summary.end_detail, Ordering::Relaxed);
         slot.syscall
             .store(pack_syscall(summary.syscall), Ordering::Relaxed);
@@ -528,6 +537,7 @@ mod tests {
             end_detail: 0,
             syscall: SyscallState::InSyscall(202),
             pause_ns: 1234,
+            scanned_from: 3,
         }
     }
 
@@ -546,6 +556,8 @@ mod tests {
         assert_eq!(v.frames().collect::<Vec<_>>(), [1, 2, 3, 4]);
         assert_eq!(v.summary.syscall, SyscallState::InSyscall(202));
         assert_eq!(&v.summary.name[..6], b"worker");
+        assert_eq!(v.summary.scanned_from, 3);
+        assert_eq!(v.summary.end, StackEnd::Root);
     }
 
     #[test]

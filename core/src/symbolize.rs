@@ -143,6 +143,51 @@ pub struct ModuleInfo {
     /// Path and build-id kept in static memory instead of `path` and
     /// `build_id` ([`crate::install_static`]: no heap).
     pub(crate) fixed: FixedIdentity,
+    /// The module's unwind tables, to tell code with unwind information from
+    /// code without (`None`: no usable `.eh_frame_hdr` search table).
+    pub(crate) cfi: Option<CfiTables>,
+}
+
+/// A module's `.eh_frame_hdr` search table and `.eh_frame`, zero-copy over
+/// the loaded image: answers whether an address has an FDE, which framehop
+/// does not tell (it silently falls back to guessing where there is none).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CfiTables {
+    /// `.eh_frame_hdr` bytes and their ELF virtual address.
+    pub(crate) hdr: &'static [u8],
+    pub(crate) hdr_svma: u64,
+    /// `.eh_frame` bytes and their ELF virtual address.
+    pub(crate) eh_frame: &'static [u8],
+    pub(crate) eh_frame_svma: u64,
+    /// ELF virtual address of the executable segment.
+    pub(crate) text_svma: u64,
+}
+
+impl CfiTables {
+    /// Whether an FDE covers `svma` (an address relative to the module's
+    /// ELF virtual addresses); `None` if the tables cannot be searched.
+    ///
+    /// # Async-signal safety
+    /// gimli's zero-copy parsing of loaded, read-only memory: a binary search
+    /// of the header table and one FDE and CIE parse; no allocation.
+    pub(crate) fn covers(&self, svma: u64) -> Option<bool> {
+        let bases = gimli::BaseAddresses::default()
+            .set_eh_frame_hdr(self.hdr_svma)
+            .set_eh_frame(self.eh_frame_svma)
+            .set_text(self.text_svma);
+        let hdr = gimli::EhFrameHdr::new(self.hdr, gimli::NativeEndian)
+            .parse(&bases, core::mem::size_of::<usize>() as u8)
+            .ok()?;
+        let table = hdr.table()?;
+        let eh_frame = gimli::EhFrame::new(self.eh_frame, gimli::NativeEndian);
+        Some(
+            table
+                .fde_for_address(&eh_frame, &bases, svma, |section, bases, offset| {
+                    gimli::UnwindSection::cie_from_offset(section, bases, offset)
+                })
+                .is_ok(),
+        )
+    }
 }
 
 /// A module's path and build-id in static memory.
@@ -232,6 +277,19 @@ impl ModuleSet {
             .checked_sub(1)?;
         let m = self.modules.get(i)?;
         (address < m.end).then_some(m)
+    }
+
+    /// Whether `address` lies in code that has unwind information (an FDE):
+    /// `Some(false)` for code in a module with searchable unwind tables that
+    /// do not cover it (hand-written assembly, C built without unwind
+    /// tables, as in static musl), `None` where that cannot be told (no
+    /// module, no tables).
+    ///
+    /// # Async-signal safety
+    /// As [`CfiTables::covers`], after a binary search of the module list.
+    pub fn has_unwind_info(&self, address: u64) -> Option<bool> {
+        let module = self.module_for(address)?;
+        module.cfi?.covers(address.wrapping_sub(module.bias))
     }
 
     /// Resolves a frame. `is_return_address` frames are looked up one byte

@@ -202,6 +202,7 @@ impl<'t> Sim<'t> {
                 end_detail: 0,
                 syscall: SyscallState::Running,
                 pause_ns: u64::from(w.generation),
+                scanned_from: 0,
             });
             m.phase = Phase::Done;
             m.frames = w.written;

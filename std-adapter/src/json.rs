@@ -109,6 +109,7 @@ fn threads_json(t: &ThreadsData) -> Value {
                 "writing_report": th.writing_report,
                 "frames": frames,
                 "stack_end": th.end.as_deref().map(|e| e.trim().trim_start_matches("-- ")),
+                "frames_scanned_from": (th.scanned_from > 0).then_some(th.scanned_from),
                 "unresponsive": th.unresponsive.as_deref().map(str::trim),
             })
         })

@@ -78,6 +78,8 @@ pub(crate) struct ThreadData {
     pub(crate) frames: Vec<FrameData>,
     /// How the stack ends, if not at its root (with newline).
     pub(crate) end: Option<String>,
+    /// Index of the first frame found by scanning the stack (0: none).
+    pub(crate) scanned_from: u16,
     /// For a thread that did not answer: the core's block for it.
     pub(crate) unresponsive: Option<String>,
 }
@@ -178,6 +180,7 @@ struct RawThread {
     writing_report: bool,
     frames: Vec<u64>,
     end: Option<String>,
+    scanned_from: u16,
     unresponsive: Option<String>,
 }
 
@@ -221,6 +224,7 @@ fn capture(engine: &'static guru_core::Engine, trigger: Option<Trigger>) -> Resu
                             writing_report: initiator,
                             frames: view.frames().collect(),
                             end: (!end.is_empty()).then_some(end),
+                            scanned_from: view.summary.scanned_from,
                             unresponsive: None,
                         }
                     }
@@ -237,6 +241,7 @@ fn capture(engine: &'static guru_core::Engine, trigger: Option<Trigger>) -> Resu
                             writing_report: false,
                             frames: Vec::new(),
                             end: None,
+                            scanned_from: 0,
                             unresponsive: Some(block),
                         }
                     }
@@ -339,6 +344,7 @@ pub(crate) fn collect(
                         writing_report: t.writing_report,
                         frames,
                         end: t.end,
+                        scanned_from: t.scanned_from,
                         unresponsive: t.unresponsive,
                     }
                 })

@@ -239,6 +239,7 @@ fn write_threads(w: &mut String, t: &ThreadsData) {
                 th.frames.len() - 1
             );
         }
+        let _ = guru_core::render::write_scan_note(w, th.scanned_from);
         if let Some(end) = &th.end {
             w.push_str(end);
         }

@@ -124,6 +124,22 @@ fn cross_built_core_only_example_reports_every_thread() {
                 "{modules}"
             );
             assert!(text.contains(" 0 unresponsive"), "{text}");
+            // musl has no unwind tables: threads blocked inside it get their
+            // Rust callers back by stack scanning, and the report says so.
+            report
+                .thread_named("pipe-reader")
+                .assert_frames_in_order(&["read", "core_only::pipe_reader"]);
+            for name in ["mutex-waiter", "condvar-waiter"] {
+                let t = report.thread_named(name);
+                t.assert_frames_in_order(&[&format!("core_only::{}", name.replace('-', "_"))]);
+                assert!(
+                    t.notes
+                        .iter()
+                        .any(|n| n.contains("found by scanning the stack")),
+                    "{name}: {:?}",
+                    t.notes
+                );
+            }
         }
         other => panic!("unknown GURU_CROSS_KIND {other:?}"),
     }

@@ -147,14 +147,32 @@ fn dlopened_library_is_symbolized_after_refresh_modules() {
 
     let second = s.one_report(2);
     let t = second.thread_named("in-library");
-    // Rust callback ← C library (both functions, by name, in its module) ←
-    // back into the Rust thread that called it: unwound through the library.
+    // Rust callback ← C library (its functions, by name, in its module) ←
+    // back into the Rust thread that called it: unwound through the library,
+    // including its trampoline without unwind information (x86_64), whose
+    // caller is found by scanning the stack.
     t.assert_frames_in_order(&[
         "stress_fixture::dl_keep_going",
         "guru_dl_test_inner",
+        "guru_dl_test_trampoline",
         "guru_dl_test_loop",
         "stress_fixture::main::{{closure}}",
     ]);
+    if cfg!(target_arch = "x86_64") {
+        let trampoline = t
+            .frame_index("guru_dl_test_trampoline")
+            .expect("trampoline");
+        let note = format!(
+            "#{} and later frames were found by scanning the stack (#{trampoline} has no unwind information)",
+            trampoline + 1
+        );
+        assert!(
+            t.notes.iter().any(|n| n.contains(&note)),
+            "expected {note:?} in {:?}\n{}",
+            t.notes,
+            t.frames.join("\n")
+        );
+    }
     assert!(
         t.frames
             .iter()

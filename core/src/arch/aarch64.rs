@@ -16,6 +16,10 @@ pub type NativeUnwinder =
 #[cfg(target_arch = "aarch64")]
 pub type NativeCache = framehop::aarch64::CacheAarch64<framehop::MustNotAllocateDuringUnwind>;
 
+/// framehop's register set on this architecture.
+#[cfg(target_arch = "aarch64")]
+pub type UnwindRegs = framehop::aarch64::UnwindRegsAarch64;
+
 /// framehop's register set for the first frame. Return addresses are masked
 /// to 48 bits: on CPUs with pointer authentication (ARMv8.3+, and qemu's
 /// default CPU) code built with `-mbranch-protection` signs the link register
@@ -31,6 +35,31 @@ pub fn unwind_regs(regs: &Registers) -> framehop::aarch64::UnwindRegsAarch64 {
         regs.sp,
         regs.fp,
     )
+}
+
+/// Stack scanning is not used on aarch64: a return address found on the
+/// stack does not tell where the caller's stack pointer was (the saved
+/// frame record sits anywhere in the caller's frame), and the link register
+/// already gives the leaf's caller.
+#[cfg(target_arch = "aarch64")]
+pub fn caller_regs_from_scan(
+    _return_address: u64,
+    _slot: u64,
+    _callee: &framehop::aarch64::UnwindRegsAarch64,
+) -> Option<framehop::aarch64::UnwindRegsAarch64> {
+    None
+}
+
+/// Whether the four code bytes right before a candidate return address are
+/// a branch with link: `bl`, `blr`, or a pointer-authenticating `blra*`.
+///
+/// # Async-signal safety
+/// Pure.
+pub fn follows_call(before: [u8; 8]) -> bool {
+    let insn = u32::from_le_bytes([before[4], before[5], before[6], before[7]]);
+    insn & 0xfc00_0000 == 0x9400_0000
+        || insn & 0xffff_fc1f == 0xd63f_0000
+        || insn & 0xfeff_f800 == 0xd63f_0800
 }
 
 /// Copies the registers out of the kernel's machine context.
@@ -117,6 +146,25 @@ pub fn syscall_name(nr: u64) -> Option<&'static str> {
 #[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    fn before(insn: u32) -> [u8; 8] {
+        let mut out = [0u8; 8];
+        out[4..].copy_from_slice(&insn.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn branches_with_link_are_calls() {
+        assert!(follows_call(before(0x9400_0010))); // bl +0x40
+        assert!(follows_call(before(0x97ff_fff0))); // bl -0x40
+        assert!(follows_call(before(0xd63f_0060))); // blr x3
+        assert!(follows_call(before(0xd73f_087f))); // blraa x3, sp
+        assert!(follows_call(before(0xd63f_0bff))); // blraaz
+        assert!(!follows_call(before(0x1400_0010))); // b +0x40
+        assert!(!follows_call(before(0xd61f_0060))); // br x3
+        assert!(!follows_call(before(0xd65f_03c0))); // ret
+        assert!(!follows_call(before(0xd503_201f))); // nop
+    }
 
     #[test]
     fn restarted_svc_is_recognised() {

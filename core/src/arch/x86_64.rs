@@ -12,10 +12,71 @@ pub type NativeUnwinder =
 #[cfg(target_arch = "x86_64")]
 pub type NativeCache = framehop::x86_64::CacheX86_64<framehop::MustNotAllocateDuringUnwind>;
 
+/// framehop's register set on this architecture.
+#[cfg(target_arch = "x86_64")]
+pub type UnwindRegs = framehop::x86_64::UnwindRegsX86_64;
+
 /// framehop's register set for the first frame.
 #[cfg(target_arch = "x86_64")]
 pub fn unwind_regs(regs: &Registers) -> framehop::x86_64::UnwindRegsX86_64 {
     framehop::x86_64::UnwindRegsX86_64::new(regs.pc, regs.sp, regs.fp)
+}
+
+/// The caller's registers when a return address `return_address` was found by
+/// scanning the stack at `slot`: `ret` pops it, so the caller resumes with
+/// `rsp = slot + 8`; rbp is callee-saved, so it is taken over unchanged.
+#[cfg(target_arch = "x86_64")]
+pub fn caller_regs_from_scan(
+    return_address: u64,
+    slot: u64,
+    callee: &framehop::x86_64::UnwindRegsX86_64,
+) -> Option<framehop::x86_64::UnwindRegsX86_64> {
+    Some(framehop::x86_64::UnwindRegsX86_64::new(
+        return_address,
+        slot.checked_add(8)?,
+        callee.bp(),
+    ))
+}
+
+/// Whether the eight code bytes right before a candidate return address end
+/// with a call instruction: `call rel32` (`e8`), or `call r/m64` (`ff /2`,
+/// any addressing form, with or without a REX prefix).
+///
+/// # Async-signal safety
+/// Pure.
+pub fn follows_call(before: [u8; 8]) -> bool {
+    if before[3] == 0xe8 {
+        return true;
+    }
+    // `ff /2` is 2 to 7 bytes long depending on its ModRM (and SIB) byte; the
+    // length it implies must end exactly at the return address.
+    (2..=7usize).any(|len| {
+        let at = 8 - len;
+        let (Some(&0xff), Some(&modrm)) = (before.get(at), before.get(at + 1)) else {
+            return false;
+        };
+        let sib = before.get(at + 2).copied();
+        modrm >> 3 & 7 == 2 && indirect_call_len(modrm, sib) == Some(len)
+    })
+}
+
+/// Length of an `ff /2` instruction (opcode, ModRM, SIB, displacement) from
+/// its ModRM byte and the byte after it.
+fn indirect_call_len(modrm: u8, sib: Option<u8>) -> Option<usize> {
+    let (mode, rm) = (modrm >> 6, modrm & 7);
+    let sib_len = usize::from(mode != 3 && rm == 4);
+    let disp = match (mode, rm) {
+        (3, _) => 0,
+        (0, 5) => 4,
+        (0, 4) => {
+            // A SIB whose base is rbp/r13 takes a 32-bit displacement.
+            if sib? & 7 == 5 { 4 } else { 0 }
+        }
+        (0, _) => 0,
+        (1, _) => 1,
+        _ => 4,
+    };
+    Some(2 + sib_len + disp)
 }
 
 /// Copies the registers out of the kernel's machine context.
@@ -112,6 +173,48 @@ pub fn syscall_name(nr: u64) -> Option<&'static str> {
 #[allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    /// `bytes` right-aligned in the eight bytes before a return address,
+    /// after filler that is no call.
+    fn ending_with(bytes: &[u8]) -> [u8; 8] {
+        let mut out = [0x90u8; 8];
+        out[8 - bytes.len()..].copy_from_slice(bytes);
+        out
+    }
+
+    #[test]
+    fn calls_are_recognised_before_return_addresses() {
+        for call in [
+            &[0xe8, 0x10, 0x20, 0x30, 0x40][..],         // call rel32
+            &[0xff, 0xd3],                               // call *%rbx
+            &[0x41, 0xff, 0xd4],                         // call *%r12
+            &[0xff, 0x10],                               // call *(%rax)
+            &[0xff, 0x50, 0x08],                         // call *8(%rax)
+            &[0xff, 0x14, 0x24],                         // call *(%rsp)
+            &[0xff, 0x54, 0x24, 0x08],                   // call *8(%rsp)
+            &[0xff, 0x90, 0x00, 0x01, 0x00, 0x00],       // call *0x100(%rax)
+            &[0xff, 0x15, 0x00, 0x10, 0x00, 0x00],       // call *0x1000(%rip)
+            &[0xff, 0x14, 0xc5, 0x00, 0x10, 0x00, 0x00], // call *0x1000(,%rax,8)
+            &[0xff, 0x94, 0xc8, 0x00, 0x01, 0x00, 0x00], // call *0x100(%rax,%rcx,8)
+        ] {
+            assert!(follows_call(ending_with(call)), "{call:x?}");
+        }
+    }
+
+    #[test]
+    fn non_calls_are_not_taken_for_calls() {
+        for other in [
+            &[0x90, 0x90][..],               // nops
+            &[0xff, 0xe3],                   // jmp *%rbx (ff /4)
+            &[0xff, 0xc0],                   // inc %eax (ff /0)
+            &[0xe9, 0x10, 0x20, 0x30, 0x40], // jmp rel32
+            &[0xff, 0x50],                   // ff /2 missing its disp8
+            &[0xff, 0x15, 0x00, 0x10, 0x00], // rip-relative, one byte short
+            &[0x48, 0x89, 0xc7],             // mov %rax, %rdi
+        ] {
+            assert!(!follows_call(ending_with(other)), "{other:x?}");
+        }
+    }
 
     #[test]
     fn restarted_syscall_is_recognised() {
