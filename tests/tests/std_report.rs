@@ -37,7 +37,34 @@ fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> (Fixture, BTreeMap<Str
     let mut fx = Fixture::spawn_with_env(FIXTURE, args, &env);
     fx.wait_for_line("ready pid=", WAIT);
     let threads = fx.announced_threads();
+    // The tests look for these threads inside their blocking calls; on a
+    // loaded machine a thread may not have reached its call yet.
+    for (name, call) in [
+        ("std-inliner", libc::SYS_read),
+        ("std-sleeper", libc::SYS_clock_nanosleep),
+    ] {
+        if let Some(&tid) = threads.get(name) {
+            wait_in_syscall(fx.pid(), tid, call);
+        }
+    }
     (fx, threads)
+}
+
+/// Waits until thread `tid` of `pid` sits in system call `call`.
+fn wait_in_syscall(pid: i32, tid: i32, call: libc::c_long) {
+    let path = format!("/proc/{pid}/task/{tid}/syscall");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = std::fs::read_to_string(&path).unwrap_or_default();
+        if now.split_whitespace().next() == Some(call.to_string().as_str()) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "thread {tid} never entered system call {call}: {path} says {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn start(args: &[&str]) -> (Fixture, BTreeMap<String, i32>) {
