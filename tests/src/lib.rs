@@ -33,6 +33,26 @@ pub fn watchdog(limit: Duration) {
     });
 }
 
+/// Waits until thread `tid` of process `pid` sits in system call `call`
+/// (`libc::SYS_*`), as `/proc/<pid>/task/<tid>/syscall` tells. Fixtures
+/// announce their threads once started; on a loaded machine a thread may not
+/// have reached its blocking call yet when a test wants to see it there.
+pub fn wait_in_syscall(pid: i32, tid: i32, call: libc::c_long, timeout: Duration) {
+    let path = format!("/proc/{pid}/task/{tid}/syscall");
+    let deadline = Instant::now() + timeout;
+    loop {
+        let now = std::fs::read_to_string(&path).unwrap_or_default();
+        if now.split_whitespace().next() == Some(call.to_string().as_str()) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "thread {tid} never entered system call {call}: {path} says {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A running fixture process.
 #[derive(Debug)]
 pub struct Fixture {

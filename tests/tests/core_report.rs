@@ -15,6 +15,18 @@ fn start(args: &[&str]) -> (Fixture, BTreeMap<String, i32>) {
     let mut fx = Fixture::spawn(FIXTURE, args);
     fx.wait_for_line("ready pid=", WAIT);
     let threads = fx.announced_threads();
+    // The checks expect these threads inside their blocking calls.
+    for (name, call) in [
+        ("sleeper", libc::SYS_clock_nanosleep),
+        ("mutex-waiter", libc::SYS_futex),
+        ("condvar-waiter", libc::SYS_futex),
+        ("pipe-reader", libc::SYS_read),
+        ("recursion", libc::SYS_futex),
+    ] {
+        if let Some(&tid) = threads.get(name) {
+            guru_tests::wait_in_syscall(fx.pid(), tid, call, WAIT);
+        }
+    }
     (fx, threads)
 }
 

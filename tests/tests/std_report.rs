@@ -44,27 +44,10 @@ fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> (Fixture, BTreeMap<Str
         ("std-sleeper", libc::SYS_clock_nanosleep),
     ] {
         if let Some(&tid) = threads.get(name) {
-            wait_in_syscall(fx.pid(), tid, call);
+            guru_tests::wait_in_syscall(fx.pid(), tid, call, WAIT);
         }
     }
     (fx, threads)
-}
-
-/// Waits until thread `tid` of `pid` sits in system call `call`.
-fn wait_in_syscall(pid: i32, tid: i32, call: libc::c_long) {
-    let path = format!("/proc/{pid}/task/{tid}/syscall");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let now = std::fs::read_to_string(&path).unwrap_or_default();
-        if now.split_whitespace().next() == Some(call.to_string().as_str()) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "thread {tid} never entered system call {call}: {path} says {now:?}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 fn start(args: &[&str]) -> (Fixture, BTreeMap<String, i32>) {
