@@ -414,7 +414,7 @@ impl Walk<'_> {
         loop {
             let lookup = address.address_for_lookup();
             let scanned = if self.coverage.lacks_unwind_info(self.modules, lookup) {
-                self.scan_for_caller(&unwind_regs, &mut read_stack)
+                self.scan_for_caller(lookup, &unwind_regs, &mut read_stack)
             } else {
                 None
             };
@@ -458,21 +458,24 @@ impl Walk<'_> {
         }
     }
 
-    /// Looks for the caller of a frame without unwind information: the first
-    /// word at or above its stack pointer that points into a module's code
-    /// right after a call instruction. A stale return address left in an
-    /// unused slot passes those checks too, so a candidate in code with
-    /// unwind information must also unwind one frame further to code (or to
-    /// the root). Returns the return address and the caller's registers.
+    /// Looks for the caller of a frame without unwind information (`callee`
+    /// is its lookup address): the first word at or above its stack pointer
+    /// that points into a module's code right after a call instruction. A
+    /// stale return address left in an unused slot passes those checks too,
+    /// so a direct call must lead to the callee's function (or to code that
+    /// may have tail-called it), and a candidate in code with unwind
+    /// information must also unwind one frame further to code (or to the
+    /// root). Returns the return address and the caller's registers.
     ///
     /// # Async-signal safety
     /// Bounded reads of the stack and of code bytes; framehop for the check.
     fn scan_for_caller(
         &mut self,
-        callee: &arch::UnwindRegs,
+        callee: u64,
+        callee_regs: &arch::UnwindRegs,
         read_stack: &mut impl FnMut(u64) -> Result<u64, ()>,
     ) -> Option<(u64, arch::UnwindRegs)> {
-        let sp = callee.sp();
+        let sp = callee_regs.sp();
         for word in 0..SCAN_WORDS {
             let at = sp.checked_add(word * 8)?;
             let value = read_stack(at).ok()?;
@@ -482,14 +485,21 @@ impl Walk<'_> {
             {
                 continue;
             }
-            let follows_call = value
+            let Some(before) = value
                 .checked_sub(8)
                 .and_then(|a| code_bytes::<8>(self.ranges, a))
-                .is_some_and(arch::follows_call);
-            if !follows_call {
+            else {
+                continue;
+            };
+            if !arch::follows_call(before) {
                 continue;
             }
-            let caller = arch::caller_regs_from_scan(value, at, callee)?;
+            if let Some(target) = arch::direct_call_target(before, value)
+                && !self.call_may_lead_to(target, callee)
+            {
+                continue;
+            }
+            let caller = arch::caller_regs_from_scan(value, at, callee_regs)?;
             if self.modules.has_unwind_info(lookup) == Some(true) {
                 let mut trial = caller;
                 let next = FrameAddress::from_return_address(value).map(|address| {
@@ -512,6 +522,45 @@ impl Walk<'_> {
             return Some((value, caller));
         }
         None
+    }
+
+    /// Whether a direct call to `target` can have led to the function that
+    /// contains `callee`: it is that function, or code that may have
+    /// tail-called it (code without unwind information, like the callee
+    /// itself; code without a symbol, like a PLT stub). True when the
+    /// callee's function is unknown.
+    ///
+    /// # Async-signal safety
+    /// Binary searches of setup-time tables, and the coverage cache.
+    fn call_may_lead_to(&mut self, target: u64, callee: u64) -> bool {
+        // A call into another module goes through a PLT stub: compare the
+        // function the stub jumps to (its GOT slot is bound by now: the call
+        // has happened).
+        let target = self.through_plt(target).unwrap_or(target);
+        let function_start = |address: u64| {
+            let hit = self.modules.resolve(address, false)?.symbol?;
+            address.checked_sub(hit.offset)
+        };
+        let Some(callee_function) = function_start(callee) else {
+            return true;
+        };
+        match function_start(target) {
+            Some(f) if f == callee_function => true,
+            None => true,
+            Some(_) => self.coverage.lacks_unwind_info(self.modules, target),
+        }
+    }
+
+    /// Where the PLT stub at `stub` jumps, if it is one and its GOT slot
+    /// holds an address in a module.
+    ///
+    /// # Async-signal safety
+    /// Bounded reads of code and of the GOT slot, both in listed mappings.
+    fn through_plt(&self, stub: u64) -> Option<u64> {
+        let slot = arch::plt_slot(code_bytes::<16>(self.ranges, stub)?, stub)?;
+        let range = self.ranges.find(slot)?;
+        let target = read_u64_in(&range, slot).ok()?;
+        self.modules.module_for(target).map(|_| target)
     }
 }
 

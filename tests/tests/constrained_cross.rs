@@ -129,6 +129,11 @@ fn cross_built_core_only_example_reports_every_thread() {
             report
                 .thread_named("pipe-reader")
                 .assert_frames_in_order(&["read", "core_only::pipe_reader"]);
+            report.thread_named("sleeper").assert_frames_in_order(&[
+                "__clock_nanosleep",
+                "std::thread",
+                "core_only::sleeper",
+            ]);
             for name in ["mutex-waiter", "condvar-waiter"] {
                 let t = report.thread_named(name);
                 t.assert_frames_in_order(&[&format!("core_only::{}", name.replace('-', "_"))]);

@@ -62,6 +62,29 @@ pub fn follows_call(before: [u8; 8]) -> bool {
         || insn & 0xfeff_f800 == 0xd63f_0800
 }
 
+/// The target of a `bl` right before `return_address` (`None` for other
+/// calls).
+///
+/// # Async-signal safety
+/// Pure.
+pub fn direct_call_target(before: [u8; 8], return_address: u64) -> Option<u64> {
+    let insn = u32::from_le_bytes([before[4], before[5], before[6], before[7]]);
+    if insn & 0xfc00_0000 != 0x9400_0000 {
+        return None;
+    }
+    // imm26, sign-extended, in units of four bytes, from the bl itself.
+    let offset = i64::from(((insn << 6) as i32) >> 6) * 4;
+    return_address.checked_sub(4)?.checked_add_signed(offset)
+}
+
+/// PLT stubs are not followed on aarch64 (no stack scanning there).
+///
+/// # Async-signal safety
+/// Pure.
+pub fn plt_slot(_code: [u8; 16], _address: u64) -> Option<u64> {
+    None
+}
+
 /// Copies the registers out of the kernel's machine context.
 ///
 /// # Async-signal safety
@@ -151,6 +174,20 @@ mod tests {
         let mut out = [0u8; 8];
         out[4..].copy_from_slice(&insn.to_le_bytes());
         out
+    }
+
+    #[test]
+    fn bl_targets_are_decoded() {
+        // bl +0x40 and bl -0x40 at 0x0ffc, returning to 0x1000.
+        assert_eq!(
+            direct_call_target(before(0x9400_0010), 0x1000),
+            Some(0x103c)
+        );
+        assert_eq!(
+            direct_call_target(before(0x97ff_fff0), 0x1000),
+            Some(0x0fbc)
+        );
+        assert_eq!(direct_call_target(before(0xd63f_0060), 0x1000), None);
     }
 
     #[test]

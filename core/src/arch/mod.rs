@@ -10,14 +10,16 @@ pub mod x86_64;
 
 #[cfg(target_arch = "x86_64")]
 pub use self::x86_64::{
-    NativeCache, NativeUnwinder, SYSCALL_INSN_LEN, UnwindRegs, caller_regs_from_scan, follows_call,
-    interrupted_syscall, registers_from_mcontext, syscall_name, unwind_regs,
+    NativeCache, NativeUnwinder, SYSCALL_INSN_LEN, UnwindRegs, caller_regs_from_scan,
+    direct_call_target, follows_call, interrupted_syscall, plt_slot, registers_from_mcontext,
+    syscall_name, unwind_regs,
 };
 
 #[cfg(target_arch = "aarch64")]
 pub use self::aarch64::{
-    NativeCache, NativeUnwinder, SYSCALL_INSN_LEN, UnwindRegs, caller_regs_from_scan, follows_call,
-    interrupted_syscall, registers_from_mcontext, syscall_name, unwind_regs,
+    NativeCache, NativeUnwinder, SYSCALL_INSN_LEN, UnwindRegs, caller_regs_from_scan,
+    direct_call_target, follows_call, interrupted_syscall, plt_slot, registers_from_mcontext,
+    syscall_name, unwind_regs,
 };
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]

@@ -60,6 +60,50 @@ pub fn follows_call(before: [u8; 8]) -> bool {
     })
 }
 
+/// The target of the call that ends right before `return_address`, if it is
+/// a direct `call rel32` (and not an indirect call whose last bytes merely
+/// look like one).
+///
+/// # Async-signal safety
+/// Pure.
+pub fn direct_call_target(before: [u8; 8], return_address: u64) -> Option<u64> {
+    let indirect = (2..=7usize).any(|len| {
+        let at = 8 - len;
+        before.get(at) == Some(&0xff)
+            && before.get(at + 1).is_some_and(|&modrm| {
+                modrm >> 3 & 7 == 2
+                    && indirect_call_len(modrm, before.get(at + 2).copied()) == Some(len)
+            })
+    });
+    if indirect || before[3] != 0xe8 {
+        return None;
+    }
+    let rel = i32::from_le_bytes([before[4], before[5], before[6], before[7]]);
+    Some(return_address.wrapping_add_signed(i64::from(rel)))
+}
+
+/// If the code at `address` is a PLT stub (`jmp *slot(%rip)`, optionally
+/// after `endbr64` and with a `bnd` prefix, as in `.plt`, `.plt.sec` and
+/// `.plt.got`), the address of the GOT slot it jumps through.
+///
+/// # Async-signal safety
+/// Pure.
+pub fn plt_slot(code: [u8; 16], address: u64) -> Option<u64> {
+    let mut at = 0usize;
+    if code.get(..4) == Some(&[0xf3, 0x0f, 0x1e, 0xfa]) {
+        at += 4;
+    }
+    if code.get(at) == Some(&0xf2) {
+        at += 1;
+    }
+    if code.get(at..at + 2) != Some(&[0xff, 0x25]) {
+        return None;
+    }
+    let disp = i32::from_le_bytes(code.get(at + 2..at + 6)?.try_into().ok()?);
+    let next = address.checked_add(at as u64 + 6)?;
+    Some(next.wrapping_add_signed(i64::from(disp)))
+}
+
 /// Length of an `ff /2` instruction (opcode, ModRM, SIB, displacement) from
 /// its ModRM byte and the byte after it.
 fn indirect_call_len(modrm: u8, sib: Option<u8>) -> Option<usize> {
@@ -199,6 +243,40 @@ mod tests {
         ] {
             assert!(follows_call(ending_with(call)), "{call:x?}");
         }
+    }
+
+    #[test]
+    fn direct_call_targets_are_decoded() {
+        // call +0x40 and call -0x10, returning to 0x1000.
+        let forward = ending_with(&[0xe8, 0x40, 0x00, 0x00, 0x00]);
+        assert_eq!(direct_call_target(forward, 0x1000), Some(0x1040));
+        let backward = ending_with(&[0xe8, 0xf0, 0xff, 0xff, 0xff]);
+        assert_eq!(direct_call_target(backward, 0x1000), Some(0x0ff0));
+        // Indirect calls have no target here, even when a byte 0xe8 sits
+        // where a `call rel32` would start.
+        assert_eq!(direct_call_target(ending_with(&[0xff, 0xd3]), 0x1000), None);
+        let indirect = [0x90, 0x90, 0x90, 0xe8, 0x90, 0xff, 0x14, 0x24];
+        assert_eq!(direct_call_target(indirect, 0x1000), None);
+    }
+
+    #[test]
+    fn plt_stubs_are_followed_to_their_got_slots() {
+        fn code(bytes: &[u8]) -> [u8; 16] {
+            let mut out = [0xccu8; 16];
+            out[..bytes.len()].copy_from_slice(bytes);
+            out
+        }
+        // .plt: jmp *0x2fe2(%rip) at 0x1030 (next instruction at 0x1036).
+        let plain = code(&[0xff, 0x25, 0xe2, 0x2f, 0x00, 0x00]);
+        assert_eq!(plt_slot(plain, 0x1030), Some(0x4018));
+        // .plt.sec with IBT: endbr64; bnd jmp *-0x10(%rip).
+        let ibt = code(&[
+            0xf3, 0x0f, 0x1e, 0xfa, 0xf2, 0xff, 0x25, 0xf0, 0xff, 0xff, 0xff,
+        ]);
+        assert_eq!(plt_slot(ibt, 0x2000), Some(0x2000 + 11 - 0x10));
+        // An ordinary function prologue is no stub.
+        assert_eq!(plt_slot(code(&[0x55, 0x48, 0x89, 0xe5]), 0x1000), None);
+        assert_eq!(plt_slot(code(&[0xff, 0x24, 0x25]), 0x1000), None);
     }
 
     #[test]
