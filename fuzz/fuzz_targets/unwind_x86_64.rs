@@ -10,9 +10,10 @@
 //! read past either end.
 //!
 //! Input: `flags`, `pc: u32`, `sp: u16`, `fp: u16`, then the stack bytes.
-//! Stack words whose top byte is `0xaa` are relocated into this binary's text
+//! Stack words whose top byte is `0xaa` are relocated into this binary's code
 //! (so the fuzzer can build call chains), `0xbb` into the stack buffer itself
-//! (saved frame pointers); everything else is used as it is.
+//! (saved frame pointers); everything else is used as it is. Flag bit 0x40
+//! lists the text as a readable, executable range too (stack scanning).
 #![no_main]
 
 use std::alloc::{Layout, alloc_zeroed, dealloc};
@@ -39,12 +40,25 @@ fn fixed() -> &'static Fixed {
     FIXED.get_or_init(|| {
         let modules: &'static ModuleSet =
             Box::leak(Box::new(guru_core::setup::build_module_set(false)));
-        // This binary's own image: the module containing this function.
+        // This binary's own code: the executable mapping holding this
+        // function (not the whole image: listing data as code would let the
+        // scan read ASan's poisoned red zones around globals).
         let here = fixed as *const () as u64;
-        let text = modules
-            .module_for(here)
-            .map(|m| (m.start, m.end - m.start))
-            .expect("the fuzz binary is among the loaded modules");
+        assert!(modules.module_for(here).is_some(), "the fuzz binary is a module");
+        let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
+        let text = maps
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace();
+                let (range, perms) = (fields.next()?, fields.next()?);
+                let (start, end) = range.split_once('-')?;
+                let start = u64::from_str_radix(start, 16).ok()?;
+                let end = u64::from_str_radix(end, 16).ok()?;
+                (perms.starts_with("r-x") && (start..end).contains(&here))
+                    .then_some((start, end - start))
+            })
+            .next()
+            .expect("the executable mapping of this function");
         Fixed {
             modules,
             caches: CachePool::new(1),
@@ -145,13 +159,30 @@ fuzz_target!(|data: &[u8]| {
 
     let ranges = RangeTable::new(4);
     let mut w = ranges.writer();
-    w.add(&Mapping {
+    let stack_mapping = Mapping {
         start: base,
         end: base + size,
         readable: true,
         executable: flags & 0x10 != 0,
         name: if flags & 0x20 != 0 { b"[stack]" } else { b"" },
+    };
+    // With flag 0x40 the real code is listed too: stack scanning (for pcs in
+    // code without unwind information, like the padding between functions)
+    // then reads candidate call sites and PLT stubs in it. The table is
+    // sorted by address, as /proc/self/maps is.
+    let text_mapping = (flags & 0x40 != 0).then_some(Mapping {
+        start: text_start,
+        end: text_start + text_len,
+        readable: true,
+        executable: true,
+        name: b"",
     });
+    let mut mappings: Vec<&Mapping<'_>> = vec![&stack_mapping];
+    mappings.extend(text_mapping.as_ref());
+    mappings.sort_by_key(|m| m.start);
+    for m in mappings {
+        w.add(m);
+    }
     w.finish();
 
     let table = SlotTable::new(1, MAX_FRAMES);
