@@ -44,7 +44,10 @@ fn fixed() -> &'static Fixed {
         // function (not the whole image: listing data as code would let the
         // scan read ASan's poisoned red zones around globals).
         let here = fixed as *const () as u64;
-        assert!(modules.module_for(here).is_some(), "the fuzz binary is a module");
+        assert!(
+            modules.module_for(here).is_some(),
+            "the fuzz binary is a module"
+        );
         let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
         let text = maps
             .lines()
