@@ -91,6 +91,7 @@ pub struct Builder {
     secret_keys: Vec<String>,
     environment: bool,
     heavy_debug_info: bool,
+    prewarm_symbols: bool,
     core: guru_core::Options,
 }
 
@@ -129,6 +130,7 @@ impl Builder {
                 .collect(),
             environment: false,
             heavy_debug_info: false,
+            prewarm_symbols: true,
             core: guru_core::Options {
                 trigger_signal: None,
                 ..guru_core::Options::default()
@@ -234,6 +236,21 @@ impl Builder {
         self
     }
 
+    /// Index the loaded modules' debug info in the reporter thread right
+    /// after installation (on by default), so the first report does not pay
+    /// for it. The index is addr2line's table of compilation units and their
+    /// address ranges: on the benchmark fixture about a third of the first
+    /// report's symbolization work, done once in the background (see
+    /// BENCHMARKS.md for its cost); the mapped debug sections' pages are
+    /// given back afterwards, as after a report. Line tables and inlining
+    /// trees are still parsed on first use, for the units a report touches.
+    /// Turn it off where startup CPU or memory matters more than the first
+    /// report's latency.
+    pub fn prewarm_symbols(mut self, enable: bool) -> Builder {
+        self.prewarm_symbols = enable;
+        self
+    }
+
     /// Options of the capture engine (round deadline, thread and frame
     /// capacity, capture signal). `trigger_signal` is ignored: the adapter
     /// installs its own trigger. They take effect at the first install in a
@@ -324,9 +341,15 @@ impl Builder {
         })?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = stop.clone();
+        let prewarm = self.prewarm_symbols;
         let thread = std::thread::Builder::new()
             .name("guru-reporter".into())
-            .spawn(move || reporter_loop(&pipe_read, watch, &thread_stop))
+            .spawn(move || {
+                if prewarm {
+                    prewarm_symbols(engine);
+                }
+                reporter_loop(&pipe_read, watch, &thread_stop)
+            })
             .map_err(|source| {
                 *lock(&INSTALLED) = None;
                 Error::Io {
@@ -565,6 +588,20 @@ fn reporter_loop(pipe: &OwnedFd, watch: Option<Watch>, stop: &AtomicBool) {
         };
         produce_and_emit(source);
     }
+}
+
+/// Indexes the debug info of the modules loaded now (see
+/// [`Builder::prewarm_symbols`]). Holds the report lock meanwhile, so a
+/// report asked for at the same time waits for it rather than doing the
+/// same work again.
+fn prewarm_symbols(engine: &'static guru_core::Engine) {
+    let heavy = lock(&INSTALLED)
+        .as_ref()
+        .is_some_and(|i| i.settings.heavy_debug_info);
+    let mut state = lock(&STATE);
+    let state = state.get_or_insert_with(ReporterState::default);
+    state.symbolizer.heavy_debug_info = heavy;
+    state.symbolizer.prewarm(engine.module_set());
 }
 
 /// Produces a report and writes it where the installation says.

@@ -241,6 +241,23 @@ impl Symbolizer {
         out
     }
 
+    /// Loads every module of `modules` now (for a module with DWARF: maps it
+    /// and builds addr2line's unit index), then gives the touched pages back.
+    pub(crate) fn prewarm(&mut self, modules: &ModuleSet) {
+        let set = std::ptr::from_ref(modules) as usize;
+        if self.module_set != set {
+            self.cache.clear();
+            self.module_set = set;
+        }
+        for m in modules.modules.iter() {
+            let heavy = self.heavy_debug_info;
+            self.modules
+                .entry(ModuleKey::of(m))
+                .or_insert_with(|| load(m, heavy));
+        }
+        self.release_pages();
+    }
+
     /// Gives back the resident pages of the mapped debug sections (see
     /// [`Mapped`]); called after a report that looked addresses up.
     pub(crate) fn release_pages(&self) {

@@ -833,3 +833,37 @@ fn std_reporter_sleeps_without_wakeups_while_idle() {
     drop(fx);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The "N modules examined now" figure of a report's symbolization line.
+fn modules_examined(report: &Report) -> u64 {
+    report
+        .text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("symbolization: "))
+        .and_then(|l| {
+            l.split(", ")
+                .find_map(|p| p.strip_suffix(" modules examined now"))
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no symbolization figures in:\n{}", report.text))
+}
+
+#[test]
+fn debug_info_is_indexed_after_install_unless_turned_off() {
+    // By default the reporter thread loads every module's debug info right
+    // after install (before it serves any trigger), so the first report has
+    // none left to examine; with prewarm_symbols(false) the first report
+    // loads them itself. Both name the same functions.
+    for (args, prewarmed) in [(&[][..], true), (&["--no-prewarm"][..], false)] {
+        let (_fx, _threads, report) = one_report(args);
+        let examined = modules_examined(&report);
+        if prewarmed {
+            assert_eq!(examined, 0, "{}", report.text);
+        } else {
+            assert!(examined >= 1, "{}", report.text);
+        }
+        report
+            .thread_named("std-inliner")
+            .assert_frames_in_order(&["std_blocked_inlined", "std_fixture::std_blocked_outer"]);
+    }
+}

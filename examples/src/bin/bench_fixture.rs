@@ -184,15 +184,27 @@ fn cmd_capture() -> String {
 
 /// CPU time of the calling thread, in nanoseconds.
 fn thread_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// CPU time of thread `tid` of this process, through its per-thread CPU
+/// clock: MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED) = (~tid << 3) | 6.
+fn thread_cpu_ns_of(tid: i32) -> u64 {
+    clock_ns(((!tid) << 3) | 6)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid out-pointer for clock_gettime.
+    // SAFETY: `ts` is a valid out-pointer for clock_gettime; a clock id that
+    // does not exist only makes it fail with EINVAL (then 0 is returned).
     #[allow(unsafe_code)]
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts)
-    };
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
@@ -283,6 +295,38 @@ fn std_report() -> Result<String, String> {
 /// `guru::setup_autorun`: SIGUSR2 wakes the reporter thread, which writes a
 /// text report to stderr (the benchmark discards it). The guard lives as long
 /// as the process.
+/// Waits until the `guru-reporter` thread sleeps in `poll` (its start-up
+/// work done); returns the time since `since` and the thread's CPU time.
+fn wait_for_reporter_idle(since: Instant) -> (u128, u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(tid) = thread_named("guru-reporter") {
+            let call = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
+                .unwrap_or_default();
+            let nr = call.split_whitespace().next().unwrap_or("");
+            if nr == libc::SYS_poll.to_string() || nr == libc::SYS_ppoll.to_string() {
+                return (since.elapsed().as_nanos(), thread_cpu_ns_of(tid));
+            }
+        }
+        if Instant::now() > deadline {
+            return (since.elapsed().as_nanos(), 0);
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+/// The tid of this process's thread called `name`.
+fn thread_named(name: &str) -> Option<i32> {
+    std::fs::read_dir("/proc/self/task")
+        .ok()?
+        .flatten()
+        .find_map(|e| {
+            let tid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            (comm.trim_end() == name).then_some(tid)
+        })
+}
+
 fn install_std() -> Result<(), String> {
     let guard = guru::setup_autorun(guru::package!()).map_err(|e| e.to_string())?;
     Box::leak(Box::new(guard));
@@ -316,6 +360,16 @@ fn main() {
         println!("err install: {e}");
         std::process::exit(1);
     }
+    // std: guru's reporter thread indexes debug info right after install
+    // (`Builder::prewarm_symbols`); wait for it, so "cold" reports measure a
+    // process that has been up a moment, and say what the index cost.
+    let rss_installed = rss_kb();
+    let (prewarm_ns, prewarm_cpu_ns) = if args.install && args.std {
+        wait_for_reporter_idle(t_install)
+    } else {
+        (0, 0)
+    };
+    let prewarm_rss_kb = rss_kb().saturating_sub(rss_installed);
 
     let spawned = args.threads.saturating_sub(1);
     let busy = args.busy.min(spawned);
@@ -345,7 +399,8 @@ fn main() {
         std::thread::sleep(Duration::from_millis(1));
     }
     println!(
-        "ready pid={} install_ns={install_ns} rss_kb={} rss_before_install_kb={rss_before_install}",
+        "ready pid={} install_ns={install_ns} rss_kb={} rss_before_install_kb={rss_before_install} \
+         prewarm_ns={prewarm_ns} prewarm_cpu_ns={prewarm_cpu_ns} prewarm_rss_kb={prewarm_rss_kb}",
         std::process::id(),
         rss_kb()
     );

@@ -8,7 +8,8 @@
 //! `--child` (spawn a child process), `--bad-sections` (sections that
 //! panic, fail and overrun), `--gate` (a section that waits for `release`),
 //! `--twice` (call `setup_autorun` a second time), `--alloc-workers N`,
-//! `--section-timeout-ms N`. With `--sleep-child` it is the child: it waits
+//! `--section-timeout-ms N`, `--no-prewarm` (no debug-info index after
+//! install). With `--sleep-child` it is the child: it waits
 //! until its stdin closes.
 //!
 //! Every secret value it holds contains `S3CRET`; tests check that this
@@ -156,7 +157,8 @@ fn main() {
         .service_name("std-fixture")
         .config(config)
         .section_timeout(Duration::from_millis(timeout_ms))
-        .environment(flag(&args, "--env"));
+        .environment(flag(&args, "--env"))
+        .prewarm_symbols(!flag(&args, "--no-prewarm"));
     if flag(&args, "--json") {
         builder = builder.format(guru::Format::Json);
     }
