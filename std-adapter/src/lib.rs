@@ -72,10 +72,13 @@
 //!
 //! # Symbols
 //!
-//! Frames are symbolized with `addr2line` in the reporter thread: a module's
-//! DWARF is opened the first time one of its addresses appears in a report,
-//! each unit's line table and inlining tree are parsed on first use, and
-//! every resolved address is cached. Build with at least
+//! Frames are symbolized with `addr2line` in the reporter thread. Right after
+//! installation that thread opens every loaded module's DWARF and builds
+//! its index of compilation units (a third of a first report's work on the
+//! benchmark fixture: see [`Builder::prewarm_symbols`] to turn it off); a
+//! module loaded later is opened the first time one of its addresses
+//! appears in a report. Each unit's line table and inlining tree are parsed
+//! on first use, and every resolved address is cached. Build with at least
 //! `debug = "line-tables-only"` in the release profile for `file:line`;
 //! without debug info, frames still show the ELF symbol and `module+0xoffset`.
 //!
