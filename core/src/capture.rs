@@ -211,10 +211,14 @@ fn read_u64_in(range: &Range, address: u64) -> Result<u64, ()> {
         return Err(());
     }
     // SAFETY: `[address, address+8)` lies inside a mapping that /proc/self/maps
-    // listed readable at the start of this round, and it is the stack this very
-    // thread is running on (or its code), which cannot be unmapped while the
-    // thread executes this handler. Unaligned reads are allowed on x86_64 and
-    // aarch64 for normal memory; `read_unaligned` makes no alignment assumption.
+    // listed readable at the start of this round: the stack this very thread
+    // is running on, which cannot be unmapped while the thread executes this
+    // handler, or (for a PLT stub's GOT slot, see `Walk::through_plt`) a
+    // mapping of a module in the current module set, which stays mapped while
+    // the module is in the set (framehop reads its unwind tables under the
+    // same assumption). Unaligned reads are allowed on x86_64 and aarch64 for
+    // normal memory; the volatile read of a byte array makes no alignment
+    // assumption.
     let bytes = unsafe { core::ptr::read_volatile(address as *const [u8; 8]) };
     Ok(u64::from_le_bytes(bytes))
 }
@@ -557,7 +561,10 @@ impl Walk<'_> {
     /// # Async-signal safety
     /// Bounded reads of code and of the GOT slot, both in listed mappings.
     fn through_plt(&self, stub: u64) -> Option<u64> {
+        // Both reads stay inside modules of the set (see `read_u64_in`).
+        self.modules.module_for(stub)?;
         let slot = arch::plt_slot(code_bytes::<16>(self.ranges, stub)?, stub)?;
+        self.modules.module_for(slot)?;
         let range = self.ranges.find(slot)?;
         let target = read_u64_in(&range, slot).ok()?;
         self.modules.module_for(target).map(|_| target)
