@@ -300,6 +300,22 @@ pub struct Report {
 }
 
 impl Report {
+    /// A figure from a report line of the form `<line> a N, b M, ...`: the
+    /// number before `label` (e.g. `figure("threads:", "unresponsive")`).
+    /// Panics, with the report, if there is none.
+    pub fn figure(&self, line: &str, label: &str) -> u64 {
+        let suffix = format!(" {label}");
+        self.text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(line))
+            .and_then(|l| {
+                l.split(", ")
+                    .find_map(|part| part.trim().strip_suffix(suffix.as_str()))
+            })
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {line:?} figure {label:?} in:\n{}", self.text))
+    }
+
     /// The thread block with this name.
     pub fn thread_named(&self, name: &str) -> &ThreadBlock {
         self.threads

@@ -834,20 +834,6 @@ fn std_reporter_sleeps_without_wakeups_while_idle() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The "N modules examined now" figure of a report's symbolization line.
-fn modules_examined(report: &Report) -> u64 {
-    report
-        .text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("symbolization: "))
-        .and_then(|l| {
-            l.split(", ")
-                .find_map(|p| p.strip_suffix(" modules examined now"))
-        })
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no symbolization figures in:\n{}", report.text))
-}
-
 #[test]
 fn debug_info_is_indexed_after_install_unless_turned_off() {
     // By default the reporter thread loads every module's debug info right
@@ -856,7 +842,7 @@ fn debug_info_is_indexed_after_install_unless_turned_off() {
     // loads them itself. Both name the same functions.
     for (args, prewarmed) in [(&[][..], true), (&["--no-prewarm"][..], false)] {
         let (_fx, _threads, report) = one_report(args);
-        let examined = modules_examined(&report);
+        let examined = report.figure("symbolization:", "modules examined now");
         if prewarmed {
             assert_eq!(examined, 0, "{}", report.text);
         } else {

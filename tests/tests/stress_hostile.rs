@@ -189,20 +189,6 @@ fn trigger_on_a_thread_short_of_stack_is_counted_not_fatal() {
     assert!(s.fx.finish(stress::WAIT).success());
 }
 
-/// The "threads: … N unresponsive …" figure of a report.
-fn unresponsive(report: &Report) -> u64 {
-    report
-        .text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("threads: "))
-        .and_then(|l| {
-            l.split(", ")
-                .find_map(|part| part.strip_suffix(" unresponsive"))
-        })
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no unresponsive figure in:\n{}", report.text))
-}
-
 #[test]
 fn threads_exiting_mid_round_do_not_hold_it_to_its_deadline() {
     // Threads that are signalled and exit before handling the signal never
@@ -234,7 +220,7 @@ fn threads_exiting_mid_round_do_not_hold_it_to_its_deadline() {
             );
             std::thread::sleep(Duration::from_millis(2));
         };
-        if unresponsive(&r) > 0 {
+        if r.figure("threads:", "unresponsive") > 0 {
             seen = Some(r);
             break;
         }
@@ -247,7 +233,7 @@ fn threads_exiting_mid_round_do_not_hold_it_to_its_deadline() {
         .iter()
         .filter(|t| t.header.contains("exited during the report"))
         .count() as u64;
-    assert!(gone >= unresponsive(&r), "{}", r.text);
+    assert!(gone >= r.figure("threads:", "unresponsive"), "{}", r.text);
     assert!(s.fx.is_alive());
     s.fx.send_line("exit");
     assert!(s.fx.finish(stress::WAIT).success());
