@@ -45,7 +45,7 @@ else
     BIN="$T/aarch64-unknown-linux-gnu/release/core_only"
     show_report $QEMU "$BIN"
     GURU_CROSS_BIN="$BIN" GURU_CROSS_KIND=aarch64 GURU_CROSS_RUNNER="$QEMU" \
-        cargo test -p guru-tests --test constrained_cross
+        cargo test -p guru-tests --test constrained_cross -- --include-ignored
 fi
 
 step "constrained: static x86_64-unknown-linux-musl"
@@ -61,5 +61,5 @@ else
     fi
     echo "$BIN: statically linked (no INTERP, no NEEDED)"
     show_report "$BIN"
-    GURU_CROSS_BIN="$BIN" GURU_CROSS_KIND=musl cargo test -p guru-tests --test constrained_cross
+    GURU_CROSS_BIN="$BIN" GURU_CROSS_KIND=musl cargo test -p guru-tests --test constrained_cross -- --include-ignored
 fi

@@ -116,3 +116,9 @@ pub use guru_core as core;
 
 #[doc(hidden)]
 pub use package::__from_env as __package_from_env;
+
+/// The README's Rust blocks, compiled as doctests (`cargo test --doc`), so the
+/// snippets a newcomer copies keep compiling.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

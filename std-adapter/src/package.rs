@@ -28,6 +28,10 @@ pub struct Package {
     /// Source revision, from the first of `GURU_GIT_COMMIT`, `VERGEN_GIT_SHA`,
     /// `GIT_COMMIT`, `GIT_HASH` set at compile time, or [`Package::git_commit`].
     pub git_commit: Option<String>,
+    /// Whether the work tree had uncommitted changes when it was built, from
+    /// `GURU_GIT_DIRTY` or `VERGEN_GIT_DIRTY` (`true`/`false`) set at compile
+    /// time, or [`Package::git_dirty`]; `None` when unknown.
+    pub git_dirty: Option<bool>,
 }
 
 impl Package {
@@ -47,12 +51,19 @@ impl Package {
             opt_level: BUILD_OPT_LEVEL.to_string(),
             rustc: non_empty(BUILD_RUSTC),
             git_commit: None,
+            git_dirty: None,
         }
     }
 
     /// Sets the source revision shown in the report.
     pub fn git_commit(mut self, commit: impl Into<String>) -> Package {
         self.git_commit = non_empty(&commit.into());
+        self
+    }
+
+    /// Says whether the build had uncommitted changes (shown as `(dirty)`).
+    pub fn git_dirty(mut self, dirty: bool) -> Package {
+        self.git_dirty = Some(dirty);
         self
     }
 
@@ -89,6 +100,7 @@ pub fn __from_env(
     repository: &str,
     debug_assertions: bool,
     git_commit: Option<&str>,
+    git_dirty: Option<&str>,
 ) -> Package {
     let mut p = Package::new(name, version);
     p.authors = authors
@@ -100,14 +112,62 @@ pub fn __from_env(
     p.repository = non_empty(repository);
     p.profile = String::from(if debug_assertions { "debug" } else { "release" });
     p.git_commit = git_commit.and_then(non_empty);
+    p.git_dirty = git_dirty.and_then(parse_flag);
     p
+}
+
+/// `true`/`false` as vergen and the documented build script write them
+/// (also `1`/`0`, `yes`/`no`); anything else is unknown.
+fn parse_flag(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => None,
+    }
 }
 
 /// Captures the calling crate's [`Package`]: name, version, authors and
 /// repository from cargo, the build profile of the calling crate, the target
 /// and rustc version, and a git commit if one of `GURU_GIT_COMMIT`,
-/// `VERGEN_GIT_SHA`, `GIT_COMMIT` or `GIT_HASH` was set when it was compiled
-/// (e.g. `println!("cargo:rustc-env=GURU_GIT_COMMIT={sha}")` in a build script).
+/// `VERGEN_GIT_SHA`, `GIT_COMMIT` or `GIT_HASH` was set when it was compiled,
+/// with `(dirty)` when `GURU_GIT_DIRTY` or `VERGEN_GIT_DIRTY` says the work
+/// tree had uncommitted changes.
+///
+/// Cargo itself passes no git information to a crate. Projects that use
+/// [vergen](https://docs.rs/vergen) (`VERGEN_GIT_SHA`, `VERGEN_GIT_DIRTY`)
+/// get it as they are; otherwise these build-script lines (a `build.rs` next
+/// to your `Cargo.toml`; guru's own examples use them) set it, and leave it
+/// unknown outside a git checkout or without `git`:
+///
+/// ```no_run
+/// // build.rs
+/// use std::process::Command;
+///
+/// fn git(args: &[&str]) -> Option<String> {
+///     let out = Command::new("git").args(args).output().ok()?;
+///     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+/// }
+///
+/// fn main() {
+///     if let Some(sha) = git(&["rev-parse", "HEAD"]) {
+///         println!("cargo:rustc-env=GURU_GIT_COMMIT={sha}");
+///         let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+///             .is_some_and(|changes| !changes.is_empty());
+///         println!("cargo:rustc-env=GURU_GIT_DIRTY={dirty}");
+///     }
+///     // Build again when HEAD moves (a checkout, or a commit on the branch)
+///     // or the index changes.
+///     let mut watched = vec!["HEAD".to_string(), "index".to_string(), "packed-refs".to_string()];
+///     watched.extend(git(&["symbolic-ref", "-q", "HEAD"]));
+///     for name in watched {
+///         let path = git(&["rev-parse", "--path-format=absolute", "--git-path", &name]);
+///         // Only files that exist: a missing one would rerun this every build.
+///         if let Some(path) = path.filter(|p| std::path::Path::new(p).exists()) {
+///             println!("cargo:rerun-if-changed={path}");
+///         }
+///     }
+/// }
+/// ```
 ///
 /// ```
 /// let package = guru::package!();
@@ -126,6 +186,7 @@ macro_rules! package {
                 .or(::core::option_env!("VERGEN_GIT_SHA"))
                 .or(::core::option_env!("GIT_COMMIT"))
                 .or(::core::option_env!("GIT_HASH")),
+            ::core::option_env!("GURU_GIT_DIRTY").or(::core::option_env!("VERGEN_GIT_DIRTY")),
         )
     };
 }
@@ -136,11 +197,22 @@ mod tests {
 
     #[test]
     fn from_env_splits_authors_and_drops_empty_fields() {
-        let p = __from_env("x", "1.2.3", "A <a@x>: B", "", false, Some(" "));
+        let p = __from_env("x", "1.2.3", "A <a@x>: B", "", false, Some(" "), Some(""));
         assert_eq!(p.authors, ["A <a@x>", "B"]);
         assert_eq!(p.repository, None);
         assert_eq!(p.git_commit, None);
+        assert_eq!(p.git_dirty, None);
         assert_eq!(p.profile, "release");
         assert!(!p.target.is_empty());
+    }
+
+    #[test]
+    fn dirty_flag_reads_vergen_and_build_script_spellings() {
+        let dirty = |v| __from_env("x", "1", "", "", false, Some("abc"), Some(v)).git_dirty;
+        assert_eq!(dirty("true"), Some(true));
+        assert_eq!(dirty(" TRUE\n"), Some(true));
+        assert_eq!(dirty("false"), Some(false));
+        assert_eq!(dirty("0"), Some(false));
+        assert_eq!(dirty("maybe"), None);
     }
 }

@@ -88,8 +88,13 @@ fn write_body(w: &mut String, body: &Body) {
             }
             let _ = writeln!(
                 w,
-                "  git commit: {}",
-                p.git_commit.as_deref().unwrap_or("unknown")
+                "  git commit: {}{}",
+                p.git_commit.as_deref().unwrap_or("unknown"),
+                if p.git_dirty == Some(true) {
+                    " (dirty)"
+                } else {
+                    ""
+                }
             );
         }
         Body::Threads(t) => write_threads(w, t),

@@ -165,9 +165,30 @@ fn std_package_section() {
             &format!("  target: {}", std::env::consts::ARCH),
             profile,
             "  rustc: rustc ",
-            "  git commit: ",
         ],
     );
+    // The fixtures' build script (tests/build.rs, the lines documented at
+    // guru::package!) passes the checkout's commit: inside a git checkout the
+    // report names it, never "unknown".
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let line = body
+        .lines()
+        .find(|l| l.starts_with("  git commit: "))
+        .unwrap_or_else(|| panic!("no git commit line:\n{body}"));
+    match head {
+        Some(sha) => assert!(
+            line == format!("  git commit: {sha}")
+                || line == format!("  git commit: {sha} (dirty)"),
+            "{line:?} should name HEAD {sha}"
+        ),
+        None => assert_eq!(line, "  git commit: unknown", "not in a git checkout"),
+    }
 }
 
 #[test]
