@@ -16,7 +16,6 @@
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, channel};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -42,6 +41,8 @@ struct Settings {
 /// Jobs done by the workers, shown in the "Work queue" section.
 static JOBS_DONE: AtomicU64 = AtomicU64::new(0);
 static JOBS_QUEUED: AtomicU64 = AtomicU64::new(0);
+/// Jobs sent by the ticker that the consumer has not taken yet.
+static QUEUE_DEPTH: AtomicU64 = AtomicU64::new(0);
 
 #[inline(always)]
 fn mix(acc: u64, i: u64) -> u64 {
@@ -69,6 +70,7 @@ fn compute_worker() {
 #[inline(never)]
 fn queue_consumer(rx: Receiver<u64>) {
     while let Ok(job) = rx.recv() {
+        QUEUE_DEPTH.fetch_sub(1, Ordering::Relaxed);
         black_box(checksum_block(job));
         JOBS_DONE.fetch_add(1, Ordering::Relaxed);
     }
@@ -81,6 +83,7 @@ fn ticker(tx: std::sync::mpsc::Sender<u64>) {
         std::thread::sleep(Duration::from_secs(5));
         n += 1;
         JOBS_QUEUED.fetch_add(1, Ordering::Relaxed);
+        QUEUE_DEPTH.fetch_add(1, Ordering::Relaxed);
         if tx.send(n).is_err() {
             return;
         }
@@ -137,14 +140,12 @@ fn main() {
         },
     };
 
-    let queue_depth = Arc::new(Mutex::new(0usize));
-    let depth = queue_depth.clone();
-    guru::register_section("Work queue", move || {
+    guru::register_section("Work queue", || {
         format!(
             "jobs done: {}\njobs queued by the ticker: {}\nqueue depth: {}",
             JOBS_DONE.load(Ordering::Relaxed),
             JOBS_QUEUED.load(Ordering::Relaxed),
-            *depth.lock().unwrap_or_else(|e| e.into_inner())
+            QUEUE_DEPTH.load(Ordering::Relaxed)
         )
     });
 
@@ -209,5 +210,4 @@ fn main() {
         },
     }
     let _ = std::fs::remove_file(&trigger_file);
-    *queue_depth.lock().unwrap_or_else(|e| e.into_inner()) = 0;
 }
