@@ -459,7 +459,19 @@ fn trigger_file_of_another_user_is_ignored_and_counted() {
 
 /// The voluntary context switches of the fixture's reporter thread: each
 /// wake-up from `poll` is one.
+/// (The thread names itself once it runs: wait for that.)
 fn reporter_wakeups(pid: i32) -> (i32, u64) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(found) = find_reporter(pid) {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "no guru-reporter thread in {pid}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn find_reporter(pid: i32) -> Option<(i32, u64)> {
     for entry in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
         let task = entry.unwrap().path();
         let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
@@ -471,10 +483,10 @@ fn reporter_wakeups(pid: i32) -> (i32, u64) {
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap();
             let tid = task.file_name().unwrap().to_str().unwrap().parse().unwrap();
-            return (tid, n);
+            return Some((tid, n));
         }
     }
-    panic!("no guru-reporter thread in {pid}");
+    None
 }
 
 #[test]
