@@ -512,7 +512,7 @@ pub(crate) fn collect(
             .copied()
             .filter(|&tid| {
                 crate::sys::task_blocked_mask(tid)
-                    .is_some_and(|m| sig >= 1 && sig <= 64 && m & (1u64 << (sig - 1)) != 0)
+                    .is_some_and(|m| (1..=64).contains(&sig) && m & (1u64 << (sig - 1)) != 0)
             })
             .collect()
     });

@@ -5,12 +5,12 @@
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
@@ -328,7 +328,9 @@ impl Drop for Unblocked {
     fn drop(&mut self) {
         if let Some(old) = self.0.take() {
             // SAFETY: `old` is the mask pthread_sigmask gave us.
-            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &raw const old, std::ptr::null_mut()) };
+            unsafe {
+                libc::pthread_sigmask(libc::SIG_SETMASK, &raw const old, std::ptr::null_mut())
+            };
         }
     }
 }

@@ -367,9 +367,15 @@ fn write_trigger_notes(w: &mut String, f: &Figures) {
         }
     }
     if let (n @ 1.., owner) = f.ignored_file_touches {
-        let _ = write!(w, "  file trigger: {n} touches ignored since the last report");
+        let _ = write!(
+            w,
+            "  file trigger: {n} touches ignored since the last report"
+        );
         if let Some(uid) = owner {
-            let _ = write!(w, " (the file is owned by uid {uid}, not by this process's user or root)");
+            let _ = write!(
+                w,
+                " (the file is owned by uid {uid}, not by this process's user or root)"
+            );
         }
         w.push('\n');
     }

@@ -89,13 +89,12 @@ fn wait_reporter_idle(pid: i32, after: u64) -> u64 {
     let deadline = Instant::now() + WAIT;
     loop {
         let (tid, n) = reporter_wakeups(pid);
-        let sc = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall"))
-            .unwrap_or_default();
+        let sc =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")).unwrap_or_default();
         let f: Vec<&str> = sc.split_whitespace().collect();
         let nr: i64 = f.first().and_then(|v| v.parse().ok()).unwrap_or(-1);
         // poll(fds, nfds, -1) or ppoll(fds, nfds, NULL, ...).
-        let forever = (nr == libc::SYS_poll
-            && f.get(3).is_some_and(|t| t.ends_with("ffffffff")))
+        let forever = (nr == libc::SYS_poll && f.get(3).is_some_and(|t| t.ends_with("ffffffff")))
             || (nr == libc::SYS_ppoll && f.get(3) == Some(&"0x0"));
         if n > after && forever {
             return n;
@@ -168,7 +167,12 @@ fn child_forked_while_parent_holds_the_report_lock_reports_without_deadlock() {
     fx.wait_for_line("caller-report-done", WAIT);
     fx.send_line("child-exit");
     let exited = fx.wait_for_line("child-exited", WAIT);
-    assert_eq!(exited, "child-exited code=0 signal=0", "{}", fx.stderr_text());
+    assert_eq!(
+        exited,
+        "child-exited code=0 signal=0",
+        "{}",
+        fx.stderr_text()
+    );
     fx.send_line("exit");
     assert!(fx.finish(WAIT).success());
 }
@@ -188,7 +192,11 @@ fn forked_child_returning_from_main_exits_cleanly() {
         "the child's Guard::drop must not panic:\n{}",
         fx.stderr_text()
     );
-    assert!(!fx.stderr_text().contains("panicked"), "{}", fx.stderr_text());
+    assert!(
+        !fx.stderr_text().contains("panicked"),
+        "{}",
+        fx.stderr_text()
+    );
     fx.send_line("exit");
     assert!(fx.finish(WAIT).success());
 }
@@ -209,9 +217,10 @@ fn sigusr2_to_a_forked_child_gives_the_childs_own_report() {
     let r = &reports[0];
     // Its own threads: the child has only the thread that forked, waiting.
     assert!(
-        r.threads
+        r.threads.iter().any(|t| t
+            .frames
             .iter()
-            .any(|t| t.frames.iter().any(|f| f.contains("lifecycle_child_waiting"))),
+            .any(|f| f.contains("lifecycle_child_waiting"))),
         "{}",
         r.text
     );
@@ -221,7 +230,11 @@ fn sigusr2_to_a_forked_child_gives_the_childs_own_report() {
     // The parent still reports on its own trigger.
     kill(parent, libc::SIGUSR2);
     let p = wait_reports_of(&fx, parent, 1);
-    assert!(p[0].threads.iter().any(|t| t.name.starts_with("lifecycle-sleep")));
+    assert!(
+        p[0].threads
+            .iter()
+            .any(|t| t.name.starts_with("lifecycle-sleep"))
+    );
     assert_eq!(reports_of(&fx, child).len(), 1);
     fx.send_line("child-exit");
     assert_eq!(
@@ -402,7 +415,11 @@ fn triggers_within_the_min_interval_make_one_later_report() {
         "{}",
         reporter.header
     );
-    assert!(!reporter.header.contains("in syscall"), "{}", reporter.header);
+    assert!(
+        !reporter.header.contains("in syscall"),
+        "{}",
+        reporter.header
+    );
     fx.send_line("exit");
     assert!(fx.finish(WAIT).success());
     let _ = std::fs::remove_dir_all(&dir);
@@ -466,7 +483,10 @@ fn reporter_wakeups(pid: i32) -> (i32, u64) {
         if let Some(found) = find_reporter(pid) {
             return found;
         }
-        assert!(Instant::now() < deadline, "no guru-reporter thread in {pid}");
+        assert!(
+            Instant::now() < deadline,
+            "no guru-reporter thread in {pid}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }

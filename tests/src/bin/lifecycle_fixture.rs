@@ -182,7 +182,10 @@ fn main() {
                     .name("caller".into())
                     .spawn(|| {
                         let text = guru::report();
-                        raw_line(&format!("caller-report-done lines={}", text.lines().count()));
+                        raw_line(&format!(
+                            "caller-report-done lines={}",
+                            text.lines().count()
+                        ));
                     })
                     .expect("spawn caller");
             }
