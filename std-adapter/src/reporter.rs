@@ -433,7 +433,11 @@ impl Builder {
         match self.install_inner() {
             Ok(g) => Ok(g),
             Err(e) => {
-                *lock(&INSTALLED) = None;
+                // Taken out under the lock, dropped outside it (the lock
+                // is also taken around fork(): never hold it while
+                // application code, such as a configuration's Drop, runs).
+                let installed = lock(&INSTALLED).take();
+                drop(installed);
                 ACTIVE.store(false, Ordering::Release);
                 Err(e)
             }
@@ -536,7 +540,11 @@ impl Builder {
                 reporter_loop(&pipe_read, watch, &thread_stop, min_interval)
             })
             .map_err(|source| {
-                *lock(&INSTALLED) = None;
+                // Taken out under the lock, dropped outside it (the lock
+                // is also taken around fork(): never hold it while
+                // application code, such as a configuration's Drop, runs).
+                let installed = lock(&INSTALLED).take();
+                drop(installed);
                 Error::Io {
                     operation: "spawn guru-reporter",
                     source,
@@ -587,7 +595,8 @@ pub fn setup_autorun(package: Package) -> Result<Guard, Error> {
 /// action, usually), and stops the reporter thread after the report in
 /// progress, if any — waiting at most [`GUARD_DROP_WAIT`]: a reporter still
 /// busy then (a blocked output, a section that ignores its time budget) is
-/// left to finish on its own, and a line on stderr says so. The capture
+/// left to finish on its own, and a line on stderr says so (a later
+/// install's reports then wait until it has finished). The capture
 /// engine stays (signal handlers may still run), and a later `install`
 /// reuses it.
 ///
