@@ -351,8 +351,11 @@ pub(crate) fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: 
 
 /// The effective and real uid of this process.
 pub(crate) fn uids() -> (u32, u32) {
-    // SAFETY: geteuid and getuid cannot fail.
-    unsafe { (libc::geteuid(), libc::getuid()) }
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let euid = unsafe { libc::geteuid() };
+    // SAFETY: as above, for getuid.
+    let uid = unsafe { libc::getuid() };
+    (euid, uid)
 }
 
 /// Waits up to `timeout_ms` for `fd` to take a small write without blocking.

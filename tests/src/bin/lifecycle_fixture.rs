@@ -103,13 +103,12 @@ fn main() {
     let original_pid = std::process::id();
 
     if flag(&args, "--block-signals") {
-        // SAFETY: a zeroed sigset_t filled by sigfillset, then installed as
-        // this thread's mask.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut set);
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        }
+        // SAFETY: sigset_t is plain data; all-zero is a valid value.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a valid sigset_t owned here.
+        unsafe { libc::sigfillset(&mut set) };
+        // SAFETY: `set` is initialised; a null old set is allowed.
+        unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
     }
 
     let gate: Gate = Arc::new((Mutex::new(false), Condvar::new()));
