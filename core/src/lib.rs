@@ -832,6 +832,41 @@ pub fn note_trigger(trigger: &Trigger) {
     }
 }
 
+/// Counts `n` triggers as coalesced into the next report without listing
+/// them among the recent triggers (the std adapter's signal action counts
+/// this way the triggers that found its wake-up pipe full).
+///
+/// # Async-signal safety
+/// Atomics only.
+pub fn note_coalesced(n: u64) {
+    if let Some(engine) = engine() {
+        engine.triggers.add_coalesced(n);
+    }
+}
+
+/// Makes `signal` a core-only trigger: from now on it runs the handler of
+/// [`Options::trigger_signal`] (the whole report produced in the handler and
+/// written to [`Options::output_fd`]). For the std adapter in a forked
+/// child, whose reporter thread did not survive the fork; it replaces
+/// whatever handled `signal` before.
+///
+/// # Async-signal safety
+/// One `sigaction(2)`: callable from a `pthread_atfork` child handler.
+pub fn serve_trigger_in_core(signal: i32) -> Result<(), Error> {
+    if engine().is_none() {
+        return Err(Error::NotInstalled);
+    }
+    sys::install_handler(sys::HandlerSpec {
+        signal,
+        handler: trigger_signal_handler,
+        block: None,
+    })
+    .map_err(|errno| Error::Sys {
+        operation: "sigaction(trigger signal)",
+        errno,
+    })
+}
+
 /// A finished capture round, read-only.
 #[derive(Debug)]
 pub struct CapturedRound<'r, 'e> {

@@ -132,6 +132,18 @@ impl TriggerLog {
         e.stamp.store((n + 1) | (flags << 63), Ordering::Release);
     }
 
+    /// Counts `n` triggers as coalesced without recording them in the ring
+    /// (the std adapter's triggers that found its wake-up pipe full, or that
+    /// its rate limit held back, are only counted).
+    ///
+    /// # Async-signal safety
+    /// One atomic add.
+    pub fn add_coalesced(&self, n: u64) {
+        if n > 0 {
+            self.coalesced.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
     /// Takes (and resets) the number of coalesced triggers.
     pub fn take_coalesced(&self) -> u64 {
         self.coalesced.swap(0, Ordering::Relaxed)

@@ -82,6 +82,66 @@
 //! `debug = "line-tables-only"` in the release profile for `file:line`;
 //! without debug info, frames still show the ELF symbol and `module+0xoffset`.
 //!
+//! # Rate limit
+//!
+//! Reports from triggers (signal and file) start at least
+//! [`Builder::min_interval`] apart (default [`DEFAULT_MIN_INTERVAL`], 1 s).
+//! A trigger that comes sooner is held: when the interval has passed, one
+//! report comes for all the held triggers, the first starting it and the
+//! others counted as coalesced. Nothing is dropped silently. Calls to
+//! [`report`] are not limited (they are the application's own; limit the
+//! endpoint that makes them).
+//!
+//! Standard signals (`SIGUSR2`, ...) merge in the kernel: one sent while
+//! another is still pending is never delivered, so guru cannot see or count
+//! it. Real-time signals (`Builder::signal(libc::SIGRTMIN() + n)`) queue, and
+//! every one the kernel accepts is reported or counted.
+//!
+//! # File trigger
+//!
+//! The named file is watched itself (attribute change, close after
+//! writing); its directory only for entries created or moved in (inotify
+//! cannot watch a name that does not exist yet), filtered by name. Touches
+//! of a file not owned by this process's effective or real uid, nor by root
+//! (`lstat`: a symbolic link counts as its own owner), are ignored and
+//! counted in the next report, so another local user who can write the
+//! directory cannot trigger reports.
+//!
+//! # fork
+//!
+//! A child forked from a process with guru installed is a guru process of
+//! its own, without an exec: its trigger signal is served by the core in the
+//! signal handler (a `pthread_atfork` child handler points the signal at
+//! `guru_core`'s trigger handler; the reporter thread did not survive the
+//! fork), so `kill -USR2 <child>` writes the child's core text report —
+//! threads with ELF symbols, modules, report figures, but no sections and no
+//! `file:line` — to stderr, whatever format and log directory the parent
+//! uses. [`report`] works in the child (with its own fresh reporter state:
+//! the parent's may have been locked by a thread the child does not have),
+//! and dropping the [`Guard`] in the child neither waits for the parent's
+//! reporter thread nor panics. The file trigger is not watched in the
+//! child. Other users of the trigger signal that chained through
+//! `signal-hook-registry` are not called in the child. Limits: the child's
+//! signal-triggered reports are not rate-limited (the core coalesces only
+//! triggers that arrive while a round runs); a trigger that reaches the
+//! child between `fork()` and the child handler goes to the parent's pipe
+//! and is lost; a fork while another thread is inside
+//! [`register_section`] leaves that lock held in the child, so its
+//! [`report`] would wait for it.
+//!
+//! # Blocked signals
+//!
+//! An application that blocks every signal before installing (the
+//! `sigwait`/`signalfd` daemon pattern) passes the mask on to every thread
+//! it starts, and a thread that blocks the capture signal cannot capture
+//! itself. [`Builder::install`] warns on stderr when the installing thread
+//! blocks the capture signal; guru's own threads (the reporter, the section
+//! worker, a thread inside [`report`] for the length of the capture) unblock
+//! the capture signal and the reporter the trigger signal too, so a blocked
+//! `SIGUSR2` is still taken by the reporter. A report whose threads do not
+//! answer because they block the capture signal says so and names the
+//! inherited mask as the likely cause.
+//!
 //! # Portability
 //!
 //! Linux (x86_64 and aarch64, glibc or musl), like `guru-core`.
@@ -107,7 +167,9 @@ pub use config::DEFAULT_SECRET_KEYS;
 pub use error::Error;
 pub use json::SCHEMA;
 pub use package::Package;
-pub use reporter::{Builder, Format, Guard, report, report_as, setup_autorun};
+pub use reporter::{
+    Builder, DEFAULT_MIN_INTERVAL, Format, GUARD_DROP_WAIT, Guard, report, report_as, setup_autorun,
+};
 pub use secret::{MASK, Secret};
 pub use sections::{SectionOutput, register_section};
 

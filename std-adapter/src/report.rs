@@ -30,6 +30,10 @@ pub(crate) struct Settings {
     pub(crate) environment: bool,
     pub(crate) section_timeout: Duration,
     pub(crate) heavy_debug_info: bool,
+    /// The trigger signal, if any.
+    pub(crate) trigger_signal: Option<i32>,
+    /// The rate limit of triggered reports.
+    pub(crate) min_interval: Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -105,6 +109,15 @@ pub(crate) struct Figures {
     pub(crate) no_debug_info: Vec<String>,
     pub(crate) sections_ns: u64,
     pub(crate) total_ns: u64,
+    /// The installed trigger signal and rate limit (None: not installed).
+    pub(crate) trigger: Option<(Option<i32>, Duration)>,
+    /// Unresponsive threads that block the capture signal.
+    pub(crate) blocking_capture: Vec<i32>,
+    /// The capture signal, and whether the installing thread blocked it.
+    pub(crate) capture_signal: Option<(i32, bool)>,
+    /// File-trigger touches ignored since the last report (another user's
+    /// file), and that file's owner.
+    pub(crate) ignored_file_touches: (u64, Option<u32>),
 }
 
 /// A section's content.
@@ -195,8 +208,26 @@ fn name_text(raw: &[u8]) -> String {
 /// `guru_core::write_report`) is running.
 const ROUND_BUSY_WAIT: Duration = Duration::from_secs(1);
 
-fn capture(engine: &'static guru_core::Engine, trigger: Option<Trigger>) -> Result<Round, String> {
+/// The header of the thread that runs the round: it is not waiting in the
+/// system call it happens to be in (reading `/proc`), it is writing this
+/// report.
+fn initiator_header(tid: i32, name: &str, pause_ns: u64, role: &str) -> String {
+    let mut h = format!("------ Thread {tid} \"{name}\" ({role}, writing this report; paused ");
+    let _ = guru_core::format::write_duration(&mut h, pause_ns);
+    h.push_str(") ------\n");
+    h
+}
+
+fn capture(
+    engine: &'static guru_core::Engine,
+    trigger: Option<Trigger>,
+    role: &str,
+) -> Result<Round, String> {
     let deadline = Instant::now() + ROUND_BUSY_WAIT;
+    // The thread running the round captures itself like every other: it
+    // must not block the capture signal, whatever mask it has (an
+    // application thread inside guru::report may block every signal).
+    let _unblocked = crate::sys::unblock_for_now(&[engine.capture_signal()]);
     loop {
         let result = guru_core::capture(trigger, |round| {
             let summary = *round.summary();
@@ -208,16 +239,24 @@ fn capture(engine: &'static guru_core::Engine, trigger: Option<Trigger>) -> Resu
                 .map(|t| match t {
                     ThreadCapture::Captured(view) => {
                         let initiator = view.tid == summary.initiator_tid;
+                        let name = name_text(&view.summary.name);
                         let mut header = String::new();
-                        let _ = write_thread_header(&mut header, &view, initiator);
                         let mut state = String::new();
-                        let _ =
-                            guru_core::capture::describe_syscall(view.summary.syscall, &mut state);
+                        if initiator {
+                            header = initiator_header(view.tid, &name, view.summary.pause_ns, role);
+                            state = format!("{role}, writing this report");
+                        } else {
+                            let _ = write_thread_header(&mut header, &view, false);
+                            let _ = guru_core::capture::describe_syscall(
+                                view.summary.syscall,
+                                &mut state,
+                            );
+                        }
                         let mut end = String::new();
                         let _ = write_stack_end(&mut end, &view);
                         RawThread {
                             tid: view.tid,
-                            name: name_text(&view.summary.name),
+                            name,
                             header,
                             state,
                             pause_ns: view.summary.pause_ns,
@@ -294,10 +333,17 @@ pub(crate) fn collect(
         Source::Signal(t) => Some(*t),
         _ => None,
     };
+    let role = match &source {
+        Source::Call => "calling guru::report",
+        _ => "the reporter",
+    };
     let mut round = match engine {
         Some(e) => {
             e.refresh_modules();
-            capture(e, trigger)
+            // Triggers the signal action could not put into the full pipe
+            // were accepted all the same: count them into this report.
+            guru_core::note_coalesced(crate::sys::take_pipe_overflow());
+            capture(e, trigger, role)
         }
         None => {
             Err("guru is not installed: call guru::setup_autorun or guru::Builder::install".into())
@@ -351,6 +397,7 @@ pub(crate) fn collect(
                 .collect(),
         }
     });
+    let capture_signal = engine.map(|e| e.capture_signal());
     let unresponsive_tids: Vec<i32> = threads
         .as_ref()
         .map(|t| {
@@ -452,14 +499,32 @@ pub(crate) fn collect(
         // This report parsed DWARF: give the mapped debug sections' pages back.
         state.symbolizer.release_pages();
     }
+    // Listed by time: the trigger that started a report held by the rate
+    // limit is recorded after the ones coalesced into it.
+    let mut recent_triggers = round
+        .as_mut()
+        .map(|r| std::mem::take(&mut r.triggers))
+        .unwrap_or_default();
+    recent_triggers.sort_by_key(|t| t.unix_ns);
+    let blocking_capture = capture_signal.map_or_else(Vec::new, |sig| {
+        unresponsive_tids
+            .iter()
+            .copied()
+            .filter(|&tid| {
+                crate::sys::task_blocked_mask(tid)
+                    .is_some_and(|m| (1..=64).contains(&sig) && m & (1u64 << (sig - 1)) != 0)
+            })
+            .collect()
+    });
     let figures = Figures {
         round: round.as_ref().ok().map(|r| r.summary),
         capacity: round.as_ref().map_or(0, |r| r.capacity),
-        recent_triggers: round
-            .as_mut()
-            .map(|r| std::mem::take(&mut r.triggers))
-            .unwrap_or_default(),
+        recent_triggers,
         source: source.clone(),
+        trigger: settings.map(|s| (s.trigger_signal, s.min_interval)),
+        blocking_capture,
+        capture_signal: capture_signal.map(|s| (s, crate::reporter::capture_blocked_at_install())),
+        ignored_file_touches: crate::reporter::take_ignored_file_touches(),
         unresponsive_tids,
         symbols: sym_stats,
         no_debug_info: state.symbolizer.unavailable(),

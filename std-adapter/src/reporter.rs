@@ -3,20 +3,25 @@
 //!
 //! The trigger signal's action (registered with `signal-hook-registry`, so
 //! it chains with other users of the signal) only writes a 28-byte record —
-//! signal, sender pid/uid, time — into a non-blocking self-pipe. The
-//! `guru-reporter` thread sleeps in `poll(2)` on that pipe and, if a file
-//! trigger is configured, on an inotify descriptor: no timer, no wake-up, no
-//! CPU while idle. When woken it drains every pending record (the first
-//! starts the report, the others are counted as coalesced), runs a capture
-//! round through the core, symbolizes, produces the sections and writes the
-//! report.
+//! signal, sender pid/uid, time — into a non-blocking self-pipe; when the
+//! pipe is full it counts the trigger instead, and the count is added to the
+//! next report's coalesced triggers. The `guru-reporter` thread sleeps in
+//! `poll(2)` on that pipe and, if a file trigger is configured, on an
+//! inotify descriptor: no timer, no wake-up, no CPU while idle. When woken
+//! it drains every pending record (the first starts the report, the others
+//! are counted as coalesced), runs a capture round through the core,
+//! symbolizes, produces the sections and writes the report.
+//!
+//! The rate limit, the file trigger's rules, `fork` and blocked signal
+//! masks are described in the crate docs.
 
+use std::cell::RefCell;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -54,11 +59,135 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// a later `install` reuses it).
 static CORE_OURS: AtomicBool = AtomicBool::new(false);
 static INSTALLED: Mutex<Option<Installed>> = Mutex::new(None);
-/// Held while a report is produced: reports are serialized.
-static STATE: Mutex<Option<ReporterState>> = Mutex::new(None);
+/// Held while a report is produced: reports are serialized. Each process
+/// has its own (a forked child must not wait for a lock that a thread of its
+/// parent held at the fork).
+static STATE: sys::ProcessLocal<ReporterState> = sys::ProcessLocal::new();
+/// The trigger signal of the live guard (0: none), for the fork child
+/// handler.
+static TRIGGER_SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// Whether the thread that installed guru blocked the capture signal.
+static CAPTURE_BLOCKED_AT_INSTALL: AtomicBool = AtomicBool::new(false);
+/// File-trigger touches ignored since the last report (file not ours).
+static FILE_TOUCHES_IGNORED: AtomicU64 = AtomicU64::new(0);
+/// Owner uid of the last ignored trigger file (`u64::MAX`: none).
+static FILE_IGNORED_OWNER: AtomicU64 = AtomicU64::new(u64::MAX);
+/// Dispositions of trigger signals from before guru, to restore.
+static SAVED_ACTIONS: Mutex<Vec<SavedAction>> = Mutex::new(Vec::new());
+
+/// The default of [`Builder::min_interval`].
+pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long dropping a [`Guard`] waits for the reporter thread to stop
+/// (it finishes the report in progress first); after that the thread is
+/// left to finish on its own, with a note on stderr.
+pub const GUARD_DROP_WAIT: Duration = Duration::from_secs(3);
+
+/// A guard dropped sooner than this after install was most likely dropped
+/// by mistake (`let _ = install()?`): its drop says so on stderr.
+const EARLY_DROP: Duration = Duration::from_secs(1);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Debug)]
+struct SavedAction {
+    signal: i32,
+    /// What handled the signal before guru first registered it.
+    previous: sys::Disposition,
+    /// signal-hook-registry's handler (it installs it only once per signal).
+    registry: sys::Disposition,
+}
+
+thread_local! {
+    /// The `INSTALLED` lock, held across `fork()` by the forking thread.
+    static FORK_HELD: RefCell<Option<MutexGuard<'static, Option<Installed>>>> =
+        const { RefCell::new(None) };
+}
+
+/// `pthread_atfork` prepare: hold `INSTALLED` (only ever held briefly) so
+/// the child's copy is not locked by a thread it does not have.
+extern "C" fn before_fork() {
+    let g = lock(&INSTALLED);
+    let _ = FORK_HELD.try_with(|h| *h.borrow_mut() = Some(g));
+}
+
+extern "C" fn after_fork_parent() {
+    let _ = FORK_HELD.try_with(|h| drop(h.borrow_mut().take()));
+}
+
+/// `pthread_atfork` child: release `INSTALLED`, and point the trigger signal
+/// at the core's own handler: the reporter thread does not exist here, and
+/// the signal action's pipe is the parent's.
+extern "C" fn after_fork_child() {
+    let _ = FORK_HELD.try_with(|h| drop(h.borrow_mut().take()));
+    let signal = TRIGGER_SIGNAL.load(Ordering::Acquire);
+    if signal != 0 {
+        let _ = guru_core::serve_trigger_in_core(signal);
+    }
+}
+
+/// Unblocks the capture signal in the calling thread (for guru's own
+/// threads, which must answer it whatever mask they inherited).
+pub(crate) fn unblock_capture_signal() {
+    if let Some(e) = guru_core::engine() {
+        sys::unblock_in_this_thread(&[e.capture_signal()]);
+    }
+}
+
+/// Whether the installing thread blocked the capture signal.
+pub(crate) fn capture_blocked_at_install() -> bool {
+    CAPTURE_BLOCKED_AT_INSTALL.load(Ordering::Relaxed)
+}
+
+/// Takes the count of ignored file-trigger touches and the last file owner.
+pub(crate) fn take_ignored_file_touches() -> (u64, Option<u32>) {
+    let n = FILE_TOUCHES_IGNORED.swap(0, Ordering::Relaxed);
+    let owner = FILE_IGNORED_OWNER.load(Ordering::Relaxed);
+    (n, u32::try_from(owner).ok().filter(|_| n > 0))
+}
+
+/// Registers the trigger action, remembering what handled the signal before
+/// so that dropping the guard can put it back.
+fn register_trigger(signal: i32, pipe_write: i32) -> std::io::Result<signal_hook_registry::SigId> {
+    let before = sys::disposition(signal)?;
+    let id = sys::register_trigger(signal, pipe_write)?;
+    let now = sys::disposition(signal)?;
+    let mut saved = lock(&SAVED_ACTIONS);
+    match saved.iter_mut().find(|s| s.signal == signal) {
+        None => saved.push(SavedAction {
+            signal,
+            previous: before,
+            registry: now,
+        }),
+        Some(s) if !now.same_handler(&s.registry) => {
+            // An earlier guard put the previous disposition back, and the
+            // registry installs its handler only once per signal: put it in
+            // place again (what is there now is what to restore next time).
+            s.previous = now;
+            if let Err(e) = sys::set_disposition(signal, &s.registry) {
+                signal_hook_registry::unregister(id);
+                return Err(e);
+            }
+        }
+        Some(_) => {}
+    }
+    Ok(id)
+}
+
+/// Puts back what handled `signal` before guru (unless something else
+/// replaced guru's handler since, except in a forked child, where guru put
+/// the core's handler there itself).
+fn restore_disposition(signal: i32, in_child: bool) {
+    let saved = lock(&SAVED_ACTIONS);
+    let Some(s) = saved.iter().find(|s| s.signal == signal) else {
+        return;
+    };
+    let ours = sys::disposition(signal).is_ok_and(|now| now.same_handler(&s.registry));
+    if (ours || in_child) && !s.previous.same_handler(&s.registry) {
+        let _ = sys::set_disposition(signal, &s.previous);
+    }
 }
 
 type ConfigMaker = Box<dyn FnOnce(Redactor) -> Result<Arc<Job>, Error> + Send>;
@@ -92,6 +221,7 @@ pub struct Builder {
     environment: bool,
     heavy_debug_info: bool,
     prewarm_symbols: bool,
+    min_interval: Duration,
     core: guru_core::Options,
 }
 
@@ -108,6 +238,7 @@ impl std::fmt::Debug for Builder {
             .field("section_timeout", &self.section_timeout)
             .field("secret_keys", &self.secret_keys)
             .field("environment", &self.environment)
+            .field("min_interval", &self.min_interval)
             .finish_non_exhaustive()
     }
 }
@@ -131,6 +262,7 @@ impl Builder {
             environment: false,
             heavy_debug_info: false,
             prewarm_symbols: true,
+            min_interval: DEFAULT_MIN_INTERVAL,
             core: guru_core::Options {
                 trigger_signal: None,
                 ..guru_core::Options::default()
@@ -197,8 +329,13 @@ impl Builder {
 
     /// Touching `path` (creating it, writing it, changing its time stamp or
     /// moving a file onto it) triggers a report, like oslo's
-    /// `file_event_handler`. Watched with inotify on its directory, which
-    /// must exist at `install`; the file need not.
+    /// `file_event_handler`. Watched with inotify (the file itself, and its
+    /// directory for the file's creation); the directory must exist at
+    /// `install`, the file need not. Touches of a file owned by another user
+    /// (not this process's uid, nor root) are ignored and counted; reports
+    /// are rate-limited ([`Builder::min_interval`]). Put it in a directory
+    /// other users cannot write (e.g. under `$XDG_RUNTIME_DIR` or a 0700
+    /// directory): in `/tmp` anyone can create the name first.
     pub fn file_trigger(mut self, path: impl Into<PathBuf>) -> Builder {
         self.file_trigger = Some(path.into());
         self
@@ -251,6 +388,17 @@ impl Builder {
         self
     }
 
+    /// The least time between the starts of two reports asked for by a
+    /// trigger (signal or file; default [`DEFAULT_MIN_INTERVAL`], 1 s; at
+    /// most 1 hour; `Duration::ZERO` for none). Triggers that come sooner
+    /// are held, and one report comes for them when the interval has
+    /// passed: the first starts it, the others are counted as coalesced
+    /// (see [the rate limit](crate#rate-limit)). [`report`] is not limited.
+    pub fn min_interval(mut self, interval: Duration) -> Builder {
+        self.min_interval = interval;
+        self
+    }
+
     /// Options of the capture engine (round deadline, thread and frame
     /// capacity, capture signal). `trigger_signal` is ignored: the adapter
     /// installs its own trigger. They take effect at the first install in a
@@ -265,8 +413,16 @@ impl Builder {
 
     /// Installs guru: the capture engine, the trigger signal's action, the
     /// file trigger and the reporter thread. Returns a guard that uninstalls
-    /// them when dropped (keep it for the life of the program). A second
-    /// install while a guard lives is [`Error::AlreadyInstalled`].
+    /// them when dropped: bind it for the life of the program
+    /// (`let _guard = ...`; `let _ = ...` drops it at once, which the drop
+    /// then reports on stderr), or call [`Guard::keep`]. A second install
+    /// while a guard lives is [`Error::AlreadyInstalled`].
+    ///
+    /// If the installing thread blocks the capture signal (an application
+    /// that blocks every signal for `sigwait`/`signalfd` first), a warning
+    /// on stderr says so: threads started from it inherit the mask and do
+    /// not answer (see [blocked signals](crate#blocked-signals)).
+    #[must_use = "the Guard uninstalls guru when dropped: bind it (`let _guard = ...`) or call `.keep()`"]
     pub fn install(self) -> Result<Guard, Error> {
         if ACTIVE
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
@@ -277,7 +433,11 @@ impl Builder {
         match self.install_inner() {
             Ok(g) => Ok(g),
             Err(e) => {
-                *lock(&INSTALLED) = None;
+                // Taken out under the lock, dropped outside it (the lock
+                // is also taken around fork(): never hold it while
+                // application code, such as a configuration's Drop, runs).
+                let installed = lock(&INSTALLED).take();
+                drop(installed);
                 ACTIVE.store(false, Ordering::Release);
                 Err(e)
             }
@@ -289,6 +449,9 @@ impl Builder {
             return Err(Error::InvalidOption(
                 "section_timeout must be between 1 ns and 1 hour",
             ));
+        }
+        if self.min_interval > Duration::from_secs(3600) {
+            return Err(Error::InvalidOption("min_interval must be at most 1 hour"));
         }
         let service = self
             .service
@@ -318,6 +481,21 @@ impl Builder {
         if self.signal == Some(engine.capture_signal()) {
             return Err(Error::InvalidSignal(engine.capture_signal()));
         }
+        static AT_FORK: Once = Once::new();
+        AT_FORK.call_once(|| sys::at_fork(before_fork, after_fork_parent, after_fork_child));
+        let capture_signal = engine.capture_signal();
+        let blocked = sys::thread_blocks(capture_signal);
+        CAPTURE_BLOCKED_AT_INSTALL.store(blocked, Ordering::Relaxed);
+        if blocked {
+            eprintln!(
+                "guru: warning: the thread installing guru blocks the capture signal {} \
+                 (signal {capture_signal}); threads it starts inherit the mask and will not \
+                 answer, so reports will list them as unresponsive. Unblock it in the \
+                 application's threads (pthread_sigmask), or install guru before blocking \
+                 signals, or choose another Options::capture_signal.",
+                signal_label(capture_signal)
+            );
+        }
 
         let settings = Arc::new(Settings {
             package: self.package,
@@ -327,6 +505,8 @@ impl Builder {
             environment: self.environment,
             section_timeout: self.section_timeout,
             heavy_debug_info: self.heavy_debug_info,
+            trigger_signal: self.signal,
+            min_interval: self.min_interval,
         });
         *lock(&INSTALLED) = Some(Installed {
             settings,
@@ -341,17 +521,30 @@ impl Builder {
         })?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = stop.clone();
+        let done = Arc::new(Done::default());
+        let thread_done = done.clone();
         let prewarm = self.prewarm_symbols;
+        let trigger_signal = self.signal.unwrap_or(0);
+        let min_interval = self.min_interval;
         let thread = std::thread::Builder::new()
             .name("guru-reporter".into())
             .spawn(move || {
+                let _done = SetOnDrop(thread_done);
+                // Whatever mask this thread inherited: it must capture
+                // itself, and it takes the trigger signal if every
+                // application thread blocks it.
+                sys::unblock_in_this_thread(&[capture_signal, trigger_signal]);
                 if prewarm {
                     prewarm_symbols(engine);
                 }
-                reporter_loop(&pipe_read, watch, &thread_stop)
+                reporter_loop(&pipe_read, watch, &thread_stop, min_interval)
             })
             .map_err(|source| {
-                *lock(&INSTALLED) = None;
+                // Taken out under the lock, dropped outside it (the lock
+                // is also taken around fork(): never hold it while
+                // application code, such as a configuration's Drop, runs).
+                let installed = lock(&INSTALLED).take();
+                drop(installed);
                 Error::Io {
                     operation: "spawn guru-reporter",
                     source,
@@ -361,18 +554,23 @@ impl Builder {
             signal: None,
             pipe_write,
             stop,
+            done,
             thread: Some(thread),
+            owner_pid: guru_core::sys::getpid(),
+            installed_at: Instant::now(),
+            quiet: true,
         };
         if let Some(signal) = self.signal {
-            let id =
-                sys::register_trigger(signal, guard.pipe_write.as_raw_fd()).map_err(|source| {
-                    Error::Io {
-                        operation: "sigaction (trigger signal)",
-                        source,
-                    }
-                })?;
-            guard.signal = Some(id);
+            let id = register_trigger(signal, guard.pipe_write.as_raw_fd()).map_err(|source| {
+                Error::Io {
+                    operation: "sigaction (trigger signal)",
+                    source,
+                }
+            })?;
+            guard.signal = Some((signal, id));
+            TRIGGER_SIGNAL.store(signal, Ordering::Release);
         }
+        guard.quiet = false;
         Ok(guard)
     }
 }
@@ -393,33 +591,150 @@ pub fn setup_autorun(package: Package) -> Result<Guard, Error> {
 }
 
 /// Keeps guru installed; dropping it removes the signal action and the file
-/// trigger and stops the reporter thread (after the report in progress, if
-/// any). The capture engine stays (signal handlers may still run), and a
-/// later `install` reuses it. After the drop the trigger signal is ignored
-/// (signal-hook-registry does not restore the default action).
-#[must_use = "dropping the guard uninstalls guru at once"]
+/// trigger, puts back what handled the trigger signal before (its default
+/// action, usually), and stops the reporter thread after the report in
+/// progress, if any — waiting at most [`GUARD_DROP_WAIT`]: a reporter still
+/// busy then (a blocked output, a section that ignores its time budget) is
+/// left to finish on its own, and a line on stderr says so (a later
+/// install's reports then wait until it has finished). The capture
+/// engine stays (signal handlers may still run), and a later `install`
+/// reuses it.
+///
+/// Dropped less than a second after install (`let _ = install()?` drops it
+/// at once), it says on stderr that guru is uninstalled again. Use
+/// [`Guard::keep`] to stay installed for the life of the process, and
+/// [`Guard::uninstall`] to uninstall on purpose without that line.
+///
+/// Putting back the previous disposition assumes guru is the only user of
+/// the signal through `signal-hook-registry`: an action someone else
+/// registered on the same signal through it after guru is not called any
+/// more once the guard is dropped.
+///
+/// In a forked child (see [fork](crate#fork)) dropping the parent's guard
+/// only uninstalls the child's trigger; it does not wait for the parent's
+/// reporter thread, which the child does not have.
+#[must_use = "dropping the guard uninstalls guru at once: bind it (`let _guard = ...`) or call `.keep()`"]
 #[derive(Debug)]
 pub struct Guard {
-    signal: Option<signal_hook_registry::SigId>,
+    signal: Option<(i32, signal_hook_registry::SigId)>,
     pipe_write: OwnedFd,
     stop: Arc<AtomicBool>,
+    done: Arc<Done>,
     thread: Option<JoinHandle<()>>,
+    owner_pid: i32,
+    installed_at: Instant,
+    quiet: bool,
+}
+
+/// Set when the reporter thread ends.
+#[derive(Debug, Default)]
+struct Done {
+    done: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Done {
+    /// Waits up to `limit`; whether the thread ended.
+    fn wait(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut done = lock(&self.done);
+        while !*done {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            done = self
+                .cv
+                .wait_timeout(done, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+/// Sets [`Done`] when dropped (the thread ends, even by a panic).
+struct SetOnDrop(Arc<Done>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        *lock(&self.0.done) = true;
+        self.0.cv.notify_all();
+    }
+}
+
+impl Guard {
+    /// Keeps guru installed for the life of the process (like tracing's
+    /// `init()`): the guard is forgotten, never dropped.
+    pub fn keep(self) {
+        std::mem::forget(self);
+    }
+
+    /// Uninstalls guru now (what dropping the guard does), without the
+    /// stderr line of an early drop.
+    pub fn uninstall(mut self) {
+        self.quiet = true;
+    }
+}
+
+/// Writes `line` to stderr only if that cannot block (stderr may be a pipe
+/// nobody reads: that may be why the reporter is stuck).
+fn note_on_stderr(line: &str) {
+    if sys::writable_soon(2, 100) {
+        let _ = sys::write_raw(2, line.as_bytes());
+    }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if let Some(id) = self.signal.take() {
+        let in_child = guru_core::sys::getpid() != self.owner_pid;
+        if let Some((signal, id)) = self.signal.take() {
+            TRIGGER_SIGNAL.store(0, Ordering::Release);
             // After this returns no handler runs the action any more, so the
             // pipe may be closed.
             signal_hook_registry::unregister(id);
+            restore_disposition(signal, in_child);
         }
-        self.stop.store(true, Ordering::Release);
-        let _ = sys::write_raw(self.pipe_write.as_raw_fd(), &[0u8; RECORD_LEN]);
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            if in_child {
+                // The parent's reporter thread does not exist here: joining
+                // or detaching its handle would act on a dead thread.
+                std::mem::forget(t);
+            } else {
+                self.stop.store(true, Ordering::Release);
+                let _ = sys::write_raw(self.pipe_write.as_raw_fd(), &[0u8; RECORD_LEN]);
+                if self.done.wait(GUARD_DROP_WAIT) {
+                    let _ = t.join();
+                } else {
+                    note_on_stderr(&format!(
+                        "guru: the reporter thread did not stop within {} s of dropping the guard \
+                         (a report is still being produced or written); it is left to finish on its own\n",
+                        GUARD_DROP_WAIT.as_secs()
+                    ));
+                    drop(t);
+                }
+            }
         }
-        *lock(&INSTALLED) = None;
+        let installed = lock(&INSTALLED).take();
+        drop(installed);
         ACTIVE.store(false, Ordering::Release);
+        if !self.quiet && !in_child && self.installed_at.elapsed() < EARLY_DROP {
+            note_on_stderr(&format!(
+                "guru: the Guard was dropped {:.3} s after install, so guru is uninstalled again: \
+                 bind it for the life of the program (`let _guard = ...`, not `let _ = ...`) \
+                 or call Guard::keep()\n",
+                self.installed_at.elapsed().as_secs_f64()
+            ));
+        }
+    }
+}
+
+fn signal_label(signal: i32) -> String {
+    let min = guru_core::sys::sigrtmin();
+    match guru_core::format::signal_name(signal) {
+        Some(name) => name.to_string(),
+        None if signal >= min => format!("SIGRTMIN+{}", signal - min),
+        None => format!("signal {signal}"),
     }
 }
 
@@ -440,16 +755,23 @@ fn check_log_dir(dir: &Path) -> Result<PathBuf, Error> {
     Ok(abs)
 }
 
-/// The inotify side of the file trigger.
+/// The inotify side of the file trigger: a watch on the file itself (when
+/// it exists) and one on its directory for the file's creation.
 #[derive(Debug)]
 struct Watch {
     fd: OwnedFd,
+    dir_wd: i32,
+    /// The watch on the file (-1: none, the file does not exist).
+    file_wd: i32,
     name: Vec<u8>,
     path: PathBuf,
 }
 
-const WATCH_MASK: u32 =
-    libc::IN_ATTRIB | libc::IN_CLOSE_WRITE | libc::IN_CREATE | libc::IN_MOVED_TO;
+/// Directory events: only entries appearing (filtered by name).
+const DIR_MASK: u32 = libc::IN_CREATE | libc::IN_MOVED_TO | libc::IN_ONLYDIR;
+/// Events on the file itself (not following a symbolic link).
+const FILE_MASK: u32 =
+    libc::IN_ATTRIB | libc::IN_CLOSE_WRITE | libc::IN_MOVE_SELF | libc::IN_DONT_FOLLOW;
 
 fn watch_file(path: &Path) -> Result<Watch, Error> {
     let err = |source| Error::FileTrigger {
@@ -464,42 +786,105 @@ fn watch_file(path: &Path) -> Result<Watch, Error> {
         )));
     };
     let fd = sys::inotify_init().map_err(err)?;
-    sys::inotify_watch(&fd, dir, WATCH_MASK).map_err(err)?;
-    Ok(Watch {
+    let dir_wd = sys::inotify_watch(&fd, dir, DIR_MASK).map_err(err)?;
+    let mut w = Watch {
         fd,
+        dir_wd,
+        file_wd: -1,
         name: name.as_encoded_bytes().to_vec(),
         path: abs.clone(),
-    })
+    };
+    w.watch_the_file();
+    Ok(w)
 }
 
-/// Whether a buffer of inotify events holds one for `name`.
-fn events_name(buf: &[u8], name: &[u8]) -> bool {
+/// One inotify event: (watch descriptor, mask, name).
+fn parse_events(buf: &[u8]) -> Vec<(i32, u32, &[u8])> {
     let mut off = 0usize;
-    let mut hit = false;
+    let mut out = Vec::new();
     // struct inotify_event { int wd; uint32_t mask, cookie, len; char name[len]; }
     while let Some(header) = buf.get(off..off + 16) {
+        let wd = i32::from_ne_bytes([header[0], header[1], header[2], header[3]]);
+        let mask = u32::from_ne_bytes([header[4], header[5], header[6], header[7]]);
         let len = u32::from_ne_bytes([header[12], header[13], header[14], header[15]]) as usize;
         let Some(raw) = buf.get(off + 16..off + 16 + len) else {
             break;
         };
         let n = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
-        hit |= &raw[..n] == name;
+        out.push((wd, mask, &raw[..n]));
         off += 16 + len;
     }
-    hit
+    out
 }
 
-/// Reads every pending inotify event; true if one concerns the file.
-fn drain_inotify(w: &Watch) -> bool {
-    let mut buf = [0u8; 4096];
-    let mut hit = false;
-    while let Ok(n) = sys::read(&w.fd, &mut buf) {
-        if n == 0 {
-            break;
+/// Whether a buffer of inotify events holds one for `name`.
+#[cfg(test)]
+fn events_name(buf: &[u8], name: &[u8]) -> bool {
+    parse_events(buf).iter().any(|(_, _, n)| *n == name)
+}
+
+impl Watch {
+    /// (Re)watches the file itself, if it exists now.
+    fn watch_the_file(&mut self) {
+        if let Ok(wd) = sys::inotify_watch(&self.fd, &self.path, FILE_MASK) {
+            if self.file_wd >= 0 && self.file_wd != wd {
+                sys::inotify_unwatch(&self.fd, self.file_wd);
+            }
+            self.file_wd = wd;
         }
-        hit |= events_name(&buf[..n], &w.name);
     }
-    hit
+
+    /// Reads every pending inotify event; true if the file was touched and
+    /// is ours (another user's file is ignored and counted).
+    fn drain(&mut self) -> bool {
+        let mut buf = [0u8; 4096];
+        let mut touched = false;
+        let mut rewatch = false;
+        while let Ok(n) = sys::read(&self.fd, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            for (wd, mask, name) in parse_events(&buf[..n]) {
+                if wd == self.dir_wd && name == self.name.as_slice() {
+                    touched = true;
+                    rewatch = true;
+                } else if wd == self.file_wd && wd >= 0 {
+                    if mask & (libc::IN_ATTRIB | libc::IN_CLOSE_WRITE) != 0 {
+                        touched = true;
+                    }
+                    if mask & (libc::IN_MOVE_SELF | libc::IN_IGNORED) != 0 {
+                        // Moved away or removed: not the named file any more.
+                        if mask & libc::IN_IGNORED == 0 {
+                            sys::inotify_unwatch(&self.fd, wd);
+                        }
+                        self.file_wd = -1;
+                    }
+                }
+            }
+        }
+        if rewatch {
+            self.watch_the_file();
+        }
+        touched && self.owned_by_us()
+    }
+
+    /// Whether the trigger file is owned by this process's uid or root;
+    /// counts the touch as ignored otherwise.
+    fn owned_by_us(&self) -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        let (euid, uid) = sys::uids();
+        let owner = std::fs::symlink_metadata(&self.path).map(|m| m.uid());
+        match owner {
+            Ok(o) if o == euid || o == uid || o == 0 => true,
+            Ok(o) => {
+                FILE_TOUCHES_IGNORED.fetch_add(1, Ordering::Relaxed);
+                FILE_IGNORED_OWNER.store(u64::from(o), Ordering::Relaxed);
+                false
+            }
+            // Gone again before we could check its owner: not a trigger.
+            Err(_) => false,
+        }
+    }
 }
 
 /// Reads every pending trigger record of this process.
@@ -537,13 +922,33 @@ fn to_trigger(r: &TriggerRecord, started: bool) -> guru_core::Trigger {
 /// nothing.
 const FILE_SETTLE_MS: i32 = 50;
 
-fn reporter_loop(pipe: &OwnedFd, watch: Option<Watch>, stop: &AtomicBool) {
+/// Milliseconds until `t` (rounded up), for `poll`.
+fn ms_until(t: Instant) -> i32 {
+    let left = t.saturating_duration_since(Instant::now());
+    i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
+}
+
+fn reporter_loop(
+    pipe: &OwnedFd,
+    mut watch: Option<Watch>,
+    stop: &AtomicBool,
+    min_interval: Duration,
+) {
     let mut fds = vec![pipe.as_raw_fd()];
     if let Some(w) = &watch {
         fds.push(w.fd.as_raw_fd());
     }
+    // The start of the last report, and the report held back by the rate
+    // limit (its first trigger; later ones are counted as coalesced).
+    let mut last_start: Option<Instant> = None;
+    let mut held: Option<Source> = None;
     loop {
-        let ready = match sys::poll_readable(&fds, -1) {
+        let timeout = match (&held, last_start) {
+            (None, _) => -1,
+            (Some(_), None) => 0,
+            (Some(_), Some(t)) => ms_until(t + min_interval),
+        };
+        let ready = match sys::poll_readable(&fds, timeout) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("guru: the reporter thread stops: poll failed: {e}");
@@ -559,34 +964,38 @@ fn reporter_loop(pipe: &OwnedFd, watch: Option<Watch>, stop: &AtomicBool) {
             Vec::new()
         };
         let mut file_hit = false;
-        if let (Some(w), Some(true)) = (&watch, ready.get(1)) {
-            file_hit = drain_inotify(w);
-            if file_hit {
-                while sys::poll_readable(&[w.fd.as_raw_fd()], FILE_SETTLE_MS)
-                    .is_ok_and(|r| r.first() == Some(&true))
-                {
-                    drain_inotify(w);
-                }
+        if let (Some(w), Some(true)) = (watch.as_mut(), ready.get(1)) {
+            file_hit = w.drain();
+            while sys::poll_readable(&[w.fd.as_raw_fd()], FILE_SETTLE_MS)
+                .is_ok_and(|r| r.first() == Some(&true))
+            {
+                file_hit |= w.drain();
             }
         }
-        let source = match (records.first(), &watch) {
-            (Some(first), _) => {
-                for extra in records.iter().skip(1) {
-                    guru_core::note_trigger(&to_trigger(extra, false));
-                }
-                if file_hit {
-                    // The file touch is coalesced into the signal's report.
-                    guru_core::note_trigger(&guru_core::Trigger {
-                        unix_ns: guru_core::sys::realtime_ns(),
-                        ..guru_core::Trigger::default()
-                    });
-                }
-                Source::Signal(to_trigger(first, true))
+        // The first trigger with none held starts the next report; every
+        // other one is counted as coalesced into it.
+        for r in &records {
+            if held.is_none() {
+                held = Some(Source::Signal(to_trigger(r, true)));
+            } else {
+                guru_core::note_trigger(&to_trigger(r, false));
             }
-            (None, Some(w)) if file_hit => Source::File(w.path.clone()),
-            _ => continue,
-        };
-        produce_and_emit(source);
+        }
+        if let (true, Some(w)) = (file_hit, &watch) {
+            if held.is_none() {
+                held = Some(Source::File(w.path.clone()));
+            } else {
+                guru_core::note_trigger(&guru_core::Trigger {
+                    unix_ns: guru_core::sys::realtime_ns(),
+                    ..guru_core::Trigger::default()
+                });
+            }
+        }
+        let due = last_start.is_none_or(|t| t.elapsed() >= min_interval);
+        if due && let Some(source) = held.take() {
+            last_start = Some(Instant::now());
+            produce_and_emit(source);
+        }
     }
 }
 
@@ -598,7 +1007,7 @@ fn prewarm_symbols(engine: &'static guru_core::Engine) {
     let heavy = lock(&INSTALLED)
         .as_ref()
         .is_some_and(|i| i.settings.heavy_debug_info);
-    let mut state = lock(&STATE);
+    let mut state = STATE.lock();
     let state = state.get_or_insert_with(ReporterState::default);
     state.symbolizer.heavy_debug_info = heavy;
     state.symbolizer.prewarm(engine.module_set());
@@ -606,7 +1015,7 @@ fn prewarm_symbols(engine: &'static guru_core::Engine) {
 
 /// Produces a report and writes it where the installation says.
 fn produce_and_emit(source: Source) {
-    let mut state = lock(&STATE);
+    let mut state = STATE.lock();
     let Some((settings, format, log_dir, file_service)) = lock(&INSTALLED).as_ref().map(|i| {
         (
             i.settings.clone(),
@@ -659,7 +1068,7 @@ pub fn report() -> String {
 
 /// Like [`report`], in the given format.
 pub fn report_as(format: Format) -> String {
-    let mut state = lock(&STATE);
+    let mut state = STATE.lock();
     let settings = lock(&INSTALLED).as_ref().map(|i| i.settings.clone());
     let collected = report::collect(
         state.get_or_insert_with(ReporterState::default),

@@ -1,5 +1,7 @@
 //! The adapter's only `unsafe`: thin wrappers over the system calls it needs
-//! (self-pipe, poll, inotify, getrusage, waitid, madvise) and the signal action.
+//! (self-pipe, poll, inotify, getrusage, waitid, madvise, signal masks and
+//! dispositions, `pthread_atfork`), the signal action and the per-process
+//! reporter state.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -7,6 +9,8 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
@@ -90,6 +94,12 @@ pub(crate) fn inotify_watch(fd: &OwnedFd, dir: &Path, mask: u32) -> io::Result<i
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
     // SAFETY: `c` is a valid NUL-terminated string; fd is an inotify descriptor.
     check(unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), mask) })
+}
+
+/// Removes watch `wd` (errors ignored: it may be gone already).
+pub(crate) fn inotify_unwatch(fd: &OwnedFd, wd: i32) {
+    // SAFETY: no pointers; a stale wd only makes the call fail.
+    unsafe { libc::inotify_rm_watch(fd.as_raw_fd(), wd) };
 }
 
 /// `access(path, W_OK | X_OK)`: may we create files in this directory?
@@ -209,15 +219,209 @@ pub(crate) fn register_trigger(
             sender_uid: uid,
             receiver_pid: guru_core::sys::getpid(),
         };
-        // A full pipe means the reporter has plenty to wake up for already.
-        let _ = write_raw(pipe_write, &record.encode());
+        // A full pipe means the reporter has plenty to wake up for already,
+        // but the trigger was accepted: count it, the reporter adds it to the
+        // next report's coalesced triggers.
+        if write_raw(pipe_write, &record.encode()) != RECORD_LEN as isize {
+            PIPE_OVERFLOW.fetch_add(1, Ordering::Relaxed);
+        }
     };
-    // SAFETY: the action is async-signal-safe: clock_gettime, getpid and one
-    // write(2) on a non-blocking pipe, no allocation, no locks, no panics
+    // SAFETY: the action is async-signal-safe: clock_gettime, getpid, one
+    // write(2) on a non-blocking pipe and an atomic add, no allocation, no locks, no panics
     // (the fixed-size copies in `encode` cannot fail). signal-hook-registry
     // saves and restores errno around it. `signal` was checked against the
     // forbidden list by the caller.
     unsafe { signal_hook_registry::register_sigaction(signal, action) }
+}
+
+/// Triggers the signal action could not write into the full wake-up pipe.
+static PIPE_OVERFLOW: AtomicU64 = AtomicU64::new(0);
+
+/// Takes (and resets) the count of triggers that found the pipe full.
+pub(crate) fn take_pipe_overflow() -> u64 {
+    PIPE_OVERFLOW.swap(0, Ordering::Relaxed)
+}
+
+/// A signal's disposition, as `sigaction(2)` reports it.
+#[derive(Clone, Copy)]
+pub(crate) struct Disposition(libc::sigaction);
+
+impl std::fmt::Debug for Disposition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Disposition({:#x})", self.0.sa_sigaction)
+    }
+}
+
+impl Disposition {
+    /// Whether both name the same handler (or default/ignore).
+    pub(crate) fn same_handler(&self, other: &Disposition) -> bool {
+        self.0.sa_sigaction == other.0.sa_sigaction
+    }
+}
+
+/// The current disposition of `signal`.
+pub(crate) fn disposition(signal: i32) -> io::Result<Disposition> {
+    // SAFETY: sigaction is plain data; all-zero is a valid value.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only queries; `old` is a valid out-pointer.
+    check(unsafe { libc::sigaction(signal, std::ptr::null(), &raw mut old) })?;
+    Ok(Disposition(old))
+}
+
+/// Sets the disposition of `signal` back to `d`.
+pub(crate) fn set_disposition(signal: i32, d: &Disposition) -> io::Result<()> {
+    // SAFETY: `d` is a disposition the kernel gave us for this signal.
+    check(unsafe { libc::sigaction(signal, &raw const d.0, std::ptr::null_mut()) }).map(|_| ())
+}
+
+/// Whether the calling thread blocks `signal`.
+pub(crate) fn thread_blocks(signal: i32) -> bool {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new set only queries the calling thread's mask.
+    let ok = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &raw mut set) } == 0;
+    // SAFETY: `set` was filled in by pthread_sigmask.
+    ok && unsafe { libc::sigismember(&raw const set, signal) } == 1
+}
+
+fn sigset_of(signals: &[i32]) -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t owned here.
+    unsafe { libc::sigemptyset(&raw mut set) };
+    for &s in signals.iter().filter(|&&s| s > 0) {
+        // SAFETY: as above; an invalid number only makes sigaddset fail.
+        unsafe { libc::sigaddset(&raw mut set, s) };
+    }
+    set
+}
+
+/// Unblocks `signals` in the calling thread (guru's own threads must answer
+/// the capture signal and take the trigger whatever mask they inherited).
+pub(crate) fn unblock_in_this_thread(signals: &[i32]) {
+    let set = sigset_of(signals);
+    // SAFETY: `set` is a valid sigset_t; a null old set is allowed.
+    unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &raw const set, std::ptr::null_mut()) };
+}
+
+/// While alive, the calling thread does not block the given signals; the
+/// mask it had is restored on drop.
+pub(crate) struct Unblocked(Option<libc::sigset_t>);
+
+impl std::fmt::Debug for Unblocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Unblocked")
+    }
+}
+
+/// Unblocks `signals` in the calling thread until the result is dropped.
+pub(crate) fn unblock_for_now(signals: &[i32]) -> Unblocked {
+    let set = sigset_of(signals);
+    // SAFETY: sigset_t is plain data.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: both sets are valid for the call.
+    let r = unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &raw const set, &raw mut old) };
+    Unblocked((r == 0).then_some(old))
+}
+
+impl Drop for Unblocked {
+    fn drop(&mut self) {
+        if let Some(old) = self.0.take() {
+            // SAFETY: `old` is the mask pthread_sigmask gave us.
+            unsafe {
+                libc::pthread_sigmask(libc::SIG_SETMASK, &raw const old, std::ptr::null_mut())
+            };
+        }
+    }
+}
+
+/// Which of the signals `0..64` thread `tid` of this process blocks
+/// (`SigBlk` of `/proc/self/task/<tid>/status`, bit `n - 1` for signal `n`).
+pub(crate) fn task_blocked_mask(tid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("SigBlk:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
+/// Registers `pthread_atfork` handlers.
+pub(crate) fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) {
+    // SAFETY: plain extern "C" functions without captured state.
+    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+}
+
+/// The effective and real uid of this process.
+pub(crate) fn uids() -> (u32, u32) {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let euid = unsafe { libc::geteuid() };
+    // SAFETY: as above, for getuid.
+    let uid = unsafe { libc::getuid() };
+    (euid, uid)
+}
+
+/// Waits up to `timeout_ms` for `fd` to take a small write without blocking.
+pub(crate) fn writable_soon(fd: RawFd, timeout_ms: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let r = unsafe { libc::poll(&raw mut p, 1, timeout_ms) };
+    r == 1 && p.revents & libc::POLLOUT != 0
+}
+
+/// The reporter's state of one process: a forked child gets its own (the
+/// parent's may be locked by a thread the child does not have).
+#[derive(Debug)]
+struct PerProcess<T> {
+    pid: i32,
+    value: Mutex<Option<T>>,
+}
+
+/// A `Mutex<Option<T>>` of which every process has its own: in a forked
+/// child, the first use finds the parent's (whose lock a thread that did not
+/// survive the fork may hold, and whose content it may have been changing)
+/// and replaces it with a fresh, empty one. The parent's is left alone (not
+/// freed: it may be mid-change).
+#[derive(Debug)]
+pub(crate) struct ProcessLocal<T> {
+    current: AtomicPtr<PerProcess<T>>,
+}
+
+impl<T> ProcessLocal<T> {
+    /// Empty until first locked.
+    pub(crate) const fn new() -> ProcessLocal<T> {
+        ProcessLocal {
+            current: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+
+    /// Locks this process's value.
+    pub(crate) fn lock(&'static self) -> MutexGuard<'static, Option<T>> {
+        let me = guru_core::sys::getpid();
+        loop {
+            let p = self.current.load(Ordering::Acquire);
+            // SAFETY: every pointer stored here comes from `Box::leak` below
+            // and is never freed, so it is valid for 'static.
+            if let Some(s) = unsafe { p.as_ref() }
+                && s.pid == me
+            {
+                return s.value.lock().unwrap_or_else(|e| e.into_inner());
+            }
+            let fresh = Box::into_raw(Box::new(PerProcess {
+                pid: me,
+                value: Mutex::new(None),
+            }));
+            if self
+                .current
+                .compare_exchange(p, fresh, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                // SAFETY: `fresh` was never published; we still own it.
+                drop(unsafe { Box::from_raw(fresh) });
+            }
+        }
+    }
 }
 
 /// Drops the resident pages of `bytes`, a read-only private file mapping

@@ -292,12 +292,17 @@ fn write_process(w: &mut String, p: &ProcessInfo) {
         push_escaped_line(w, d);
         w.push('\n');
     }
-    let _ = writeln!(
-        w,
-        "  uptime: {} (guru installed {} ago)",
-        p.uptime_ns.map_or_else(|| "unknown".into(), seconds),
-        seconds(p.guru_uptime_ns)
-    );
+    let uptime = p.uptime_ns.map_or_else(|| "unknown".into(), seconds);
+    if p.guru_uptime_ns == 0 {
+        // No engine: the report says elsewhere that guru is not installed.
+        let _ = writeln!(w, "  uptime: {uptime} (guru not installed)");
+    } else {
+        let _ = writeln!(
+            w,
+            "  uptime: {uptime} (guru installed {} ago)",
+            seconds(p.guru_uptime_ns)
+        );
+    }
     if let Some(t) = p.threads {
         let _ = writeln!(w, "  threads: {t}");
     }
@@ -344,6 +349,76 @@ fn write_process(w: &mut String, p: &ProcessInfo) {
     }
 }
 
+/// The Report section's trigger notes: what the coalesced count cannot
+/// include, the rate limit, ignored file touches, the recent triggers (by
+/// time) and threads that block the capture signal.
+fn write_trigger_notes(w: &mut String, f: &Figures) {
+    if let Some((signal, interval)) = f.trigger {
+        if let Some(sig) = signal.filter(|&s| s < guru_core::sys::sigrtmin()) {
+            let name = guru_core::format::signal_name(sig).unwrap_or("the trigger signal");
+            let _ = writeln!(
+                w,
+                "  note: {name} is a standard signal: one sent while another is still pending is merged by the kernel before guru sees it, so such triggers are not counted (a real-time trigger signal queues)"
+            );
+        }
+        if interval.is_zero() {
+            w.push_str("  rate limit: none\n");
+        } else {
+            let _ = writeln!(
+                w,
+                "  rate limit: reports at least {} apart; sooner triggers are held and coalesced into one report",
+                seconds(u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX))
+            );
+        }
+    }
+    if let (n @ 1.., owner) = f.ignored_file_touches {
+        let _ = write!(
+            w,
+            "  file trigger: {n} touches ignored since the last report"
+        );
+        if let Some(uid) = owner {
+            let _ = write!(
+                w,
+                " (the file is owned by uid {uid}, not by this process's user or root)"
+            );
+        }
+        w.push('\n');
+    }
+    if !f.recent_triggers.is_empty() {
+        w.push_str("  recent triggers, by time (oldest first):\n");
+        for t in &f.recent_triggers {
+            w.push_str("    ");
+            let _ = write_utc(w, t.unix_ns);
+            w.push_str(": ");
+            let _ = write_trigger_source(w, t);
+            w.push_str(if t.started_report {
+                " (started a report)\n"
+            } else {
+                " (coalesced)\n"
+            });
+        }
+    }
+    if let (false, Some((sig, at_install))) = (f.blocking_capture.is_empty(), f.capture_signal) {
+        let tids: Vec<String> = f.blocking_capture.iter().map(i32::to_string).collect();
+        let min = guru_core::sys::sigrtmin();
+        let _ = write!(
+            w,
+            "  threads blocking the capture signal SIGRTMIN+{} (signal {sig}): {}; ",
+            sig - min,
+            tids.join(", ")
+        );
+        if at_install {
+            w.push_str(
+                "the thread that installed guru blocked it too, so the likely cause is the signal mask these threads inherited (an application that blocks every signal for sigwait/signalfd before starting its threads): unblock the capture signal in them with pthread_sigmask, or install guru before blocking signals\n",
+            );
+        } else {
+            w.push_str(
+                "a thread inherits the signal mask of the thread that started it: unblock the capture signal in them with pthread_sigmask\n",
+            );
+        }
+    }
+}
+
 fn write_figures(w: &mut String, f: &Figures) {
     w.push_str("  requested by: ");
     match &f.source {
@@ -358,15 +433,11 @@ fn write_figures(w: &mut String, f: &Figures) {
     }
     w.push('\n');
     if let Some(round) = &f.round {
-        let triggers = &f.recent_triggers;
-        let _ = write_round_figures(w, round, f.capacity, |g| {
-            for t in triggers {
-                g(t);
-            }
-        });
+        let _ = write_round_figures(w, round, f.capacity, |_| {});
     } else {
         w.push_str("  no capture round ran\n");
     }
+    write_trigger_notes(w, f);
     if !f.unresponsive_tids.is_empty() {
         let tids: Vec<String> = f.unresponsive_tids.iter().map(i32::to_string).collect();
         let _ = writeln!(w, "  unresponsive threads: {}", tids.join(", "));

@@ -6,8 +6,13 @@
 //! ```text
 //! cargo run --release -p guru-examples --bin demo
 //! kill -USR2 <pid>              # another report on stderr
-//! touch /tmp/guru-demo-<pid>    # the file trigger does the same
+//! touch $XDG_RUNTIME_DIR/guru-demo/trigger-<pid>   # the file trigger does the same
 //! ```
+//!
+//! The trigger file lives in a directory only its user can write:
+//! `$XDG_RUNTIME_DIR/guru-demo` when that is set, else
+//! `/tmp/guru-demo-<uid>`, created with mode 0700 (and refused if it exists
+//! with another owner or looser permissions).
 //!
 //! Options: `--json` (JSON reports), `--log-dir DIR` (one file per report),
 //! `--report-after-ms N` (the self-triggered report, default 300; 0 = none),
@@ -124,6 +129,32 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) {
     }
 }
 
+/// A directory for the trigger file that no other user can write:
+/// `$XDG_RUNTIME_DIR/guru-demo` or `/tmp/guru-demo-<uid>`, mode 0700, ours.
+fn private_trigger_dir() -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+    // SAFETY: getuid cannot fail.
+    #[allow(unsafe_code)]
+    let uid = unsafe { libc::getuid() };
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(runtime) => std::path::PathBuf::from(runtime).join("guru-demo"),
+        None => std::env::temp_dir().join(format!("guru-demo-{uid}")),
+    };
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let meta = std::fs::symlink_metadata(&dir)?;
+    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        return Err(std::io::Error::other(format!(
+            "{} exists but is not a directory of uid {uid} with mode 0700",
+            dir.display()
+        )));
+    }
+    Ok(dir)
+}
+
 fn main() {
     let pid = std::process::id();
     let settings = Settings {
@@ -149,7 +180,14 @@ fn main() {
         )
     });
 
-    let trigger_file = std::env::temp_dir().join(format!("guru-demo-{pid}"));
+    let trigger_dir = match private_trigger_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("demo: no private directory for the trigger file: {e}");
+            std::process::exit(1);
+        }
+    };
+    let trigger_file = trigger_dir.join(format!("trigger-{pid}"));
     let mut builder = guru::Builder::new(guru::package!())
         .service_name("guru-demo")
         .config(settings)

@@ -9,7 +9,8 @@
 //! panic, fail and overrun), `--gate` (a section that waits for `release`),
 //! `--twice` (call `setup_autorun` a second time), `--alloc-workers N`,
 //! `--section-timeout-ms N`, `--no-prewarm` (no debug-info index after
-//! install). With `--sleep-child` it is the child: it waits
+//! install), `--min-interval-ms N` (the rate limit; 0, none, unless given:
+//! tests send triggers back to back). With `--sleep-child` it is the child: it waits
 //! until its stdin closes.
 //!
 //! Every secret value it holds contains `S3CRET`; tests check that this
@@ -158,7 +159,12 @@ fn main() {
         .config(config)
         .section_timeout(Duration::from_millis(timeout_ms))
         .environment(flag(&args, "--env"))
-        .prewarm_symbols(!flag(&args, "--no-prewarm"));
+        .prewarm_symbols(!flag(&args, "--no-prewarm"))
+        .min_interval(Duration::from_millis(
+            value(&args, "--min-interval-ms")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        ));
     if flag(&args, "--json") {
         builder = builder.format(guru::Format::Json);
     }

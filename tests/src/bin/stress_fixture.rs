@@ -452,6 +452,9 @@ fn main() {
                 trigger_signal: None,
                 ..options
             })
+            // Storms here measure coalescing in the round itself, not the
+            // rate limit (tests/tests/hardening_lifecycle.rs covers that).
+            .min_interval(std::time::Duration::ZERO)
             .install()
         {
             Ok(g) => g,

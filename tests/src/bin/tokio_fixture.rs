@@ -99,7 +99,10 @@ where
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let has = |f: &str| args.iter().any(|a| a == f);
-    let mut builder = guru::Builder::new(guru::package!()).service_name("tokio-fixture");
+    // No rate limit: tests send triggers back to back.
+    let mut builder = guru::Builder::new(guru::package!())
+        .service_name("tokio-fixture")
+        .min_interval(Duration::ZERO);
     if has("--json") {
         builder = builder.format(guru::Format::Json);
     }
