@@ -63,10 +63,17 @@
 //!
 //! # Output
 //!
-//! stderr by default, written in one piece. With [`Builder::log_dir`] each
-//! report is a new file `{service}_gurumeditation_{UTC yyyymmddHHMMSS}_{pid}_{seq}.{txt|json}`
-//! created with `O_CREAT|O_EXCL|O_NOFOLLOW` and mode 0600; if it cannot be
-//! created, one line on stderr says why and the report follows on stderr.
+//! stderr by default. With [`Builder::log_dir`] (created, mode 0700, if
+//! missing; opened once at install) each report is a new file
+//! `{service}_gurumeditation_{UTC yyyymmddHHMMSS}_{pid}_{seq}.{txt|json}`,
+//! mode 0600, written to a temporary file and renamed, so a file under its
+//! final name is always complete; one line on stderr says where each report
+//! went, or why it could not be written (the report then follows on stderr).
+//! Every write is bounded by [`Builder::output_timeout`] (default 3 s): a
+//! stderr nobody reads never blocks the reporter (or the guard's drop) for
+//! longer; what could not be written is counted and said by the next report
+//! (`output dropped: ...` in its Report section). Details and limits:
+//! `output` module docs below, and [`guru_core::write`].
 //! JSON reports are one document per report, schema `guru-report/1`,
 //! documented in `docs/json-schema.md`.
 //!

@@ -282,3 +282,89 @@ mod tests {
         }
     }
 }
+
+fn c_path(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// Opens a directory to create report files in:
+/// `O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC` (a symlink as its last
+/// component is refused; the descriptor keeps naming this directory whatever
+/// later happens to the path).
+pub(crate) fn open_dir_nofollow(dir: &Path) -> io::Result<OwnedFd> {
+    let c = c_path(dir.as_os_str().as_bytes())?;
+    // SAFETY: `c` is a valid NUL-terminated string.
+    let fd = check(unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    })?;
+    // SAFETY: open succeeded; the descriptor is ours alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)`:
+/// a new file in `dir`, never an existing one, never through a symlink.
+pub(crate) fn create_exclusive_at(
+    dir: &OwnedFd,
+    name: &str,
+    mode: libc::mode_t,
+) -> io::Result<std::fs::File> {
+    let c = c_path(name.as_bytes())?;
+    // SAFETY: `c` is NUL-terminated; `dir` is an open directory descriptor.
+    let fd = check(unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            libc::c_uint::from(mode),
+        )
+    })?;
+    // SAFETY: openat succeeded; the descriptor is ours alone.
+    Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Renames `from` to `to`, both in `dir`, failing if `to` exists:
+/// `renameat2(RENAME_NOREPLACE)`, or `linkat` + `unlinkat` on file systems
+/// without it (`EINVAL`; `linkat` refuses an existing name too).
+pub(crate) fn rename_noreplace_at(dir: &OwnedFd, from: &str, to: &str) -> io::Result<()> {
+    let f = c_path(from.as_bytes())?;
+    let t = c_path(to.as_bytes())?;
+    let d = dir.as_raw_fd();
+    // SAFETY: both names are NUL-terminated; `d` is an open directory.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            d,
+            f.as_ptr(),
+            d,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
+        return Err(e);
+    }
+    // SAFETY: as above.
+    check(unsafe { libc::linkat(d, f.as_ptr(), d, t.as_ptr(), 0) })?;
+    unlink_at(dir, from)
+}
+
+/// `unlinkat(dir, name, 0)`.
+pub(crate) fn unlink_at(dir: &OwnedFd, name: &str) -> io::Result<()> {
+    let c = c_path(name.as_bytes())?;
+    // SAFETY: `c` is NUL-terminated; `dir` is an open directory descriptor.
+    check(unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) }).map(|_| ())
+}
+
+/// `fsync(fd)` (for a directory: makes a rename in it durable).
+pub(crate) fn fsync(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: `fd` is an open descriptor.
+    check(unsafe { libc::fsync(fd.as_raw_fd()) }).map(|_| ())
+}
