@@ -115,9 +115,13 @@ impl LogDir {
         Ok(LogDir { fd, path })
     }
 
-    /// The directory's path as resolved at install (for messages).
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
+    /// Where the opened directory is now (it may have been renamed since
+    /// install): `/proc/self/fd/N`'s link, or the path given at install.
+    fn current_path(&self) -> PathBuf {
+        std::fs::read_link(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+            .ok()
+            .filter(|p| p.is_absolute())
+            .unwrap_or_else(|| self.path.clone())
     }
 
     /// Writes `bytes` as file `name`: a temporary file, fsync, rename that
@@ -147,7 +151,7 @@ impl LogDir {
             Ok(()) => {
                 // Make the new name durable too; a failure here loses nothing now.
                 let _ = sys::fsync(&self.fd);
-                Ok(self.path.join(name))
+                Ok(self.current_path().join(name))
             }
             Err(e) => {
                 let _ = sys::unlink_at(&self.fd, &tmp);
@@ -206,7 +210,7 @@ pub(crate) fn emit(
             Err(e) => {
                 let line = format!(
                     "guru: cannot write report file {}: {e}; the report follows on stderr\n",
-                    dir.path().join(&name).display()
+                    dir.current_path().join(&name).display()
                 );
                 let _ = write_bounded(2, line.as_bytes(), deadline);
             }

@@ -9,7 +9,9 @@
 //! panic, fail and overrun), `--gate` (a section that waits for `release`),
 //! `--twice` (call `setup_autorun` a second time), `--alloc-workers N`,
 //! `--section-timeout-ms N`, `--no-prewarm` (no debug-info index after
-//! install). With `--sleep-child` it is the child: it waits
+//! install), `--output-timeout-ms N` (`Builder::output_timeout`),
+//! `--fsize-limit BYTES` (`RLIMIT_FSIZE`, with `SIGXFSZ` ignored: a write
+//! past it fails with `EFBIG`, like a full disk). With `--sleep-child` it is the child: it waits
 //! until its stdin closes.
 //!
 //! Every secret value it holds contains `S3CRET`; tests check that this
@@ -161,6 +163,22 @@ fn main() {
         .prewarm_symbols(!flag(&args, "--no-prewarm"));
     if flag(&args, "--json") {
         builder = builder.format(guru::Format::Json);
+    }
+    if let Some(ms) = value(&args, "--output-timeout-ms").and_then(|v| v.parse().ok()) {
+        builder = builder.output_timeout(Duration::from_millis(ms));
+    }
+    if let Some(limit) = value(&args, "--fsize-limit").and_then(|v| v.parse().ok()) {
+        let rl = libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: limit,
+        };
+        // SAFETY: setrlimit with a valid struct; signal() sets SIGXFSZ's
+        // disposition to ignore (so an oversized write fails with EFBIG).
+        #[allow(unsafe_code)]
+        unsafe {
+            assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &rl), 0, "setrlimit");
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        }
     }
     if let Some(dir) = value(&args, "--log-dir") {
         builder = builder.log_dir(dir);
