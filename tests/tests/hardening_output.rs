@@ -359,12 +359,18 @@ fn log_dir_swapped_for_a_symlink_after_install_is_not_followed() {
     std::fs::create_dir(&elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, &logs).unwrap();
     fx.signal(libc::SIGUSR2);
-    let line = wait_stderr(&fx, "written to");
+    // Wait for the file, wherever it lands.
+    let deadline = Instant::now() + WAIT;
+    while names_in(&moved).is_empty() && names_in(&elsewhere).is_empty() {
+        assert!(Instant::now() < deadline, "no report file within {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(
         names_in(&elsewhere),
         Vec::<String>::new(),
         "nothing through the symlink"
     );
+    let line = wait_stderr(&fx, "written to");
     let files = names_in(&moved);
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(
