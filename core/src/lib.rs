@@ -26,9 +26,13 @@
 //! `panic!` and unchecked indexing), reads stack memory only inside the
 //! mapping that contains the interrupted stack pointer (listed readable from
 //! `/proc/self/maps` at the start of the round), and saves and restores
-//! `errno`. System calls used: `write`, `read`, `open`, `close`, `getdents64`,
-//! `gettid`, `getpid`, `rt_tgsigqueueinfo`, `futex`, `clock_gettime`, `prctl`,
-//! `sched_yield`, `rt_sigprocmask`, `sigaltstack` (query only).
+//! `errno`. System calls used: `write`, `poll`, `read`, `open`, `close`,
+//! `getdents64`, `gettid`, `getpid`, `rt_tgsigqueueinfo`, `futex`,
+//! `clock_gettime`, `prctl`, `sched_yield`, `rt_sigprocmask`, `sigaltstack`
+//! (query only). Output is bounded: a report written from the trigger
+//! handler to a descriptor nobody reads gives up one round deadline after it
+//! began writing, and the next report says how much was dropped and why
+//! (see [`write`]).
 //!
 //! # Memory
 //!

@@ -128,7 +128,7 @@ pub fn write_reason(w: &mut impl fmt::Write, errno: sys::Errno) -> fmt::Result {
     match errno {
         TIMED_OUT => write!(
             w,
-            "the output stayed full until the write deadline (a pipe or terminal nobody reads fast enough)"
+            "the output stayed full until the write deadline: a pipe or terminal nobody reads fast enough"
         ),
         libc::EPIPE => write!(w, "the reader of the output is gone (EPIPE)"),
         libc::ENOSPC => write!(w, "no space left on the device (ENOSPC)"),

@@ -254,35 +254,6 @@ pub(crate) fn has_no_children() -> bool {
     r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_round_trip() {
-        let r = TriggerRecord {
-            unix_ns: 1_795_999_999_123_000_000,
-            signal: libc::SIGUSR2,
-            code: libc::SI_USER,
-            sender_pid: 4242,
-            sender_uid: 1000,
-            receiver_pid: 7,
-        };
-        assert_eq!(TriggerRecord::decode(&r.encode()), Some(r));
-        assert_eq!(TriggerRecord::decode(&[0u8; 5]), None);
-    }
-
-    #[test]
-    fn forbidden_signals() {
-        for s in [0, -1, libc::SIGKILL, libc::SIGSEGV, libc::SIGABRT, 1000] {
-            assert!(is_forbidden_trigger(s), "{s}");
-        }
-        for s in [libc::SIGUSR1, libc::SIGUSR2, libc::SIGQUIT, libc::SIGHUP] {
-            assert!(!is_forbidden_trigger(s), "{s}");
-        }
-    }
-}
-
 fn c_path(bytes: &[u8]) -> io::Result<CString> {
     CString::new(bytes)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
@@ -367,4 +338,33 @@ pub(crate) fn unlink_at(dir: &OwnedFd, name: &str) -> io::Result<()> {
 pub(crate) fn fsync(fd: &OwnedFd) -> io::Result<()> {
     // SAFETY: `fd` is an open descriptor.
     check(unsafe { libc::fsync(fd.as_raw_fd()) }).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let r = TriggerRecord {
+            unix_ns: 1_795_999_999_123_000_000,
+            signal: libc::SIGUSR2,
+            code: libc::SI_USER,
+            sender_pid: 4242,
+            sender_uid: 1000,
+            receiver_pid: 7,
+        };
+        assert_eq!(TriggerRecord::decode(&r.encode()), Some(r));
+        assert_eq!(TriggerRecord::decode(&[0u8; 5]), None);
+    }
+
+    #[test]
+    fn forbidden_signals() {
+        for s in [0, -1, libc::SIGKILL, libc::SIGSEGV, libc::SIGABRT, 1000] {
+            assert!(is_forbidden_trigger(s), "{s}");
+        }
+        for s in [libc::SIGUSR1, libc::SIGUSR2, libc::SIGQUIT, libc::SIGHUP] {
+            assert!(!is_forbidden_trigger(s), "{s}");
+        }
+    }
 }
