@@ -120,7 +120,10 @@ impl LogDir {
     fn current_path(&self) -> PathBuf {
         std::fs::read_link(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
             .ok()
-            .filter(|p| p.is_absolute())
+            // A removed directory reads "PATH (deleted)": name it as installed.
+            .filter(|p| {
+                p.is_absolute() && !p.as_os_str().as_encoded_bytes().ends_with(b" (deleted)")
+            })
             .unwrap_or_else(|| self.path.clone())
     }
 

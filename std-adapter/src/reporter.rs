@@ -721,17 +721,22 @@ mod tests {
             expect_err(b().section_timeout(Duration::ZERO)),
             Error::InvalidOption(_)
         ));
+        assert!(matches!(
+            expect_err(b().output_timeout(Duration::ZERO)),
+            Error::InvalidOption(_)
+        ));
         let missing = std::env::temp_dir().join("guru-no-such-dir/x/y");
-        let e = expect_err(b().log_dir(&missing));
-        assert!(matches!(e, Error::LogDir { .. }), "{e}");
-        assert!(e.to_string().contains("guru-no-such-dir"), "{e}");
         let e = expect_err(b().file_trigger(missing.join("trigger")));
         assert!(matches!(e, Error::FileTrigger { .. }), "{e}");
         let not_a_dir = std::env::current_exe().unwrap();
         assert!(matches!(
-            expect_err(b().log_dir(not_a_dir)),
+            expect_err(b().log_dir(&not_a_dir)),
             Error::LogDir { .. }
         ));
+        // A missing log directory is created, but not under a file.
+        let e = expect_err(b().log_dir(not_a_dir.join("logs")));
+        assert!(matches!(e, Error::LogDir { .. }), "{e}");
+        assert!(e.to_string().contains("logs"), "{e}");
 
         let mut bad_keys = std::collections::HashMap::new();
         bad_keys.insert((1u8, 2u8), 3u8);
