@@ -25,14 +25,18 @@
 //! directory or putting a symlink in its place after install does not
 //! redirect reports: they go on into the directory opened at install.
 //! Files are named `{service}_gurumeditation_{UTC yyyymmddHHMMSS}_{pid}_{seq}.{txt|json}`.
-//! A report is first written whole to a hidden temporary file
-//! (`.{name}.tmp`, `O_CREAT | O_EXCL | O_NOFOLLOW`, mode 0600) in the same
-//! directory, `fsync`ed, then renamed to its final name with
+//! A report is first written whole to a file without a name
+//! (`openat(O_TMPFILE)`, mode 0600) in that directory, `fsync`ed, then
+//! linked in under its final name (`linkat` of `/proc/self/fd/N`, which never
+//! replaces a file). Where the file system has no `O_TMPFILE` or `/proc` is
+//! missing, a hidden temporary file (`.{name}.tmp`, `O_CREAT | O_EXCL |
+//! O_NOFOLLOW`, mode 0600) is written, `fsync`ed and renamed with
 //! `renameat2(RENAME_NOREPLACE)` (or `linkat` + `unlinkat` where the file
-//! system lacks it), never replacing a file: a file under a final name is
-//! always complete. If any step fails (disk full, file size limit, quota,
-//! the directory removed), the temporary file is removed, one line on stderr
-//! says why, and the report follows on stderr. After each report file, one
+//! system lacks it). Either way a file under a final name is always
+//! complete. If any step fails (disk full, file size limit, quota, the
+//! directory removed), nothing is left behind (the unnamed file vanishes, the
+//! temporary file is removed), one line on stderr says why, and the report
+//! follows on stderr. After each report file, one
 //! line on stderr says where it went (`guru: report #N written to PATH`).
 //!
 //! # Limits
@@ -127,41 +131,72 @@ impl LogDir {
             .unwrap_or_else(|| self.path.clone())
     }
 
-    /// Writes `bytes` as file `name`: a temporary file, fsync, rename that
-    /// never replaces; the temporary file is removed on failure. Returns
-    /// the final path.
+    /// Writes `bytes` as file `name`, visible only once whole and never
+    /// replacing a file: an unnamed `O_TMPFILE` file linked in with `linkat`,
+    /// or (file system without `O_TMPFILE`, no `/proc`) a hidden temporary
+    /// file renamed with `renameat2(RENAME_NOREPLACE)` and removed on failure.
+    /// Returns the final path.
     pub(crate) fn write_file(
         &self,
         name: &str,
         bytes: &[u8],
         deadline_ns: u64,
     ) -> io::Result<PathBuf> {
+        match self.write_unnamed(name, bytes, deadline_ns) {
+            Ok(()) => {}
+            Err(Attempt::Unsupported) => self.write_named(name, bytes, deadline_ns)?,
+            Err(Attempt::Failed(e)) => return Err(e),
+        }
+        // Make the new name durable too; a failure here loses nothing now.
+        let _ = sys::fsync(&self.fd);
+        Ok(self.current_path().join(name))
+    }
+
+    fn write_unnamed(&self, name: &str, bytes: &[u8], deadline_ns: u64) -> Result<(), Attempt> {
+        // EISDIR: a kernel without O_TMPFILE; EOPNOTSUPP: a file system without it.
+        let file = sys::create_unnamed_at(&self.fd, 0o600).map_err(|e| match e.raw_os_error() {
+            Some(libc::EISDIR | libc::EOPNOTSUPP | libc::EINVAL) => Attempt::Unsupported,
+            _ => Attempt::Failed(e),
+        })?;
+        write_whole(&file, bytes, deadline_ns).map_err(Attempt::Failed)?;
+        // EEXIST: never replace. Anything else (no /proc): the named way.
+        sys::link_unnamed_at(&file, &self.fd, name).map_err(|e| match e.raw_os_error() {
+            Some(libc::EEXIST) => Attempt::Failed(e),
+            _ => Attempt::Unsupported,
+        })
+    }
+
+    fn write_named(&self, name: &str, bytes: &[u8], deadline_ns: u64) -> io::Result<()> {
         let tmp = format!(".{name}.tmp");
         let file = sys::create_exclusive_at(&self.fd, &tmp, 0o600)?;
-        let result = (|| {
-            write_bounded(file.as_raw_fd(), bytes, deadline_ns).map_err(|cut| {
-                let e = io::Error::from_raw_os_error(cut.errno);
-                io::Error::new(
-                    e.kind(),
-                    format!("{e} after {} of {} bytes", cut.written, bytes.len()),
-                )
-            })?;
-            file.sync_all()?;
-            sys::rename_noreplace_at(&self.fd, &tmp, name)
-        })();
+        let result = write_whole(&file, bytes, deadline_ns)
+            .and_then(|()| sys::rename_noreplace_at(&self.fd, &tmp, name));
         drop(file);
-        match result {
-            Ok(()) => {
-                // Make the new name durable too; a failure here loses nothing now.
-                let _ = sys::fsync(&self.fd);
-                Ok(self.current_path().join(name))
-            }
-            Err(e) => {
-                let _ = sys::unlink_at(&self.fd, &tmp);
-                Err(e)
-            }
+        if result.is_err() {
+            let _ = sys::unlink_at(&self.fd, &tmp);
         }
+        result
     }
+}
+
+/// How an attempt to write a report file went wrong.
+enum Attempt {
+    /// This way is not available here: try the other.
+    Unsupported,
+    /// A real failure (full disk, size limit, name taken): give up.
+    Failed(io::Error),
+}
+
+/// Writes all of `bytes` to `file` within the deadline, then `fsync`s it.
+fn write_whole(file: &std::fs::File, bytes: &[u8], deadline_ns: u64) -> io::Result<()> {
+    write_bounded(file.as_raw_fd(), bytes, deadline_ns).map_err(|cut| {
+        let e = io::Error::from_raw_os_error(cut.errno);
+        io::Error::new(
+            e.kind(),
+            format!("{e} after {} of {} bytes", cut.written, bytes.len()),
+        )
+    })?;
+    file.sync_all()
 }
 
 /// Writes `bytes` to stderr within `deadline_ns`. On a cut, counts what was
@@ -273,6 +308,15 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["a.txt"]);
+        // The named way (no O_TMPFILE, no /proc) behaves the same.
+        log.write_named("b.txt", b"three", u64::MAX).unwrap();
+        assert!(log.write_named("b.txt", b"four", u64::MAX).is_err());
+        assert_eq!(std::fs::read(dir.join("sub/b.txt")).unwrap(), b"three");
+        let names: Vec<_> = std::fs::read_dir(dir.join("sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "no temporary file left: {names:?}");
         // A symlink as the directory is refused at open.
         std::os::unix::fs::symlink(dir.join("sub"), dir.join("link")).unwrap();
         assert!(LogDir::open(&dir.join("link")).is_err());

@@ -297,6 +297,42 @@ pub(crate) fn create_exclusive_at(
     Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
+/// `openat(dir, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode)`: a new file in
+/// `dir` without a name (nothing is visible until [`link_unnamed_at`]; it
+/// vanishes when closed unlinked).
+pub(crate) fn create_unnamed_at(dir: &OwnedFd, mode: libc::mode_t) -> io::Result<std::fs::File> {
+    // SAFETY: a static NUL-terminated string; `dir` is an open directory.
+    let fd = check(unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c".".as_ptr(),
+            libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC,
+            libc::c_uint::from(mode),
+        )
+    })?;
+    // SAFETY: openat succeeded; the descriptor is ours alone.
+    Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Gives the unnamed file `file` (from [`create_unnamed_at`]) the name `name`
+/// in `dir`: `linkat("/proc/self/fd/N", AT_SYMLINK_FOLLOW)`, which fails with
+/// `EEXIST` rather than replace a file.
+pub(crate) fn link_unnamed_at(file: &std::fs::File, dir: &OwnedFd, name: &str) -> io::Result<()> {
+    let from = c_path(format!("/proc/self/fd/{}", file.as_raw_fd()).as_bytes())?;
+    let to = c_path(name.as_bytes())?;
+    // SAFETY: both strings are NUL-terminated; `dir` is an open directory.
+    check(unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            dir.as_raw_fd(),
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    })
+    .map(|_| ())
+}
+
 /// Renames `from` to `to`, both in `dir`, failing if `to` exists:
 /// `renameat2(RENAME_NOREPLACE)`, or `linkat` + `unlinkat` on file systems
 /// without it (`EINVAL`; `linkat` refuses an existing name too).

@@ -86,9 +86,11 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// The JSON documents on the fixture's stderr (one per line).
+/// The JSON documents on the fixture's stderr (one per line; a last line
+/// without its newline is still being written).
 fn json_docs(fx: &Fixture) -> Vec<Value> {
-    fx.stderr_text()
+    let text = fx.stderr_text();
+    text[..text.rfind('\n').map_or(0, |i| i + 1)]
         .lines()
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON ({e}): {l}")))
