@@ -272,7 +272,13 @@ fn std_nonblocking_stderr_with_a_slow_reader_gets_the_whole_report() {
     fx.signal(libc::SIGUSR2);
     let reports = wait_reports(&out, 1, WAIT);
     let report = &reports[0];
-    assert!(report.text.len() > 3 * 4096, "a report of several pages");
+    // More than the pipe holds: the reporter had to wait for the reader.
+    assert!(
+        report.text.len() > 2 * 4096,
+        "a report of several pages, not {} bytes:\n{}",
+        report.text.len(),
+        report.text
+    );
     assert!(report.section("Report").is_some(), "{}", report.text);
     let all = text(&out);
     assert!(!all.contains("not written whole"), "{all}");
