@@ -348,6 +348,43 @@ fn disk_full_leaves_no_partial_file_and_falls_back_to_stderr() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Item 8 on a really full disk: a 64 KiB tmpfs (mounted by the fixture in
+/// a mount namespace of its own) filled to 8 KiB: the write fails with
+/// ENOSPC part-way. Nothing may be left in the directory but the filler.
+/// Where mounting is not permitted this test prints SKIPPED and says why
+/// (the `RLIMIT_FSIZE` test above covers the same path everywhere).
+#[test]
+fn disk_full_on_a_tmpfs_leaves_no_partial_file() {
+    let dir = fresh_dir("tmpfs");
+    let d = dir.to_str().unwrap();
+    let mut fx = Fixture::spawn(STD_FIXTURE, &["--log-dir", d, "--tmpfs-log-dir"]);
+    loop {
+        let line = fx.wait_for_line("", READY);
+        if let Some(why) = line.strip_prefix("tmpfs-unavailable: ") {
+            println!(
+                "SKIPPED disk_full_on_a_tmpfs_leaves_no_partial_file: cannot mount a tmpfs here ({why})"
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+            return;
+        }
+        if line.starts_with("ready") {
+            break;
+        }
+    }
+    // The fixture's view of the directory: its tmpfs, not ours.
+    let inside = PathBuf::from(format!("/proc/{}/root{}", fx.pid(), d));
+    assert_eq!(names_in(&inside), ["filler"]);
+    fx.signal(libc::SIGUSR2);
+    let reports = fx.wait_for_reports(1, WAIT);
+    assert!(reports[0].text.len() > 8192, "larger than the space left");
+    let why = wait_stderr(&fx, "cannot write report file");
+    assert!(why.contains("No space left on device"), "{why}");
+    assert_eq!(names_in(&inside), ["filler"], "no file, whole or partial");
+    fx.send_line("exit");
+    assert!(fx.finish(WAIT).success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Item 12: the log directory renamed away after install and a symlink to
 /// another directory put in its place used to redirect reports there. Now
 /// they go on into the directory opened at install, nothing into the
