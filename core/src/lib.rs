@@ -104,6 +104,8 @@ pub struct Options {
     /// Where core-only reports are written (default 2, stderr).
     pub output_fd: i32,
     /// How long a round waits for threads, in milliseconds (default 100).
+    /// A core report also gives up writing to `output_fd` this long after
+    /// it began writing (see [`write`], # Bounded writes).
     pub round_deadline_ms: u32,
     /// Most threads captured in one round (default 1024); the rest are counted
     /// as left out.
