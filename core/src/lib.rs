@@ -32,7 +32,7 @@
 //! (query only). Output is bounded: a report written from the trigger
 //! handler to a descriptor nobody reads gives up one round deadline after it
 //! began writing, and the next report says how much was dropped and why
-//! (see [`write`]).
+//! (see [`write`](mod@write)).
 //!
 //! # Memory
 //!
@@ -105,7 +105,7 @@ pub struct Options {
     pub output_fd: i32,
     /// How long a round waits for threads, in milliseconds (default 100).
     /// A core report also gives up writing to `output_fd` this long after
-    /// it began writing (see [`write`], # Bounded writes).
+    /// it began writing (see [`write`](mod@write), # Bounded writes).
     pub round_deadline_ms: u32,
     /// Most threads captured in one round (default 1024); the rest are counted
     /// as left out.
