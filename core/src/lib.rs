@@ -26,9 +26,13 @@
 //! `panic!` and unchecked indexing), reads stack memory only inside the
 //! mapping that contains the interrupted stack pointer (listed readable from
 //! `/proc/self/maps` at the start of the round), and saves and restores
-//! `errno`. System calls used: `write`, `read`, `open`, `close`, `getdents64`,
-//! `gettid`, `getpid`, `rt_tgsigqueueinfo`, `futex`, `clock_gettime`, `prctl`,
-//! `sched_yield`, `rt_sigprocmask`, `sigaltstack` (query only).
+//! `errno`. System calls used: `write`, `poll`, `read`, `open`, `close`,
+//! `getdents64`, `gettid`, `getpid`, `rt_tgsigqueueinfo`, `futex`,
+//! `clock_gettime`, `prctl`, `sched_yield`, `rt_sigprocmask`, `sigaltstack`
+//! (query only). Output is bounded: a report written from the trigger
+//! handler to a descriptor nobody reads gives up one round deadline after it
+//! began writing, and the next report says how much was dropped and why
+//! (see [`write`](mod@write)).
 //!
 //! # Memory
 //!
@@ -100,6 +104,8 @@ pub struct Options {
     /// Where core-only reports are written (default 2, stderr).
     pub output_fd: i32,
     /// How long a round waits for threads, in milliseconds (default 100).
+    /// A core report also gives up writing to `output_fd` this long after
+    /// it began writing (see [`write`](mod@write), # Bounded writes).
     pub round_deadline_ms: u32,
     /// Most threads captured in one round (default 1024); the rest are counted
     /// as left out.

@@ -16,7 +16,7 @@ use crate::slots::{Phase, SlotView, StackEnd};
 use crate::symbolize::ModuleSet;
 use crate::sys;
 use crate::trigger::Trigger;
-use crate::write::FdSink;
+use crate::write::{DROPS, Dropped, FdSink, write_cut_note, write_reason};
 
 /// Writes the first line of a report.
 ///
@@ -326,6 +326,7 @@ pub fn write_round_figures(
     write_duration(w, s.max_pause_ns)?;
     writeln!(w, " (thread {})", s.max_pause_tid)?;
     writeln!(w, "  coalesced triggers: {}", s.coalesced_triggers)?;
+    write_output_dropped(w, &s.output_dropped)?;
     if s.mappings_dropped > 0 {
         writeln!(
             w,
@@ -349,12 +350,41 @@ pub fn write_round_figures(
     result
 }
 
-/// Renders the whole core report of a finished round to `fd`. Returns the
-/// number of bytes written, or the first write error.
+/// Writes the Report section's line on output dropped since the last report
+/// written whole (nothing when nothing was dropped):
+/// `  output dropped: 61440 bytes of 2 reports not written (last #2: <why>)`.
 ///
 /// # Async-signal safety
-/// Formats into the round's preallocated output buffer; `write(2)`; reads
-/// small `/proc` files for unresponsive threads.
+/// Formats only.
+pub fn write_output_dropped(w: &mut impl Write, d: &Dropped) -> fmt::Result {
+    if !d.any() {
+        return Ok(());
+    }
+    write!(
+        w,
+        "  output dropped: {} bytes of {} {} not written (last #{}: ",
+        d.bytes,
+        d.reports,
+        if d.reports == 1 { "report" } else { "reports" },
+        d.last_sequence
+    )?;
+    write_reason(w, d.reason)?;
+    writeln!(w, ")")
+}
+
+/// Renders the whole core report of a finished round to `fd`. Returns the
+/// number of bytes written, or the first write error ([`crate::write::TIMED_OUT`]
+/// when `fd` stayed full).
+///
+/// Writing is bounded like the round: it gives up on what `fd` has not taken
+/// one round deadline (`Options::round_deadline_ms`) after rendering began
+/// (see [`crate::write`], # Bounded writes). What was dropped is counted in
+/// [`DROPS`] and told by the next report; one written whole clears what it
+/// told.
+///
+/// # Async-signal safety
+/// Formats into the round's preallocated output buffer; `poll(2)`,
+/// `write(2)`; reads small `/proc` files for unresponsive threads.
 pub fn write_text_report(round: &mut RoundGuard<'_>, fd: i32) -> Result<usize, sys::Errno> {
     let engine = round.engine;
     let modules = round.modules;
@@ -362,7 +392,8 @@ pub fn write_text_report(round: &mut RoundGuard<'_>, fd: i32) -> Result<usize, s
     let generation = summary.generation;
     let deadline_ms = engine.deadline_ns / 1_000_000;
     let scratch = &mut *round.scratch;
-    let mut sink = FdSink::new(fd, &mut scratch.out);
+    let deadline = sys::monotonic_ns().saturating_add(engine.deadline_ns);
+    let mut sink = FdSink::new(fd, &mut scratch.out, deadline);
     let used = scratch.used.get(..scratch.used_len).unwrap_or(&[]);
     let _ = (|| -> fmt::Result {
         write_begin_line(&mut sink, &summary)?;
@@ -403,7 +434,15 @@ pub fn write_text_report(round: &mut RoundGuard<'_>, fd: i32) -> Result<usize, s
     })();
     sink.flush();
     match sink.error() {
-        Some(e) => Err(e),
-        None => Ok(sink.bytes_written()),
+        Some(e) => {
+            let dropped = sink.bytes_dropped() as u64;
+            DROPS.record(dropped, e, summary.sequence);
+            write_cut_note(fd, summary.sequence, dropped, e);
+            Err(e)
+        }
+        None => {
+            DROPS.acknowledge(&summary.output_dropped);
+            Ok(sink.bytes_written())
+        }
     }
 }

@@ -88,6 +88,9 @@ pub struct RoundSummary {
     pub coalesced_triggers: u64,
     /// The trigger that started this round, if it was a signal.
     pub trigger: Option<Trigger>,
+    /// Output dropped by bounded writes since the last report written whole
+    /// (taken from [`crate::write::DROPS`] when the round began).
+    pub output_dropped: crate::write::Dropped,
 }
 
 /// Exclusive ownership of the engine for one round.
@@ -130,6 +133,7 @@ pub fn begin(engine: &Engine, trigger: Option<Trigger>) -> Option<RoundGuard<'_>
         initiator_tid: sys::gettid(),
         started_unix_ns: sys::realtime_ns(),
         trigger,
+        output_dropped: crate::write::DROPS.snapshot(),
         ..RoundSummary::default()
     };
     engine

@@ -24,7 +24,8 @@ pub enum Error {
     InvalidSignal(i32),
     /// A builder option is invalid; the text says which and why.
     InvalidOption(&'static str),
-    /// The log directory is missing, not a directory or not writable.
+    /// The log directory cannot be created, is not a directory (or is a
+    /// symbolic link), or is not writable.
     LogDir {
         /// The directory as configured.
         path: PathBuf,

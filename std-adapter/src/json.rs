@@ -117,6 +117,19 @@ fn threads_json(t: &ThreadsData) -> Value {
     json!({ "threads": threads, "left_out": t.left_out, "capacity": t.capacity })
 }
 
+/// Output dropped since the last report written whole (`null` when none).
+fn output_dropped(d: &guru_core::write::Dropped) -> Value {
+    if !d.any() {
+        return Value::Null;
+    }
+    let mut why = String::new();
+    let _ = guru_core::write::write_reason(&mut why, d.reason);
+    json!({
+        "bytes": d.bytes, "reports": d.reports,
+        "last_sequence": d.last_sequence, "reason": why,
+    })
+}
+
 fn figures_json(f: &Figures) -> Value {
     let round = f.round.as_ref().map(|r| {
         json!({
@@ -132,6 +145,7 @@ fn figures_json(f: &Figures) -> Value {
             "max_pause_tid": r.max_pause_tid,
             "coalesced_triggers": r.coalesced_triggers,
             "mappings_dropped": r.mappings_dropped,
+            "output_dropped": output_dropped(&r.output_dropped),
         })
     });
     let recent: Vec<Value> = f

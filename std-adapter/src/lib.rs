@@ -63,10 +63,27 @@
 //!
 //! # Output
 //!
-//! stderr by default, written in one piece. With [`Builder::log_dir`] each
-//! report is a new file `{service}_gurumeditation_{UTC yyyymmddHHMMSS}_{pid}_{seq}.{txt|json}`
-//! created with `O_CREAT|O_EXCL|O_NOFOLLOW` and mode 0600; if it cannot be
-//! created, one line on stderr says why and the report follows on stderr.
+//! stderr by default. With [`Builder::log_dir`] (created, mode 0700, if
+//! missing; opened once at install with `O_DIRECTORY|O_NOFOLLOW`, so a
+//! symlink put in its place later does not redirect reports) each report is
+//! a new file `{service}_gurumeditation_{UTC yyyymmddHHMMSS}_{pid}_{seq}.{txt|json}`,
+//! mode 0600, written unnamed (`O_TMPFILE`; or to a hidden temporary file)
+//! and linked in without replacing anything, so a file under its final name
+//! is always complete; one line on stderr says where each report went, or
+//! why it could not be written (the report then follows on stderr).
+//!
+//! Every write is bounded by [`Builder::output_timeout`] (default 3 s):
+//! stderr is `poll`ed with the time left and written 4 KiB at a time with
+//! `write(2)` on fd 2 (not through `std::io::stderr()`'s lock, which an
+//! application thread stuck in `eprintln!` may hold), so a pipe nobody reads
+//! or a slow non-blocking reader never holds the reporter longer. What could
+//! not be written is counted; a cut report ends with `guru: report #N not
+//! written whole: ...` when stderr takes that line, and the next report says
+//! `output dropped: ...` in its Report section. Limits: a descriptor that
+//! polls writable but then blocks on a 4 KiB write (a terminal stopped with
+//! `^S`, a hung NFS mount) still blocks (see [`guru_core::write`]); reports
+//! may interleave with the application's own stderr output at 4 KiB
+//! boundaries.
 //! JSON reports are one document per report, schema `guru-report/1`,
 //! documented in `docs/json-schema.md`.
 //!

@@ -49,8 +49,9 @@ pub enum Format {
 struct Installed {
     settings: Arc<Settings>,
     format: Format,
-    log_dir: Option<PathBuf>,
+    log_dir: Option<Arc<output::LogDir>>,
     file_service: String,
+    output_timeout: Duration,
 }
 
 /// Set while a [`Guard`] lives.
@@ -213,6 +214,7 @@ pub struct Builder {
     service: Option<String>,
     config: Option<ConfigMaker>,
     log_dir: Option<PathBuf>,
+    output_timeout: Duration,
     format: Format,
     signal: Option<i32>,
     file_trigger: Option<PathBuf>,
@@ -251,6 +253,7 @@ impl Builder {
             service: None,
             config: None,
             log_dir: None,
+            output_timeout: output::DEFAULT_OUTPUT_TIMEOUT,
             format: Format::Text,
             signal: Some(libc::SIGUSR2),
             file_trigger: None,
@@ -301,10 +304,23 @@ impl Builder {
         self
     }
 
-    /// Write each report to a new file in `dir` instead of stderr. The
-    /// directory must exist and be writable at `install`.
+    /// Write each report to a new file in `dir` instead of stderr. A
+    /// missing directory is created at `install` (mode 0700, parents too);
+    /// it must be writable, and is opened once there: replacing the path
+    /// later (say, by a symlink) does not redirect reports. One line on
+    /// stderr says where each report went.
     pub fn log_dir(mut self, dir: impl Into<PathBuf>) -> Builder {
         self.log_dir = Some(dir.into());
+        self
+    }
+
+    /// The longest time writing one report may take, to stderr or to a
+    /// file (default 3 s, between 1 ms and 1 hour). A reader that does not
+    /// drain stderr in that time gets the rest of the report dropped; the
+    /// next report says how much and why. A report being written when the
+    /// [`Guard`] is dropped is waited for at most this long for its output.
+    pub fn output_timeout(mut self, timeout: Duration) -> Builder {
+        self.output_timeout = timeout;
         self
     }
 
@@ -453,6 +469,13 @@ impl Builder {
         if self.min_interval > Duration::from_secs(3600) {
             return Err(Error::InvalidOption("min_interval must be at most 1 hour"));
         }
+        if self.output_timeout < Duration::from_millis(1)
+            || self.output_timeout > Duration::from_secs(3600)
+        {
+            return Err(Error::InvalidOption(
+                "output_timeout must be between 1 ms and 1 hour",
+            ));
+        }
         let service = self
             .service
             .clone()
@@ -513,6 +536,7 @@ impl Builder {
             format: self.format,
             log_dir,
             file_service,
+            output_timeout: self.output_timeout,
         });
 
         let (pipe_read, pipe_write) = sys::pipe().map_err(|source| Error::Io {
@@ -738,21 +762,13 @@ fn signal_label(signal: i32) -> String {
     }
 }
 
-fn check_log_dir(dir: &Path) -> Result<PathBuf, Error> {
-    let err = |source| Error::LogDir {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let abs = std::path::absolute(dir).map_err(err)?;
-    let meta = std::fs::metadata(&abs).map_err(err)?;
-    if !meta.is_dir() {
-        return Err(err(std::io::Error::new(
-            std::io::ErrorKind::NotADirectory,
-            "not a directory",
-        )));
-    }
-    sys::can_create_in(&abs).map_err(err)?;
-    Ok(abs)
+fn check_log_dir(dir: &Path) -> Result<Arc<output::LogDir>, Error> {
+    output::LogDir::open(dir)
+        .map(Arc::new)
+        .map_err(|source| Error::LogDir {
+            path: dir.to_path_buf(),
+            source,
+        })
 }
 
 /// The inotify side of the file trigger: a watch on the file itself (when
@@ -1016,14 +1032,17 @@ fn prewarm_symbols(engine: &'static guru_core::Engine) {
 /// Produces a report and writes it where the installation says.
 fn produce_and_emit(source: Source) {
     let mut state = STATE.lock();
-    let Some((settings, format, log_dir, file_service)) = lock(&INSTALLED).as_ref().map(|i| {
-        (
-            i.settings.clone(),
-            i.format,
-            i.log_dir.clone(),
-            i.file_service.clone(),
-        )
-    }) else {
+    let Some((settings, format, log_dir, file_service, output_timeout)) =
+        lock(&INSTALLED).as_ref().map(|i| {
+            (
+                i.settings.clone(),
+                i.format,
+                i.log_dir.clone(),
+                i.file_service.clone(),
+                i.output_timeout,
+            )
+        })
+    else {
         return;
     };
     let collected = report::collect(
@@ -1045,6 +1064,9 @@ fn produce_and_emit(source: Source) {
             )
         },
         &rendered,
+        collected.sequence,
+        collected.round.map(|r| r.output_dropped),
+        output_timeout,
     );
 }
 
@@ -1108,17 +1130,22 @@ mod tests {
             expect_err(b().section_timeout(Duration::ZERO)),
             Error::InvalidOption(_)
         ));
+        assert!(matches!(
+            expect_err(b().output_timeout(Duration::ZERO)),
+            Error::InvalidOption(_)
+        ));
         let missing = std::env::temp_dir().join("guru-no-such-dir/x/y");
-        let e = expect_err(b().log_dir(&missing));
-        assert!(matches!(e, Error::LogDir { .. }), "{e}");
-        assert!(e.to_string().contains("guru-no-such-dir"), "{e}");
         let e = expect_err(b().file_trigger(missing.join("trigger")));
         assert!(matches!(e, Error::FileTrigger { .. }), "{e}");
         let not_a_dir = std::env::current_exe().unwrap();
         assert!(matches!(
-            expect_err(b().log_dir(not_a_dir)),
+            expect_err(b().log_dir(&not_a_dir)),
             Error::LogDir { .. }
         ));
+        // A missing log directory is created, but not under a file.
+        let e = expect_err(b().log_dir(not_a_dir.join("logs")));
+        assert!(matches!(e, Error::LogDir { .. }), "{e}");
+        assert!(e.to_string().contains("logs"), "{e}");
 
         let mut bad_keys = std::collections::HashMap::new();
         bad_keys.insert((1u8, 2u8), 3u8);

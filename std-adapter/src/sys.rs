@@ -458,6 +458,128 @@ pub(crate) fn has_no_children() -> bool {
     r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD)
 }
 
+fn c_path(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// Opens a directory to create report files in:
+/// `O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC` (a symlink as its last
+/// component is refused; the descriptor keeps naming this directory whatever
+/// later happens to the path).
+pub(crate) fn open_dir_nofollow(dir: &Path) -> io::Result<OwnedFd> {
+    let c = c_path(dir.as_os_str().as_bytes())?;
+    // SAFETY: `c` is a valid NUL-terminated string.
+    let fd = check(unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    })?;
+    // SAFETY: open succeeded; the descriptor is ours alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)`:
+/// a new file in `dir`, never an existing one, never through a symlink.
+pub(crate) fn create_exclusive_at(
+    dir: &OwnedFd,
+    name: &str,
+    mode: libc::mode_t,
+) -> io::Result<std::fs::File> {
+    let c = c_path(name.as_bytes())?;
+    // SAFETY: `c` is NUL-terminated; `dir` is an open directory descriptor.
+    let fd = check(unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            libc::c_uint::from(mode),
+        )
+    })?;
+    // SAFETY: openat succeeded; the descriptor is ours alone.
+    Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// `openat(dir, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode)`: a new file in
+/// `dir` without a name (nothing is visible until [`link_unnamed_at`]; it
+/// vanishes when closed unlinked).
+pub(crate) fn create_unnamed_at(dir: &OwnedFd, mode: libc::mode_t) -> io::Result<std::fs::File> {
+    // SAFETY: a static NUL-terminated string; `dir` is an open directory.
+    let fd = check(unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c".".as_ptr(),
+            libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC,
+            libc::c_uint::from(mode),
+        )
+    })?;
+    // SAFETY: openat succeeded; the descriptor is ours alone.
+    Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Gives the unnamed file `file` (from [`create_unnamed_at`]) the name `name`
+/// in `dir`: `linkat("/proc/self/fd/N", AT_SYMLINK_FOLLOW)`, which fails with
+/// `EEXIST` rather than replace a file.
+pub(crate) fn link_unnamed_at(file: &std::fs::File, dir: &OwnedFd, name: &str) -> io::Result<()> {
+    let from = c_path(format!("/proc/self/fd/{}", file.as_raw_fd()).as_bytes())?;
+    let to = c_path(name.as_bytes())?;
+    // SAFETY: both strings are NUL-terminated; `dir` is an open directory.
+    check(unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            dir.as_raw_fd(),
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    })
+    .map(|_| ())
+}
+
+/// Renames `from` to `to`, both in `dir`, failing if `to` exists:
+/// `renameat2(RENAME_NOREPLACE)`, or `linkat` + `unlinkat` on file systems
+/// without it (`EINVAL`; `linkat` refuses an existing name too).
+pub(crate) fn rename_noreplace_at(dir: &OwnedFd, from: &str, to: &str) -> io::Result<()> {
+    let f = c_path(from.as_bytes())?;
+    let t = c_path(to.as_bytes())?;
+    let d = dir.as_raw_fd();
+    // SAFETY: both names are NUL-terminated; `d` is an open directory.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            d,
+            f.as_ptr(),
+            d,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
+        return Err(e);
+    }
+    // SAFETY: as above.
+    check(unsafe { libc::linkat(d, f.as_ptr(), d, t.as_ptr(), 0) })?;
+    unlink_at(dir, from)
+}
+
+/// `unlinkat(dir, name, 0)`.
+pub(crate) fn unlink_at(dir: &OwnedFd, name: &str) -> io::Result<()> {
+    let c = c_path(name.as_bytes())?;
+    // SAFETY: `c` is NUL-terminated; `dir` is an open directory descriptor.
+    check(unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) }).map(|_| ())
+}
+
+/// `fsync(fd)` (for a directory: makes a rename in it durable).
+pub(crate) fn fsync(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: `fd` is an open descriptor.
+    check(unsafe { libc::fsync(fd.as_raw_fd()) }).map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -119,6 +119,38 @@ impl Fixture {
         }
     }
 
+    /// Starts `program` with `args` and the given stderr (a pipe the test
+    /// controls, say); stdin and stdout are piped as in [`Fixture::spawn`].
+    /// [`Fixture::stderr_text`] stays empty: the caller reads stderr itself.
+    pub fn spawn_with_stderr(program: &str, args: &[&str], stderr: Stdio) -> Fixture {
+        watchdog(Duration::from_secs(300));
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Fixture {
+            child,
+            stdin,
+            stdout_lines: rx,
+            stderr: Arc::new(Mutex::new(Vec::new())),
+            stdout_seen: Vec::new(),
+        }
+    }
+
     /// The child's pid.
     pub fn pid(&self) -> i32 {
         self.child.id() as i32

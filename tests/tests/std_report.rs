@@ -86,9 +86,11 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// The JSON documents on the fixture's stderr (one per line).
+/// The JSON documents on the fixture's stderr (one per line; a last line
+/// without its newline is still being written).
 fn json_docs(fx: &Fixture) -> Vec<Value> {
-    fx.stderr_text()
+    let text = fx.stderr_text();
+    text[..text.rfind('\n').map_or(0, |i| i + 1)]
         .lines()
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON ({e}): {l}")))
@@ -623,13 +625,18 @@ fn std_log_dir_files_are_private_and_never_reused() {
 }
 
 #[test]
-fn std_log_dir_missing_is_an_install_error() {
-    let missing = temp_dir("missing").join("no-such-dir");
+fn std_log_dir_that_cannot_be_created_is_an_install_error() {
+    // A missing directory is created (tests/tests/hardening_output.rs); one
+    // under a regular file cannot be.
+    let file = temp_dir("missing").join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let missing = file.join("no-such-dir");
     let mut fx = Fixture::spawn(FIXTURE, &["--log-dir", missing.to_str().unwrap()]);
     let line = fx.wait_for_line("install-error: ", WAIT);
     assert!(line.contains(missing.to_str().unwrap()), "{line}");
-    assert!(line.contains("No such file or directory"), "{line}");
+    assert!(line.contains("Not a directory"), "{line}");
     assert_eq!(fx.finish(WAIT).code(), Some(2));
+    std::fs::remove_dir_all(file.parent().unwrap()).unwrap();
 }
 
 #[test]

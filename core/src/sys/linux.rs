@@ -745,3 +745,35 @@ impl Drop for MappedFile {
         unsafe { libc::munmap(self.ptr, self.len) };
     }
 }
+
+/// Waits up to `timeout_ms` (0: do not wait) for `fd` to accept output
+/// (`poll(2)` for `POLLOUT`). `Ok(true)`: writable now; `Ok(false)`: the
+/// time ran out; `Err(EPIPE)`: the reader is gone (`POLLERR`/`POLLHUP`);
+/// `Err(EBADF)`: not an open descriptor (`POLLNVAL`). `EINTR` is returned as
+/// is (the caller retries with the time left).
+///
+/// # Async-signal safety
+/// One `poll` system call (async-signal-safe by POSIX).
+pub fn poll_writable(fd: i32, timeout_ms: i32) -> Result<bool, Errno> {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: `p` is one valid, initialised pollfd that outlives the call.
+    let n = unsafe { libc::poll(&raw mut p, 1, timeout_ms) };
+    if n < 0 {
+        return Err(errno());
+    }
+    if n == 0 {
+        return Ok(false);
+    }
+    if p.revents & libc::POLLNVAL != 0 {
+        return Err(libc::EBADF);
+    }
+    if p.revents & libc::POLLOUT != 0 {
+        return Ok(true);
+    }
+    // POLLERR or POLLHUP without POLLOUT: a write would fail (EPIPE).
+    Err(libc::EPIPE)
+}

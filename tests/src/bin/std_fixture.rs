@@ -10,7 +10,13 @@
 //! `--twice` (call `setup_autorun` a second time), `--alloc-workers N`,
 //! `--section-timeout-ms N`, `--no-prewarm` (no debug-info index after
 //! install), `--min-interval-ms N` (the rate limit; 0, none, unless given:
-//! tests send triggers back to back). With `--sleep-child` it is the child: it waits
+//! tests send triggers back to back), `--output-timeout-ms N` (`Builder::output_timeout`),
+//! `--fsize-limit BYTES` (`RLIMIT_FSIZE`, with `SIGXFSZ` ignored: a write
+//! past it fails with `EFBIG`, like a full disk), `--tmpfs-log-dir` (in a
+//! private mount namespace, mount a 64 KiB tmpfs on the `--log-dir`
+//! directory and fill all but 8 KiB of it: a really full disk; prints
+//! `tmpfs-unavailable: <why>` and exits 3 where mounting is not permitted).
+//! With `--sleep-child` it is the child: it waits
 //! until its stdin closes.
 //!
 //! Every secret value it holds contains `S3CRET`; tests check that this
@@ -124,6 +130,44 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) {
     println!("thread {name} {tid}");
 }
 
+/// Mounts a 64 KiB tmpfs on `dir` in a mount namespace of this process
+/// alone and fills it up to 8 KiB with a file `filler`.
+fn full_tmpfs(dir: &str) -> std::io::Result<()> {
+    use std::ffi::CString;
+    let check = |r: i32| {
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    let target = CString::new(dir).expect("no NUL in the path");
+    // SAFETY: unshare/mount with valid NUL-terminated strings (or null where
+    // mount ignores the argument); the fixture is still single-threaded.
+    #[allow(unsafe_code)]
+    unsafe {
+        check(libc::unshare(libc::CLONE_NEWNS))?;
+        check(libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ))?;
+        check(libc::mount(
+            c"tmpfs".as_ptr(),
+            target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            c"size=64k,mode=0700".as_ptr().cast(),
+        ))?;
+    }
+    std::fs::write(
+        std::path::Path::new(dir).join("filler"),
+        vec![b'.'; 56 * 1024],
+    )
+}
+
 /// A gate the "Gate" section waits on until stdin says `release`.
 type Gate = Arc<(Mutex<bool>, Condvar)>;
 
@@ -167,6 +211,29 @@ fn main() {
         ));
     if flag(&args, "--json") {
         builder = builder.format(guru::Format::Json);
+    }
+    if let Some(ms) = value(&args, "--output-timeout-ms").and_then(|v| v.parse().ok()) {
+        builder = builder.output_timeout(Duration::from_millis(ms));
+    }
+    if let Some(limit) = value(&args, "--fsize-limit").and_then(|v| v.parse().ok()) {
+        let rl = libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: limit,
+        };
+        // SAFETY: setrlimit with a valid struct; signal() sets SIGXFSZ's
+        // disposition to ignore (so an oversized write fails with EFBIG).
+        #[allow(unsafe_code)]
+        unsafe {
+            assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &rl), 0, "setrlimit");
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        }
+    }
+    if flag(&args, "--tmpfs-log-dir") {
+        let dir = value(&args, "--log-dir").expect("--tmpfs-log-dir needs --log-dir");
+        if let Err(e) = full_tmpfs(&dir) {
+            println!("tmpfs-unavailable: {e}");
+            std::process::exit(3);
+        }
     }
     if let Some(dir) = value(&args, "--log-dir") {
         builder = builder.log_dir(dir);
