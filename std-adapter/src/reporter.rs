@@ -286,6 +286,38 @@ impl Builder {
     /// [`Secret`](crate::Secret) for secrets; keys matching the secret-key
     /// rules are masked too. It is serialized once at `install`, and an
     /// error there is returned as [`Error::Config`].
+    ///
+    /// Configuration the application shares or changes at run time is
+    /// passed as it is kept: `Arc<Settings>` (guru turns on serde's `rc`
+    /// feature, so `Arc<T>` and `Rc<T>` serialize as `T`), or
+    /// `Arc<RwLock<Settings>>` / `Arc<Mutex<Settings>>` for settings that
+    /// are reloaded — each report then shows the values of that moment,
+    /// taking the read lock in the reporter thread only while it serializes
+    /// (a poisoned lock makes the section fail, with the reason).
+    ///
+    /// ```
+    /// use std::sync::{Arc, RwLock};
+    ///
+    /// #[derive(serde::Serialize)]
+    /// struct Settings { workers: u32, api_token: guru::Secret<String> }
+    ///
+    /// let settings = Arc::new(RwLock::new(Settings {
+    ///     workers: 4,
+    ///     api_token: guru::Secret::new("t0k3n".into()),
+    /// }));
+    /// let guard = guru::Builder::new(guru::package!())
+    ///     .without_signal()
+    ///     .config(Arc::clone(&settings))
+    ///     .install()?;
+    /// assert!(guru::report().contains("workers = 4"));
+    ///
+    /// settings.write().unwrap().workers = 16; // a reload
+    /// let report = guru::report();
+    /// assert!(report.contains("workers = 16"), "{report}");
+    /// assert!(!report.contains("t0k3n"));
+    /// guard.uninstall();
+    /// # Ok::<(), guru::Error>(())
+    /// ```
     pub fn config<T: Serialize + Send + Sync + 'static>(mut self, config: T) -> Builder {
         self.config = Some(Box::new(move |redactor: Redactor| {
             // Checked once here; a `Serialize` that panics is an error too.
