@@ -93,6 +93,7 @@ mod json;
 mod output;
 mod package;
 mod procinfo;
+mod redact;
 mod report;
 mod reporter;
 mod secret;
