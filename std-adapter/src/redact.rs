@@ -565,6 +565,22 @@ impl Redactor {
     }
 }
 
+/// Scans the application-supplied text of a report's sections — titles,
+/// registered sections' bodies and every failed section's error (a panic
+/// message may quote a connection string) — for credential shapes.
+pub(crate) fn redact_sections(sections: &mut [crate::report::Section], r: &Redactor) {
+    for s in sections {
+        if s.kind == "custom" {
+            s.title = r.redact_text(&s.title);
+        }
+        match &mut s.body {
+            Ok(crate::report::Body::Text(t)) => *t = r.redact_text(t),
+            Err(why) => *why = r.redact_text(why),
+            Ok(_) => {}
+        }
+    }
+}
+
 /// Schemes of an `Authorization` header, kept in front of the mask.
 const AUTH_SCHEMES: &[&str] = &[
     "Bearer",

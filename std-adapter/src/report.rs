@@ -472,6 +472,10 @@ pub(crate) fn collect(
         body: Ok(Body::Report(Box::new(figures))),
     });
 
+    // Registered sections' text and every section's error are application
+    // text too: scanned for credential shapes like the configuration.
+    crate::redact::redact_sections(&mut out, &redactor);
+
     Collected {
         pid,
         sequence,
