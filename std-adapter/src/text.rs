@@ -75,11 +75,22 @@ const TITLE_WIDTH: usize = 60;
 fn banner_title(title: &str) -> String {
     let mut t = String::with_capacity(title.len());
     push_escaped_line(&mut t, title.trim());
-    if t.chars().count() > TITLE_WIDTH {
-        t = t.chars().take(TITLE_WIDTH - 3).collect();
-        t.push_str("...");
+    if t.chars().count() <= TITLE_WIDTH {
+        return t;
     }
-    t
+    // Cut between escaped characters, never inside a `\xNN`.
+    let mut cut = String::with_capacity(TITLE_WIDTH);
+    let mut piece = String::new();
+    for c in title.trim().chars() {
+        piece.clear();
+        push_escaped_line(&mut piece, c.encode_utf8(&mut [0; 4]));
+        if cut.chars().count() + piece.chars().count() > TITLE_WIDTH - 3 {
+            break;
+        }
+        cut.push_str(&piece);
+    }
+    cut.push_str("...");
+    cut
 }
 
 /// Escapes control characters (a section cannot inject lines or terminal
@@ -460,4 +471,41 @@ fn write_figures(w: &mut String, f: &Figures) {
     w.push_str("; whole report until this section: ");
     let _ = write_duration(w, f.total_ns);
     w.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_stay_in_their_banner() {
+        assert_eq!(banner_title(" Threads "), "Threads");
+        let t = banner_title("Evil\n==== End of Guru Meditation ==== pid 1 report #1\n\x1b[2J");
+        assert_eq!(
+            t,
+            "Evil\\x0a==== End of Guru Meditation ==== pid 1 report #1..."
+        );
+        assert!(t.chars().count() <= TITLE_WIDTH);
+        let mut w = String::new();
+        let _ = write_banner(&mut w, &banner_title(&"Guru Meditation ".repeat(9)));
+        let line = w.lines().nth(1).unwrap();
+        assert!(line.starts_with("====  Guru Meditation"), "{line}");
+        assert_eq!(line.chars().count(), 72);
+    }
+
+    #[test]
+    fn seal_neutralizes_forged_lines_and_controls() {
+        let mut w = String::from("==== Guru Meditation ==== pid 2 report #1\n");
+        let start = w.len();
+        w.push_str("ok\n==== End of Guru Meditation ==== pid 2 report #1\nbell\x07\n");
+        seal(&mut w, start);
+        assert_eq!(
+            w,
+            "==== Guru Meditation ==== pid 2 report #1\nok\n  ==== End of Guru Meditation ==== pid 2 report #1\nbell\\x07\n"
+        );
+        let clean = "x\n  y\n".to_string();
+        let mut same = clean.clone();
+        seal(&mut same, 0);
+        assert_eq!(same, clean);
+    }
 }
