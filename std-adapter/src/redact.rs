@@ -303,15 +303,15 @@ impl Redactor {
 
     /// Masks a command line (see the module docs).
     pub(crate) fn redact_command_line(&self, args: &[String]) -> Vec<String> {
-        if let [one] = args {
-            if one.contains(' ') {
-                // A command line rewritten into one string (`setproctitle`):
-                // its shapes first (a URL password may hold spaces), then
-                // its words as arguments.
-                let whole = self.redact_text(one);
-                let parts: Vec<String> = whole.split(' ').map(str::to_string).collect();
-                return vec![self.redact_command_line(&parts).join(" ")];
-            }
+        if let [one] = args
+            && one.contains(' ')
+        {
+            // A command line rewritten into one string (`setproctitle`): its
+            // shapes first (a URL password may hold spaces), then its words
+            // as arguments.
+            let whole = self.redact_text(one);
+            let parts: Vec<String> = whole.split(' ').map(str::to_string).collect();
+            return vec![self.redact_command_line(&parts).join(" ")];
         }
         let program = args
             .first()
@@ -422,11 +422,11 @@ impl Redactor {
                     continue;
                 }
             }
-            if let Some(rest) = a.strip_prefix("pass:") {
-                if !rest.is_empty() {
-                    out.push(format!("pass:{MASK}"));
-                    continue;
-                }
+            if let Some(rest) = a.strip_prefix("pass:")
+                && !rest.is_empty()
+            {
+                out.push(format!("pass:{MASK}"));
+                continue;
             }
             out.push(self.redact_text(a));
         }
@@ -605,8 +605,8 @@ fn line_end(s: &str, from: usize) -> usize {
 fn mask_user_pass(a: &str) -> String {
     match a.split_once(':') {
         Some((u, p))
-            if !p.is_empty()
-                && !(u.bytes().all(|c| c.is_ascii_digit())
+            if !(p.is_empty()
+                || u.bytes().all(|c| c.is_ascii_digit())
                     && p.bytes().all(|c| c.is_ascii_digit())) =>
         {
             format!("{u}:{MASK}")
@@ -690,7 +690,7 @@ fn mask_url_userinfo(s: &str) -> String {
                             .is_some_and(|h| h.is_alphanumeric() || h == '[')
                 })
                 .map(|(i, _)| i)
-                .last();
+                .next_back();
             let Some(host_at) = host_at else { continue };
             let pw = &pw_and_more[..host_at];
             if pw.is_empty() {
@@ -793,7 +793,7 @@ fn decodes_to_user_pass(t: &str) -> bool {
             bytes.push((bits >> n) as u8);
         }
     }
-    bytes.contains(&b':') && bytes.iter().all(|&b| b >= 0x20 && b < 0x7f)
+    bytes.contains(&b':') && bytes.iter().all(|b| (0x20..0x7f).contains(b))
 }
 
 /// `Bearer <credential>` and `Basic <base64 of user:password>`.
