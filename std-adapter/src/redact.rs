@@ -215,6 +215,17 @@ pub(crate) fn words(name: &str) -> Vec<String> {
     out
 }
 
+/// Whether `hay` holds `needle` (lower-case ASCII), ignoring ASCII case.
+/// Non-ASCII rule words are looked for byte for byte.
+fn contains_ignore_ascii_case(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty()
+        || hay.windows(needle.len()).any(|w| {
+            w.iter()
+                .zip(needle)
+                .all(|(a, b)| a.to_ascii_lowercase() == *b)
+        })
+}
+
 fn plural_eq(word: &str, rule: &str) -> bool {
     word == rule
         || word
@@ -246,6 +257,15 @@ impl Redactor {
 
     /// Whether a name (a key, variable, flag or parameter) is secret.
     pub(crate) fn is_secret_key(&self, key: &str) -> bool {
+        // Every kind of match contains the rule's last word: a name holding
+        // none of them is not split at all (most names, most text).
+        if !self.rules.iter().any(|r| {
+            r.words
+                .last()
+                .is_some_and(|l| contains_ignore_ascii_case(key.as_bytes(), l.as_bytes()))
+        }) {
+            return false;
+        }
         let w = words(key);
         if w.is_empty() {
             return false;
@@ -263,7 +283,9 @@ impl Redactor {
                     || (!rule.at_end
                         && rule.joined.len() >= 5
                         && (w[i].ends_with(&rule.joined)
-                            || w[i].ends_with(&format!("{}s", rule.joined))))
+                            || w[i]
+                                .strip_suffix('s')
+                                .is_some_and(|x| x.ends_with(&rule.joined))))
                 {
                     i
                 } else {
@@ -725,15 +747,29 @@ fn mask_url_userinfo(s: &str) -> String {
 fn mask_bare_userinfo(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut copied = 0;
+    // Tokens end at ASCII space and punctuation, and at any non-ASCII byte
+    // (the user and host parts are ASCII): each starts and ends on a char
+    // boundary, as a non-empty run of ASCII bytes does.
     let mut tokens = Vec::new();
     let mut start = 0;
-    for (i, c) in s.char_indices() {
-        if c.is_whitespace() || "\"'(),;=<>".contains(c) {
-            tokens.push((start, i));
-            start = i + c.len_utf8();
+    for (i, &c) in s.as_bytes().iter().enumerate() {
+        let delimiter = c >= 0x80
+            || c.is_ascii_whitespace()
+            || matches!(
+                c,
+                b'"' | b'\'' | b'(' | b')' | b',' | b';' | b'=' | b'<' | b'>'
+            );
+        if delimiter {
+            if start < i {
+                tokens.push((start, i));
+            }
+            start = i + 1;
         }
     }
-    tokens.push((start, s.len()));
+    if start < s.len() {
+        tokens.push((start, s.len()));
+    }
+    tokens.retain(|&(a, _)| s.is_char_boundary(a));
     for (t_start, t_end) in tokens {
         let token = &s[t_start..t_end];
         if token.contains("://") {
@@ -803,8 +839,8 @@ fn mask_auth_schemes(s: &str) -> String {
     let mut copied = 0;
     let mut i = 0;
     while i + 6 < b.len() {
-        let boundary = i == 0 || !b[i - 1].is_ascii_alphanumeric();
-        let word = if boundary && s.is_char_boundary(i) {
+        let boundary = (b[i] | 0x20) == b'b' && (i == 0 || !b[i - 1].is_ascii_alphanumeric());
+        let word = if boundary {
             ["bearer", "basic"].into_iter().find(|w| {
                 s.get(i..i + w.len())
                     .is_some_and(|x| x.eq_ignore_ascii_case(w))
@@ -892,8 +928,13 @@ fn mask_tokens(s: &str) -> String {
     let mut i = 0;
     let body_byte = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.';
     while i < b.len() {
+        // Only where a known prefix can start.
+        let first = matches!(
+            b[i],
+            b'g' | b'x' | b's' | b'r' | b'w' | b'A' | b'n' | b'p' | b'h' | b'S' | b'd' | b'e'
+        );
         let boundary = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_');
-        if !boundary || !s.is_char_boundary(i) {
+        if !first || !boundary || !s.is_char_boundary(i) {
             i += 1;
             continue;
         }
@@ -906,7 +947,7 @@ fn mask_tokens(s: &str) -> String {
         };
         let mut hit = None;
         for &(p, min) in TOKEN_PREFIXES {
-            if rest.starts_with(p) && body_len(p.len()) >= min {
+            if p.as_bytes()[0] == b[i] && rest.starts_with(p) && body_len(p.len()) >= min {
                 hit = Some((p.len(), p.len() + body_len(p.len())));
                 break;
             }
@@ -944,7 +985,13 @@ fn mask_tokens(s: &str) -> String {
                 copied = i + len;
                 i += len;
             }
-            None => i += 1,
+            // Nothing starts inside this word: go to its end.
+            None => {
+                i += 1;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                    i += 1;
+                }
+            }
         }
     }
     out.push_str(&s[copied..]);
