@@ -2,76 +2,21 @@
 //! `key = value` lines grouped like oslo's `[group]` blocks, with secrets
 //! masked; optionally the environment, redacted the same way.
 //!
-//! Masking happens in three layers, so one mistake does not leak a secret:
+//! Masking happens in layers, so one mistake does not leak a secret:
 //! [`Secret<T>`](crate::Secret) serializes as `***` before we ever see the
-//! value; a key whose name contains one of the secret-key rules (default:
-//! `password`, `secret`, `token`, `key`, `credential`, case-insensitive) has
-//! its whole value masked, nested parts included; and a `scheme://user:pass@`
-//! URL in any string loses its password.
+//! value; a key whose name is secret by the rules of [`crate::redact`]
+//! (words such as `password`, `token`, `api_key`, `pass`, `pwd`) has its whole
+//! value masked, nested parts included; a two-element sequence whose first
+//! element is a secret name (a serialized `("password", x)` tuple) loses
+//! its second; and every string shown — values, map keys, group names —
+//! is scanned for credential shapes (URL passwords, tokens, PEM keys, …).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::redact::DEFAULT_SECRET_KEYS;
+pub(crate) use crate::redact::Redactor;
 use crate::secret::MASK;
-
-/// The default secret-key rules.
-pub const DEFAULT_SECRET_KEYS: [&str; 5] = ["password", "secret", "token", "key", "credential"];
-
-/// Decides what is secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Redactor {
-    rules: Vec<String>,
-}
-
-impl Default for Redactor {
-    fn default() -> Self {
-        Redactor::new(DEFAULT_SECRET_KEYS)
-    }
-}
-
-impl Redactor {
-    pub(crate) fn new<S: AsRef<str>>(rules: impl IntoIterator<Item = S>) -> Redactor {
-        Redactor {
-            rules: rules
-                .into_iter()
-                .map(|r| r.as_ref().trim().to_ascii_lowercase())
-                .filter(|r| !r.is_empty())
-                .collect(),
-        }
-    }
-
-    /// Whether a key names a secret: it contains a rule, ignoring case.
-    pub(crate) fn is_secret_key(&self, key: &str) -> bool {
-        let key = key.to_ascii_lowercase();
-        self.rules.iter().any(|r| key.contains(r.as_str()))
-    }
-
-    /// Masks the password of every `scheme://user:password@host` in `s`.
-    pub(crate) fn redact_text(&self, s: &str) -> String {
-        let mut out = String::with_capacity(s.len());
-        let mut rest = s;
-        while let Some(at) = rest.find("://") {
-            let (head, tail) = rest.split_at(at + 3);
-            out.push_str(head);
-            // The authority ends at the first '/', '?', '#' or whitespace.
-            let end = tail
-                .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
-                .unwrap_or(tail.len());
-            let authority = &tail[..end];
-            match (authority.rfind('@'), authority.find(':')) {
-                (Some(at_sign), Some(colon)) if colon < at_sign => {
-                    out.push_str(&authority[..=colon]);
-                    out.push_str(MASK);
-                    out.push_str(&authority[at_sign..]);
-                }
-                _ => out.push_str(authority),
-            }
-            rest = &tail[end..];
-        }
-        out.push_str(rest);
-        out
-    }
-}
 
 /// One `[group]` block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,19 +55,19 @@ pub(crate) fn groups(value: &Value, redactor: &Redactor) -> Vec<Group> {
                 match v {
                     Value::Object(inner) if !redactor.is_secret_key(key) && !inner.is_empty() => {
                         let mut g = Group {
-                            name: key.clone(),
+                            name: redactor.redact_text(key),
                             entries: Vec::new(),
                         };
                         for (k, vv) in inner {
-                            flatten(k, vv, redactor, &mut g.entries);
+                            flatten("", k, vv, redactor, &mut g.entries);
                         }
                         tables.push(g);
                     }
-                    _ => flatten(key, v, redactor, &mut default.entries),
+                    _ => flatten("", key, v, redactor, &mut default.entries),
                 }
             }
         }
-        other => flatten("value", other, redactor, &mut default.entries),
+        other => flatten("", "value", other, redactor, &mut default.entries),
     }
     let mut out = Vec::with_capacity(tables.len() + 1);
     if !default.entries.is_empty() {
@@ -132,35 +77,60 @@ pub(crate) fn groups(value: &Value, redactor: &Redactor) -> Vec<Group> {
     out
 }
 
-fn flatten(key: &str, value: &Value, redactor: &Redactor, out: &mut Vec<Entry>) {
-    if redactor.is_secret_key(key) {
+/// Flattens `value`, found under map key `segment` below `path` (empty at
+/// a group's top). The secret-name rules apply to each map key on its own;
+/// map keys are shown scanned for credential shapes, like values.
+fn flatten(path: &str, segment: &str, value: &Value, redactor: &Redactor, out: &mut Vec<Entry>) {
+    let shown = redactor.redact_text(segment);
+    let key = if path.is_empty() {
+        shown
+    } else {
+        format!("{path}.{shown}")
+    };
+    if redactor.is_secret_key(segment) {
         out.push(Entry {
-            key: key.into(),
+            key,
             value: MASK.into(),
         });
         return;
     }
+    flatten_value(key, value, redactor, out);
+}
+
+fn flatten_value(key: String, value: &Value, redactor: &Redactor, out: &mut Vec<Entry>) {
     match value {
         Value::Object(map) if !map.is_empty() => {
             for (k, v) in map {
-                flatten(&format!("{key}.{k}"), v, redactor, out);
+                flatten(&key, k, v, redactor, out);
             }
         }
+        Value::Array(items) if secret_pair(items, redactor) => out.push(Entry {
+            key,
+            value: scalar(value, redactor),
+        }),
         Value::Array(items) if items.iter().any(|v| v.is_object() || v.is_array()) => {
             for (i, v) in items.iter().enumerate() {
-                flatten(&format!("{key}[{i}]"), v, redactor, out);
+                flatten_value(format!("{key}[{i}]"), v, redactor, out);
             }
         }
         other => out.push(Entry {
-            key: key.into(),
+            key,
             value: scalar(other, redactor),
         }),
     }
 }
 
+/// A serialized `("password", x)`: two elements, the first a secret name.
+fn secret_pair(items: &[Value], redactor: &Redactor) -> bool {
+    matches!(items, [Value::String(name), _] if redactor.is_secret_key(name))
+}
+
 fn scalar(value: &Value, redactor: &Redactor) -> String {
     match value {
         Value::String(s) => redactor.redact_text(s),
+        Value::Array(items) if secret_pair(items, redactor) => {
+            format!("[{}, {MASK}]", scalar(&items[0], redactor))
+        }
         Value::Array(items) => {
             let parts: Vec<String> = items.iter().map(|v| scalar(v, redactor)).collect();
             format!("[{}]", parts.join(", "))
@@ -170,8 +140,9 @@ fn scalar(value: &Value, redactor: &Redactor) -> String {
     }
 }
 
-/// The `[environment]` group: every variable, secrets masked by name, URLs
-/// with passwords redacted. Sorted by name.
+/// The `[environment]` group: every variable, secrets masked by name (the
+/// same rules as configuration keys; `PWD`, the working directory, stays),
+/// values and names scanned for credential shapes. Sorted by name.
 pub(crate) fn environment_group(redactor: &Redactor) -> Group {
     let mut vars: Vec<(String, String)> = std::env::vars_os()
         .map(|(k, v)| {
@@ -187,12 +158,15 @@ pub(crate) fn environment_group(redactor: &Redactor) -> Group {
         entries: vars
             .into_iter()
             .map(|(key, value)| {
-                let value = if redactor.is_secret_key(&key) {
+                let value = if key != "PWD" && redactor.is_secret_key(&key) {
                     MASK.to_string()
                 } else {
                     redactor.redact_text(&value)
                 };
-                Entry { key, value }
+                Entry {
+                    key: redactor.redact_text(&key),
+                    value,
+                }
             })
             .collect(),
     }
@@ -272,8 +246,7 @@ mod tests {
                 "[DEFAULT] name = svc",
                 "[DEFAULT] workers = 4",
                 "[database] password = ***",
-                "[database] pool.auth.credentials = ***",
-                "[database] pool.auth.user = u",
+                "[database] pool.auth = ***",
                 "[database] pool.size = 8",
                 "[database] url = postgres://app:***@db:5432/x",
             ]

@@ -159,6 +159,16 @@
 //! answer because they block the capture signal says so and names the
 //! inherited mask as the likely cause.
 //!
+//! # Secrets
+//!
+//! A report never shows a [`Secret`]; configuration keys, environment
+//! variables and command-line flags with secret names are masked (names are
+//! matched by words: `db_pass`, `apiKey` and `MYSQL_PWD` are secret,
+//! `keyspace` is not), and every string is scanned for credential shapes
+//! (URL passwords, tokens, auth headers, PEM keys). The rules and their
+//! limits: [`redact`]. Section titles, bodies and errors are escaped, so no
+//! line inside a report starts like its begin or end line.
+//!
 //! # Portability
 //!
 //! Linux (x86_64 and aarch64, glibc or musl), like `guru-core`.
@@ -170,6 +180,7 @@ mod json;
 mod output;
 mod package;
 mod procinfo;
+pub mod redact;
 mod report;
 mod reporter;
 mod secret;

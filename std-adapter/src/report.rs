@@ -442,7 +442,7 @@ pub(crate) fn collect(
         body: guarded(|| {
             let mut p = procinfo::processes()?;
             for e in &mut p {
-                e.cmdline = redact_args(&e.cmdline, &redactor);
+                e.cmdline = redactor.redact_command_line(&e.cmdline);
             }
             Ok(Body::Processes(p))
         }),
@@ -537,6 +537,10 @@ pub(crate) fn collect(
         body: Ok(Body::Report(Box::new(figures))),
     });
 
+    // Registered sections' text and every section's error are application
+    // text too: scanned for credential shapes like the configuration.
+    crate::redact::redact_sections(&mut out, &redactor);
+
     Collected {
         pid,
         sequence,
@@ -577,68 +581,4 @@ pub(crate) fn config_job<T: serde::Serialize + Send + Sync + 'static>(
         let groups = config::groups(&tree, &redactor);
         serde_json::to_string(&groups).map_err(|e| e.to_string())
     })
-}
-
-/// Masks secrets in a command line: `--password=x`, `--token x` (the value
-/// after a secret-named flag) and passwords in URLs.
-pub(crate) fn redact_args(args: &[String], r: &Redactor) -> Vec<String> {
-    let mut out = Vec::with_capacity(args.len());
-    let mut mask_next = false;
-    for a in args {
-        if mask_next {
-            out.push(crate::secret::MASK.to_string());
-            mask_next = false;
-            continue;
-        }
-        let flag = a.trim_start_matches('-');
-        if a.starts_with('-') {
-            if let Some((k, _)) = flag.split_once('=') {
-                if r.is_secret_key(k) {
-                    out.push(format!(
-                        "{}={}",
-                        &a[..a.len() - flag.len() + k.len()],
-                        crate::secret::MASK
-                    ));
-                    continue;
-                }
-            } else if r.is_secret_key(flag) {
-                mask_next = true;
-            }
-        }
-        out.push(r.redact_text(a));
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn command_lines_are_redacted() {
-        let args: Vec<String> = [
-            "daemon",
-            "--db-password=hunter2",
-            "--api-token",
-            "abc",
-            "--url",
-            "postgres://u:pw@h/db",
-            "-v",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        assert_eq!(
-            redact_args(&args, &Redactor::default()),
-            [
-                "daemon",
-                "--db-password=***",
-                "--api-token",
-                "***",
-                "--url",
-                "postgres://u:***@h/db",
-                "-v"
-            ]
-        );
-    }
 }

@@ -396,9 +396,15 @@ impl Builder {
         self
     }
 
-    /// Replaces the secret-key rules (default `password`, `secret`, `token`,
-    /// `key`, `credential`): a configuration key or environment variable
-    /// whose name contains one of them, ignoring case, is shown as `***`.
+    /// Replaces the secret-name rules (default
+    /// [`DEFAULT_SECRET_KEYS`](crate::DEFAULT_SECRET_KEYS)): a configuration
+    /// key, environment variable, command-line flag or `name=value`
+    /// parameter whose name matches one of them by words, ignoring case
+    /// (`api_key` matches `apiKey` and `X-API-KEY`, not `keyspace`; a rule
+    /// ending in `$` only at the end of the name), is shown as `***`.
+    /// Extend the defaults with
+    /// `.secret_keys(guru::DEFAULT_SECRET_KEYS.iter().chain(&["pin$"]))`.
+    /// Values are scanned for credential shapes whatever the rules.
     pub fn secret_keys<S: AsRef<str>>(mut self, rules: impl IntoIterator<Item = S>) -> Builder {
         self.secret_keys = rules.into_iter().map(|s| s.as_ref().to_string()).collect();
         self

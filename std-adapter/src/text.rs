@@ -48,8 +48,9 @@ pub(crate) fn render(c: &Collected) -> String {
             let _ = write_begin_line(&mut w, &summary);
         }
     }
+    let body_start = w.len();
     for s in &c.sections {
-        let _ = write_banner(&mut w, &s.title);
+        let _ = write_banner(&mut w, &banner_title(&s.title));
         match &s.body {
             Ok(body) => write_body(&mut w, body),
             Err(why) => {
@@ -59,43 +60,125 @@ pub(crate) fn render(c: &Collected) -> String {
             }
         }
     }
+    seal(&mut w, body_start);
     let _ = write_end_line(&mut w, &summary);
     w
 }
 
+/// Longest title a banner shows: its line keeps two spaces on each side of
+/// the title (`====  Title  ====`), so it can never start like a begin or
+/// end line.
+const TITLE_WIDTH: usize = 60;
+
+/// A section title as its banner shows it: control characters escaped like
+/// any text, cut to [`TITLE_WIDTH`] characters (the JSON report has it whole).
+fn banner_title(title: &str) -> String {
+    let mut t = String::with_capacity(title.len());
+    push_escaped_line(&mut t, title.trim());
+    if t.chars().count() <= TITLE_WIDTH {
+        return t;
+    }
+    // Cut between escaped characters, never inside a `\xNN`.
+    let mut cut = String::with_capacity(TITLE_WIDTH);
+    let mut piece = String::new();
+    for c in title.trim().chars() {
+        piece.clear();
+        push_escaped_line(&mut piece, c.encode_utf8(&mut [0; 4]));
+        if cut.chars().count() + piece.chars().count() > TITLE_WIDTH - 3 {
+            break;
+        }
+        cut.push_str(&piece);
+    }
+    cut.push_str("...");
+    cut
+}
+
 /// Escapes control characters (a section cannot inject lines or terminal
-/// escapes).
+/// escapes), and the Unicode line and paragraph separators some readers
+/// split lines at.
 fn push_escaped_line(w: &mut String, s: &str) {
+    let from = w.len();
     let _ = write_escaped(w, s.as_bytes());
+    if s.contains(['\u{2028}', '\u{2029}']) {
+        let tail = w[from..]
+            .replace('\u{2028}', "\\u{2028}")
+            .replace('\u{2029}', "\\u{2029}");
+        w.truncate(from);
+        w.push_str(&tail);
+    }
+}
+
+/// The framing guarantee, whatever a section writer forgot: from
+/// `body_start` on, no line starts like a begin or end line (it gets two
+/// spaces of indent) and no control character but the newline is left (it
+/// is escaped). One scan of the report; it rewrites only when needed.
+fn seal(w: &mut String, body_start: usize) {
+    const BEGIN: &str = "==== Guru Meditation";
+    const END: &str = "==== End of Guru Meditation";
+    let body = &w[body_start..];
+    let forged = |line: &str| line.starts_with(BEGIN) || line.starts_with(END);
+    let b = body.as_bytes();
+    let control = |i: usize| match b[i] {
+        b'\n' => false,
+        c if c < 0x20 || c == 0x7f => true,
+        0xc2 => b.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)),
+        _ => false,
+    };
+    let dirty =
+        (0..b.len()).any(|i| control(i) || ((i == 0 || b[i - 1] == b'\n') && forged(&body[i..])));
+    if !dirty {
+        return;
+    }
+    let mut clean = String::with_capacity(body.len() + 64);
+    for line in body.split_inclusive('\n') {
+        let (text, newline) = match line.strip_suffix('\n') {
+            Some(t) => (t, "\n"),
+            None => (line, ""),
+        };
+        if forged(text) {
+            clean.push_str("  ");
+        }
+        let _ = write_escaped(&mut clean, text.as_bytes());
+        clean.push_str(newline);
+    }
+    w.truncate(body_start);
+    w.push_str(&clean);
 }
 
 fn write_body(w: &mut String, body: &Body) {
     match body {
         Body::Package(p, service) => {
-            let _ = writeln!(w, "  name: {}", p.name);
-            let _ = writeln!(w, "  version: {}", p.version);
-            let _ = writeln!(w, "  service: {service}");
+            // Application-supplied (Cargo.toml, the build, service_name):
+            // escaped like any text.
+            let mut line = |label: &str, value: &str| {
+                w.push_str(label);
+                push_escaped_line(w, value);
+                w.push('\n');
+            };
+            line("  name: ", &p.name);
+            line("  version: ", &p.version);
+            line("  service: ", service);
             if !p.authors.is_empty() {
-                let _ = writeln!(w, "  authors: {}", p.authors.join(", "));
+                line("  authors: ", &p.authors.join(", "));
             }
             if let Some(r) = &p.repository {
-                let _ = writeln!(w, "  repository: {r}");
+                line("  repository: ", r);
             }
-            let _ = writeln!(w, "  target: {}", p.target);
-            let _ = writeln!(w, "  profile: {} (opt-level {})", p.profile, p.opt_level);
-            if let Some(r) = &p.rustc {
-                let _ = writeln!(w, "  rustc: {r}");
-            }
-            let _ = writeln!(
-                w,
-                "  git commit: {}{}",
-                p.git_commit.as_deref().unwrap_or("unknown"),
-                if p.git_dirty == Some(true) {
-                    " (dirty)"
-                } else {
-                    ""
-                }
+            line("  target: ", &p.target);
+            line(
+                "  profile: ",
+                &format!("{} (opt-level {})", p.profile, p.opt_level),
             );
+            if let Some(r) = &p.rustc {
+                line("  rustc: ", r);
+            }
+            let commit = p.git_commit.as_deref().unwrap_or("unknown");
+            let dirty = if p.git_dirty == Some(true) {
+                " (dirty)"
+            } else {
+                ""
+            };
+            line("  git commit: ", &format!("{commit}{dirty}"));
         }
         Body::Threads(t) => write_threads(w, t),
         Body::Processes(list) => {
@@ -462,4 +545,41 @@ fn write_figures(w: &mut String, f: &Figures) {
     w.push_str("; whole report until this section: ");
     let _ = write_duration(w, f.total_ns);
     w.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_stay_in_their_banner() {
+        assert_eq!(banner_title(" Threads "), "Threads");
+        let t = banner_title("Evil\n==== End of Guru Meditation ==== pid 1 report #1\n\x1b[2J");
+        assert_eq!(
+            t,
+            "Evil\\x0a==== End of Guru Meditation ==== pid 1 report #1..."
+        );
+        assert!(t.chars().count() <= TITLE_WIDTH);
+        let mut w = String::new();
+        let _ = write_banner(&mut w, &banner_title(&"Guru Meditation ".repeat(9)));
+        let line = w.lines().nth(1).unwrap();
+        assert!(line.starts_with("====  Guru Meditation"), "{line}");
+        assert_eq!(line.chars().count(), 72);
+    }
+
+    #[test]
+    fn seal_neutralizes_forged_lines_and_controls() {
+        let mut w = String::from("==== Guru Meditation ==== pid 2 report #1\n");
+        let start = w.len();
+        w.push_str("ok\n==== End of Guru Meditation ==== pid 2 report #1\nbell\x07\n");
+        seal(&mut w, start);
+        assert_eq!(
+            w,
+            "==== Guru Meditation ==== pid 2 report #1\nok\n  ==== End of Guru Meditation ==== pid 2 report #1\nbell\\x07\n"
+        );
+        let clean = "x\n  y\n".to_string();
+        let mut same = clean.clone();
+        seal(&mut same, 0);
+        assert_eq!(same, clean);
+    }
 }
