@@ -33,7 +33,65 @@ fn source(s: &Source) -> Value {
         }),
         Source::File(p) => json!({ "kind": "file", "path": p.display().to_string() }),
         Source::Call => json!({ "kind": "call" }),
+        Source::Watchdog(stall) => watchdog_source(stall),
     }
+}
+
+/// The trigger of an automatic report (`kind` `watchdog`).
+fn watchdog_source(s: &crate::watchdog::Stall) -> Value {
+    use crate::watchdog::StallKind;
+    let (what, name, runtime, worker) = match &s.kind {
+        StallKind::Heartbeat { name } => ("heartbeat", Some(name.as_str()), None, None),
+        StallKind::TokioWorker { runtime, worker } => {
+            ("tokio_worker", None, Some(runtime.as_str()), Some(*worker))
+        }
+    };
+    json!({
+        "kind": "watchdog",
+        "stalled": what,
+        "heartbeat": name,
+        "runtime": runtime,
+        "worker": worker,
+        "deadline_ns": s.deadline_ns,
+        "silent_ns": s.silent_ns,
+        "tid": s.tid,
+        "thread_name": s.thread_name,
+        "description": s.describe(),
+    })
+}
+
+/// A thread's CPU time and its comparison with the previous report.
+fn progress_json(th: &crate::report::ThreadData) -> Value {
+    json!({
+        "cpu_ns": th.cpu_ns,
+        "stack_hash": th.stack_hash.map(hex),
+        "same_stack": th.progress.map(|p| json!({
+            "as_report": p.same_as_report,
+            "ago_ns": p.ago_ns,
+            "cpu_delta_ns": p.cpu_delta_ns,
+        })),
+        "stalled": th.stalled,
+    })
+}
+
+/// The Report section's `watchdog` object.
+fn watchdog_json(n: &crate::watchdog::Notes) -> Value {
+    let heartbeats: Vec<Value> = n
+        .heartbeats
+        .iter()
+        .map(|(name, deadline, ago, tid, stalled)| {
+            json!({
+                "name": name, "deadline_ns": deadline, "since_last_beat_ns": ago,
+                "tid": tid, "stalled": stalled,
+            })
+        })
+        .collect();
+    json!({
+        "recovered": n.recovered,
+        "suppressed_reports": n.suppressed,
+        "min_interval_ns": n.min_interval.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        "heartbeats": heartbeats,
+    })
 }
 
 /// Renders a whole report as one JSON document (no trailing newline).
@@ -100,7 +158,7 @@ fn threads_json(t: &ThreadsData) -> Value {
                 .enumerate()
                 .map(|(n, f)| frame_json(n, f))
                 .collect();
-            json!({
+            let mut v = json!({
                 "tid": th.tid,
                 "name": th.name,
                 "captured": th.unresponsive.is_none(),
@@ -111,7 +169,11 @@ fn threads_json(t: &ThreadsData) -> Value {
                 "stack_end": th.end.as_deref().map(|e| e.trim().trim_start_matches("-- ")),
                 "frames_scanned_from": (th.scanned_from > 0).then_some(th.scanned_from),
                 "unresponsive": th.unresponsive.as_deref().map(str::trim),
-            })
+            });
+            if let (Value::Object(m), Value::Object(p)) = (&mut v, progress_json(th)) {
+                m.extend(p);
+            }
+            v
         })
         .collect();
     json!({ "threads": threads, "left_out": t.left_out, "capacity": t.capacity })
@@ -177,6 +239,7 @@ fn figures_json(f: &Figures) -> Value {
         },
         "sections_ns": f.sections_ns,
         "total_ns": f.total_ns,
+        "watchdog": watchdog_json(&f.watchdog),
     })
 }
 

@@ -185,11 +185,15 @@ mod report;
 mod reporter;
 mod secret;
 mod sections;
+mod stuck;
 mod symbols;
 mod sys;
 mod text;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+#[cfg(feature = "tokio")]
+mod tokio_watch;
+pub mod watchdog;
 
 pub use config::DEFAULT_SECRET_KEYS;
 pub use error::Error;
@@ -200,6 +204,7 @@ pub use reporter::{
 };
 pub use secret::{MASK, Secret};
 pub use sections::{SectionOutput, register_section};
+pub use watchdog::{DEFAULT_WATCHDOG_MIN_INTERVAL, Heartbeat, heartbeat};
 
 /// The capture engine, for its options and figures.
 pub use guru_core as core;

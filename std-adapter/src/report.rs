@@ -57,6 +57,8 @@ pub(crate) enum Source {
     File(PathBuf),
     /// [`crate::report`] was called.
     Call,
+    /// The watchdog: a missed heartbeat or a stalled tokio worker.
+    Watchdog(Box<crate::watchdog::Stall>),
 }
 
 /// One frame, resolved.
@@ -86,6 +88,24 @@ pub(crate) struct ThreadData {
     pub(crate) scanned_from: u16,
     /// For a thread that did not answer: the core's block for it.
     pub(crate) unresponsive: Option<String>,
+    /// Its CPU time (`utime + stime`), read after the round.
+    pub(crate) cpu_ns: Option<u64>,
+    /// The hash its stack is compared by (see [`crate::stuck`]).
+    pub(crate) stack_hash: Option<u64>,
+    /// The same stack as in the previous report.
+    pub(crate) progress: Option<Progress>,
+    /// The watchdog's stall this thread is in (the report's first thread).
+    pub(crate) stalled: Option<String>,
+}
+
+/// A thread with the same stack as in the previous report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// The first report of the run that saw this stack.
+    pub(crate) same_as_report: u64,
+    pub(crate) ago_ns: u64,
+    /// CPU time used since then.
+    pub(crate) cpu_delta_ns: Option<u64>,
 }
 
 /// The Threads section.
@@ -118,6 +138,8 @@ pub(crate) struct Figures {
     /// File-trigger touches ignored since the last report (another user's
     /// file), and that file's owner.
     pub(crate) ignored_file_touches: (u64, Option<u32>),
+    /// Heartbeats, recoveries and suppressed automatic reports.
+    pub(crate) watchdog: crate::watchdog::Notes,
 }
 
 /// A section's content.
@@ -173,6 +195,8 @@ impl Collected {
 pub(crate) struct ReporterState {
     pub(crate) symbolizer: Symbolizer,
     pub(crate) runner: Runner,
+    /// Each thread's stack and CPU time in the last report.
+    pub(crate) stuck: crate::stuck::History,
 }
 
 /// Everything copied out of a capture round.
@@ -392,11 +416,25 @@ pub(crate) fn collect(
                         end: t.end,
                         scanned_from: t.scanned_from,
                         unresponsive: t.unresponsive,
+                        cpu_ns: None,
+                        stack_hash: None,
+                        progress: None,
+                        stalled: None,
                     }
                 })
                 .collect(),
         }
     });
+    let mut threads = threads;
+    if let (Ok(t), Ok(r)) = (threads.as_mut(), round.as_ref()) {
+        let now_ns = guru_core::sys::monotonic_ns();
+        state
+            .stuck
+            .annotate(&mut t.threads, r.summary.sequence, now_ns);
+        if let Source::Watchdog(stall) = &source {
+            stalled_first(&mut t.threads, stall);
+        }
+    }
     let capture_signal = engine.map(|e| e.capture_signal());
     let unresponsive_tids: Vec<i32> = threads
         .as_ref()
@@ -525,6 +563,7 @@ pub(crate) fn collect(
         blocking_capture,
         capture_signal: capture_signal.map(|s| (s, crate::reporter::capture_blocked_at_install())),
         ignored_file_touches: crate::reporter::take_ignored_file_touches(),
+        watchdog: crate::watchdog::take_notes(),
         unresponsive_tids,
         symbols: sym_stats,
         no_debug_info: state.symbolizer.unavailable(),
@@ -548,6 +587,16 @@ pub(crate) fn collect(
         source,
         round: round.as_ref().ok().map(|r| r.summary),
         sections: out,
+    }
+}
+
+/// Puts the stalled thread first and marks it.
+fn stalled_first(threads: &mut Vec<ThreadData>, stall: &crate::watchdog::Stall) {
+    let Some(tid) = stall.tid else { return };
+    if let Some(i) = threads.iter().position(|t| t.tid == tid) {
+        let mut t = threads.remove(i);
+        t.stalled = Some(stall.thread_note());
+        threads.insert(0, t);
     }
 }
 

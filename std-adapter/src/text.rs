@@ -44,6 +44,7 @@ pub(crate) fn render(c: &Collected) -> String {
             let _ = write_escaped(&mut w, path.as_os_str().as_encoded_bytes());
             w.push('\n');
         }
+        Source::Watchdog(stall) => write_watchdog_begin_line(&mut w, &summary, stall),
         _ => {
             let _ = write_begin_line(&mut w, &summary);
         }
@@ -63,6 +64,108 @@ pub(crate) fn render(c: &Collected) -> String {
     seal(&mut w, body_start);
     let _ = write_end_line(&mut w, &summary);
     w
+}
+
+/// The begin line of an automatic report: `... triggered by watchdog:
+/// heartbeat "event-loop" missed its 500 ms deadline (...)`.
+fn write_watchdog_begin_line(
+    w: &mut String,
+    summary: &guru_core::RoundSummary,
+    stall: &crate::watchdog::Stall,
+) {
+    let _ = write!(
+        w,
+        "==== Guru Meditation ==== pid {} report #{} at ",
+        summary.pid, summary.sequence
+    );
+    let _ = write_utc(w, summary.started_unix_ns);
+    w.push_str(" triggered by ");
+    push_escaped_line(w, &stall.describe());
+    w.push('\n');
+}
+
+/// A thread's header with its CPU time (and `stalled`) added inside the
+/// core's parentheses, then the stall and same-stack lines.
+fn write_thread_header(w: &mut String, th: &crate::report::ThreadData) {
+    let mut extra = String::new();
+    if let Some(cpu) = th.cpu_ns {
+        let _ = write!(extra, "; cpu {}", seconds(cpu));
+    }
+    if th.stalled.is_some() {
+        extra.push_str("; stalled");
+    }
+    match th.header.strip_suffix(") ------\n") {
+        Some(head) if !extra.is_empty() => {
+            w.push_str(head);
+            w.push_str(&extra);
+            w.push_str(") ------\n");
+        }
+        _ => w.push_str(&th.header),
+    }
+    if let Some(note) = &th.stalled {
+        w.push_str("  stalled: ");
+        push_escaped_line(w, note);
+        w.push('\n');
+    }
+    if let Some(p) = &th.progress {
+        let _ = write!(
+            w,
+            "  same stack as report #{} ({:.1} s ago), CPU ",
+            p.same_as_report,
+            p.ago_ns as f64 / 1e9
+        );
+        match p.cpu_delta_ns {
+            Some(ns) if ns < 1_000_000_000 => {
+                let _ = writeln!(w, "+{} ms", ns / 1_000_000);
+            }
+            Some(ns) => {
+                let _ = writeln!(w, "+{:.1} s", ns as f64 / 1e9);
+            }
+            None => w.push_str("time unknown\n"),
+        }
+    }
+}
+
+/// The Report section's watchdog lines: the stall that made this report,
+/// recoveries, suppressed automatic reports, the heartbeats.
+fn write_watchdog_notes(w: &mut String, f: &Figures) {
+    if let Source::Watchdog(stall) = &f.source {
+        push_escaped_line(w, &format!("  {}", stall.describe()));
+        w.push('\n');
+    }
+    let n = &f.watchdog;
+    for r in &n.recovered {
+        w.push_str("  watchdog: ");
+        push_escaped_line(w, r);
+        w.push('\n');
+    }
+    if n.suppressed > 0 {
+        let _ = writeln!(
+            w,
+            "  watchdog: {} automatic reports suppressed by the rate limit since the last report",
+            n.suppressed
+        );
+    }
+    if !n.heartbeats.is_empty() {
+        if let Some(limit) = n.min_interval {
+            let _ = writeln!(
+                w,
+                "  watchdog: automatic reports at least {} apart",
+                seconds(u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX))
+            );
+        }
+        for (name, deadline, ago, tid, stalled) in &n.heartbeats {
+            w.push_str("  heartbeat \"");
+            push_escaped_line(w, name);
+            let _ = writeln!(
+                w,
+                "\": deadline {}, last beat {:.2} s ago by thread {tid}{}",
+                crate::watchdog::short_duration(*deadline),
+                *ago as f64 / 1e9,
+                if *stalled { ", stalled" } else { "" }
+            );
+        }
+    }
 }
 
 /// Longest title a banner shows: its line keeps two spaces on each side of
@@ -289,7 +392,7 @@ fn write_threads(w: &mut String, t: &ThreadsData) {
             w.push('\n');
             continue;
         }
-        w.push_str(&th.header);
+        write_thread_header(w, th);
         // Like std's short backtraces, the runtime's start-up frames (from
         // `__rust_begin_short_backtrace` outwards: std::rt, std::thread,
         // libc's start_thread/clone) are summarized in one line; JSON has them.
@@ -513,8 +616,10 @@ fn write_figures(w: &mut String, f: &Figures) {
             push_escaped_line(w, &p.display().to_string());
         }
         Source::Call => w.push_str("a call to guru::report"),
+        Source::Watchdog(_) => w.push_str("the watchdog (automatic)"),
     }
     w.push('\n');
+    write_watchdog_notes(w, f);
     if let Some(round) = &f.round {
         let _ = write_round_figures(w, round, f.capacity, |_| {});
     } else {

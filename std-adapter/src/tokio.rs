@@ -183,6 +183,15 @@ pub fn unregister(name: &str) -> bool {
     list.len() != before
 }
 
+/// The registered runtimes, in registration order: (name, handle), for the
+/// stall watch (`tokio_watch`).
+pub(crate) fn registered() -> Vec<(String, Handle)> {
+    lock(&RUNTIMES)
+        .iter()
+        .map(|r| (r.name.clone(), r.handle.clone()))
+        .collect()
+}
+
 /// How long a task dump may take before the report says it timed out and
 /// goes on (default [`DEFAULT_TASK_DUMP_TIMEOUT`]; clamped to 1 ms ..= 1 h).
 pub fn set_task_dump_timeout(timeout: Duration) {
@@ -287,6 +296,8 @@ pub(crate) struct RuntimeData {
     worker_figures: Vec<WorkerFigures>,
     unstable: Option<UnstableFigures>,
     tasks: Tasks,
+    /// Workers the stall watch sees stalled now.
+    stalled: Vec<crate::tokio_watch::WorkerStall>,
 }
 
 /// The Green Threads section.
@@ -395,6 +406,7 @@ pub(crate) fn section(
                     worker_figures: (0..workers).map(|w| worker_figures(&m, w)).collect(),
                     unstable: unstable_figures(&m),
                     tasks: dump::take(state, r, modules, stats),
+                    stalled: crate::tokio_watch::stalled_workers(&r.name),
                 }
             })
             .collect();
@@ -845,6 +857,7 @@ pub(crate) fn write_text(w: &mut String, g: &GreenThreads) {
             }
             w.push('\n');
         }
+        crate::tokio_watch::write_stalled(w, &r.stalled);
         if let Some(u) = &r.unstable {
             let _ = writeln!(
                 w,
@@ -975,6 +988,7 @@ pub(crate) fn to_json(g: &GreenThreads) -> Value {
                 "worker_figures": r.worker_figures,
                 "unstable": r.unstable,
                 "task_dump": task_dump,
+                "stalled_workers": crate::tokio_watch::stalled_json(&r.stalled),
             })
         })
         .collect();
@@ -1039,6 +1053,7 @@ mod tests {
                         dump_ns: 1000,
                         resolve_ns: 1000,
                     },
+                    stalled: Vec::new(),
                 }],
             },
         );
