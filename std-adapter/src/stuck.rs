@@ -17,8 +17,8 @@
 //! on gets no line. Every thread's header shows its total CPU time.
 //!
 //! The stack hash covers every frame's return address, except the innermost
-//! frame, which counts by its function (its start address, from the
-//! symbols; the address itself when there is no symbol), so a loop inside
+//! frame, which counts by its function (its name from the debug info, else
+//! its ELF symbol's start address, else the address itself), so a loop inside
 //! one function is the same stack wherever the signal caught it. Limits: a
 //! spinning loop that calls other (not inlined) functions is seen as having
 //! moved on when two reports catch it in different callees; the CPU time
@@ -53,11 +53,14 @@ pub(crate) struct History {
 pub(crate) fn stack_hash(frames: &[FrameData]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for (n, f) in frames.iter().enumerate() {
-        let a = match (n, &f.symbolized.symbol) {
-            (0, Some((_, off))) => f.address.wrapping_sub(*off),
-            _ => f.address,
-        };
-        a.hash(&mut h);
+        // The innermost frame by its function: its DWARF name, else its ELF
+        // symbol's start, else the address.
+        let physical = f.symbolized.functions.last().and_then(|func| func.name.as_deref());
+        match (n, physical, &f.symbolized.symbol) {
+            (0, Some(name), _) => name.hash(&mut h),
+            (0, None, Some((_, off))) => f.address.wrapping_sub(*off).hash(&mut h),
+            _ => f.address.hash(&mut h),
+        }
     }
     frames.len().hash(&mut h);
     h.finish()

@@ -209,14 +209,15 @@ fn worker_tid(rw: &RuntimeWatch, w: usize) -> Option<i32> {
 }
 
 /// Samples every watched runtime's workers; starts and ends stall episodes
-/// in the watchdog's state. Runs in the reporter thread.
-pub(crate) fn sample(st: &mut State, now: Now) {
+/// in the watchdog's state. Runs in the reporter thread (and before each
+/// report: `force`, so the report sees recoveries).
+pub(crate) fn sample(st: &mut State, now: Now, force: bool) {
     let threshold = THRESHOLD_NS.load(Ordering::Relaxed);
     if threshold == 0 {
         return;
     }
     let last = LAST_SAMPLE_NS.load(Ordering::Relaxed);
-    if now.mono_ns < last.saturating_add(sample_interval(threshold) / 2) {
+    if !force && now.mono_ns < last.saturating_add(sample_interval(threshold) / 2) {
         return;
     }
     LAST_SAMPLE_NS.store(now.mono_ns, Ordering::Relaxed);

@@ -402,9 +402,10 @@ impl State {
         name_of: &dyn Fn(i32) -> Option<String>,
     ) {
         self.see_suspend(now);
-        // Dropped heartbeats: forgotten.
+        // Dropped heartbeats: forgotten (external stalls are their
+        // watchers' business).
         self.episodes
-            .retain(|(id, _)| entries.iter().any(|e| e.id == *id));
+            .retain(|(id, _)| *id >= EXTERNAL_KEYS || entries.iter().any(|e| e.id == *id));
         for e in entries {
             let packed = e.last.load(Ordering::Relaxed);
             let (beat_ns, tid) = unpack(packed);
@@ -610,7 +611,7 @@ impl Hook {
         let mut st = lock(&STATE);
         st.check(&entries, now, &thread_name);
         #[cfg(feature = "tokio")]
-        crate::tokio_watch::sample(&mut st, now);
+        crate::tokio_watch::sample(&mut st, now, false);
         let since = last_report.map(|t| nanos(t.elapsed()));
         st.take_due(now, self.interval, since, self.min_interval)
     }
@@ -649,6 +650,8 @@ pub(crate) fn take_notes() -> Notes {
     let entries = entries();
     let mut st = lock(&STATE);
     st.check(&entries, now, &thread_name);
+    #[cfg(feature = "tokio")]
+    crate::tokio_watch::sample(&mut st, now, true);
     let mut notes = std::mem::take(&mut st.notes);
     notes.heartbeats = entries
         .iter()
@@ -794,6 +797,34 @@ mod tests {
         st.check(&[a.clone()], at(2000, 2000), &no_name);
         assert!(st.take_due(at(2000, 2000), limit, None, Duration::ZERO).is_none());
         assert!(st.take_due(at(10_300, 10_300), limit, None, Duration::ZERO).is_some());
+    }
+
+    #[test]
+    fn external_stalls_survive_heartbeat_checks_and_recover() {
+        let mut st = State::default();
+        let stall = Stall {
+            kind: StallKind::TokioWorker {
+                runtime: "rt".into(),
+                worker: 1,
+            },
+            deadline_ns: 300 * MS,
+            silent_ns: 400 * MS,
+            tid: Some(9),
+            thread_name: None,
+        };
+        assert!(st.start_external(EXTERNAL_KEYS + 1, stall.clone(), at(1000, 1000)));
+        assert!(!st.start_external(EXTERNAL_KEYS + 1, stall, at(1000, 1000)));
+        st.check(&[], at(1100, 1100), &no_name);
+        assert!(
+            st.take_due(at(1100, 1100), Duration::ZERO, None, Duration::ZERO)
+                .is_some()
+        );
+        st.check(&[], at(1200, 1200), &no_name);
+        st.end_external(EXTERNAL_KEYS + 1, "tokio runtime \"rt\" worker 1", 2_000 * MS);
+        assert_eq!(
+            st.notes.recovered,
+            ["tokio runtime \"rt\" worker 1 recovered after 2.00 s (its stall was reported)"]
+        );
     }
 
     #[test]
