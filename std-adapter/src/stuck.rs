@@ -55,7 +55,11 @@ pub(crate) fn stack_hash(frames: &[FrameData]) -> u64 {
     for (n, f) in frames.iter().enumerate() {
         // The innermost frame by its function: its DWARF name, else its ELF
         // symbol's start, else the address.
-        let physical = f.symbolized.functions.last().and_then(|func| func.name.as_deref());
+        let physical = f
+            .symbolized
+            .functions
+            .last()
+            .and_then(|func| func.name.as_deref());
         match (n, physical, &f.symbolized.symbol) {
             (0, Some(name), _) => name.hash(&mut h),
             (0, None, Some((_, off))) => f.address.wrapping_sub(*off).hash(&mut h),

@@ -580,35 +580,6 @@ pub(crate) fn fsync(fd: &OwnedFd) -> io::Result<()> {
     check(unsafe { libc::fsync(fd.as_raw_fd()) }).map(|_| ())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_round_trip() {
-        let r = TriggerRecord {
-            unix_ns: 1_795_999_999_123_000_000,
-            signal: libc::SIGUSR2,
-            code: libc::SI_USER,
-            sender_pid: 4242,
-            sender_uid: 1000,
-            receiver_pid: 7,
-        };
-        assert_eq!(TriggerRecord::decode(&r.encode()), Some(r));
-        assert_eq!(TriggerRecord::decode(&[0u8; 5]), None);
-    }
-
-    #[test]
-    fn forbidden_signals() {
-        for s in [0, -1, libc::SIGKILL, libc::SIGSEGV, libc::SIGABRT, 1000] {
-            assert!(is_forbidden_trigger(s), "{s}");
-        }
-        for s in [libc::SIGUSR1, libc::SIGUSR2, libc::SIGQUIT, libc::SIGHUP] {
-            assert!(!is_forbidden_trigger(s), "{s}");
-        }
-    }
-}
-
 /// `clock_gettime(clock)` in nanoseconds (0 if the clock is not there).
 fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
@@ -647,4 +618,33 @@ pub(crate) fn coarse_resolution_ns() -> u64 {
         return 4_000_000;
     }
     (ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let r = TriggerRecord {
+            unix_ns: 1_795_999_999_123_000_000,
+            signal: libc::SIGUSR2,
+            code: libc::SI_USER,
+            sender_pid: 4242,
+            sender_uid: 1000,
+            receiver_pid: 7,
+        };
+        assert_eq!(TriggerRecord::decode(&r.encode()), Some(r));
+        assert_eq!(TriggerRecord::decode(&[0u8; 5]), None);
+    }
+
+    #[test]
+    fn forbidden_signals() {
+        for s in [0, -1, libc::SIGKILL, libc::SIGSEGV, libc::SIGABRT, 1000] {
+            assert!(is_forbidden_trigger(s), "{s}");
+        }
+        for s in [libc::SIGUSR1, libc::SIGUSR2, libc::SIGQUIT, libc::SIGHUP] {
+            assert!(!is_forbidden_trigger(s), "{s}");
+        }
+    }
 }

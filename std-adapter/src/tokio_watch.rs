@@ -16,8 +16,8 @@
 //! # How the worker's thread is known
 //!
 //! tokio does not say which OS thread runs worker N. While the watch is on,
-//! guru spawns a tiny probe task on a runtime whose workers are not all
-//! known yet; a probe notes `tokio::runtime::worker_index()` and its thread
+//! guru spawns a tiny probe task (at most one a second) on a runtime whose
+//! workers are not all known yet; a probe notes `tokio::runtime::worker_index()` and its thread
 //! id. A worker no probe ran on is found, when it stalls, by elimination:
 //! the one thread with a known worker's name that is not waiting in
 //! `futex`/`epoll_wait` and not another worker's; otherwise the report says
@@ -27,9 +27,10 @@
 //!
 //! - The watch needs sampling: while a runtime is registered and the
 //!   threshold is set, the reporter thread wakes every quarter of the
-//!   threshold (at least every 10 ms) and reads each worker's metrics
-//!   (atomic loads). Measured in BENCHMARKS.md. With the option off (the
-//!   default) nothing is sampled.
+//!   threshold (at least every 10 ms: 8 wake-ups a second for 500 ms) and
+//!   reads each worker's metrics (atomic loads); a stall is seen between 1
+//!   and 1.25 thresholds after the worker's last figures. Measured in
+//!   BENCHMARKS.md. With the option off (the default) nothing is sampled.
 //! - Only `multi_thread` runtimes are watched (a `current_thread` runtime's
 //!   thread is often not inside `block_on` at all).
 //! - A healthy worker publishes its figures only every 61 ticks: a threshold
@@ -104,7 +105,12 @@ struct RuntimeWatch {
     /// Worker index → thread id, noted by probe tasks.
     tids: Arc<Mutex<Vec<Option<i32>>>>,
     probe_pending: Arc<AtomicBool>,
+    /// When the last probe was spawned (monotonic ns).
+    probed_ns: u64,
 }
+
+/// At most one probe task per runtime in this time.
+const PROBE_EVERY_NS: u64 = 1_000_000_000;
 
 /// A stalled worker, for the Green Threads section.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,12 +146,17 @@ pub(crate) fn next_sample(_now: Now) -> Option<u64> {
     Some(LAST_SAMPLE_NS.load(Ordering::Relaxed) + sample_interval(threshold))
 }
 
-/// Spawns one probe on `rw`'s runtime if workers are still unknown.
-fn probe(rw: &RuntimeWatch) {
+/// Spawns one probe on `rw`'s runtime if workers are still unknown (at
+/// most one a second).
+fn probe(rw: &mut RuntimeWatch, now_ns: u64) {
     let known = lock(&rw.tids).iter().all(Option::is_some);
-    if known || rw.probe_pending.swap(true, Ordering::AcqRel) {
+    if known
+        || (rw.probed_ns != 0 && now_ns < rw.probed_ns.saturating_add(PROBE_EVERY_NS))
+        || rw.probe_pending.swap(true, Ordering::AcqRel)
+    {
         return;
     }
+    rw.probed_ns = now_ns;
     let tids = rw.tids.clone();
     let pending = rw.probe_pending.clone();
     drop(rw.handle.spawn(async move {
@@ -225,10 +236,7 @@ pub(crate) fn sample(st: &mut State, now: Now, force: bool) {
     let mut watch = lock(&WATCH);
     // Follow the registry: drop runtimes unregistered, add new ones.
     watch.retain(|rw| {
-        let keep = registered
-            .iter()
-            .any(|(n, _)| *n == rw.name)
-            .then_some(());
+        let keep = registered.iter().any(|(n, _)| *n == rw.name).then_some(());
         if keep.is_none() {
             for w in 0..rw.workers.len() {
                 st.end_external(key(rw.id, w), "tokio worker (runtime unregistered)", 0);
@@ -255,11 +263,12 @@ pub(crate) fn sample(st: &mut State, now: Now, force: bool) {
                 ],
                 tids: Arc::new(Mutex::new(vec![None; n])),
                 probe_pending: Arc::new(AtomicBool::new(false)),
+                probed_ns: 0,
             });
         }
     }
     for rw in watch.iter_mut() {
-        probe(rw);
+        probe(rw, now.mono_ns);
         let m = rw.handle.metrics();
         for w in 0..rw.workers.len().min(m.num_workers()) {
             let fig = figures(&m, w);

@@ -139,9 +139,7 @@ fn flapping_heartbeat_stays_within_the_rate_limit() {
         "{section}"
     );
     assert_eq!(
-        section
-            .matches("held back by the rate limit")
-            .count(),
+        section.matches("held back by the rate limit").count(),
         4,
         "{section}"
     );
@@ -210,7 +208,11 @@ fn tokio_worker_blocked_in_a_poll_gives_one_report_naming_it() {
         "{begin}"
     );
     assert_eq!(r.threads[0].tid, tid, "{}", r.text);
-    assert!(r.threads[0].frame_index("blocking_in_poll").is_some(), "{}", r.text);
+    assert!(
+        r.threads[0].frame_index("blocking_in_poll").is_some(),
+        "{}",
+        r.text
+    );
     let green = r.section("Green Threads").expect("Green Threads");
     assert!(
         green.contains("stalled: has not come back to its scheduler for")
@@ -221,7 +223,8 @@ fn tokio_worker_blocked_in_a_poll_gives_one_report_naming_it() {
     let next = manual_report(&fx, all.len());
     let section = next.section("Report").unwrap();
     assert!(
-        section.contains("watchdog: tokio runtime \"rt\" worker ") && section.contains("recovered after"),
+        section.contains("watchdog: tokio runtime \"rt\" worker ")
+            && section.contains("recovered after"),
         "{section}"
     );
 }
@@ -241,7 +244,10 @@ fn healthy_busy_runtime_gives_no_report() {
 /// `same stack as report #N (X s ago), CPU +Y`, parsed: (N, CPU in ms).
 fn same_stack(r: &Report, name: &str) -> Option<(u64, f64)> {
     let t = r.thread_named(name);
-    let line = t.notes.iter().find(|n| n.starts_with("same stack as report #"))?;
+    let line = t
+        .notes
+        .iter()
+        .find(|n| n.starts_with("same stack as report #"))?;
     let n = line["same stack as report #".len()..]
         .split(' ')
         .next()?
@@ -268,10 +274,18 @@ fn stuck_detection_across_two_reports() {
     let seq = first.sequence;
     let (n, cpu) = same_stack(&second, "reader").unwrap_or_else(|| panic!("{}", second.text));
     assert_eq!(n, seq);
-    assert_eq!(cpu, 0.0, "a thread blocked in read used CPU:\n{}", second.text);
+    assert_eq!(
+        cpu, 0.0,
+        "a thread blocked in read used CPU:\n{}",
+        second.text
+    );
     let (n, cpu) = same_stack(&second, "spinner").unwrap_or_else(|| panic!("{}", second.text));
     assert_eq!(n, seq);
-    assert!(cpu >= 200.0, "the spinning thread's CPU did not grow:\n{}", second.text);
+    assert!(
+        cpu >= 200.0,
+        "the spinning thread's CPU did not grow:\n{}",
+        second.text
+    );
     assert_eq!(same_stack(&second, "mover"), None, "{}", second.text);
     // Every thread header shows its CPU time.
     for t in &second.threads {

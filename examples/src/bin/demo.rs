@@ -263,7 +263,11 @@ fn main() {
     // guru makes a report by itself (`--wedge-after-ms N` shows it).
     let heartbeat = guru::heartbeat("main-loop", Duration::from_millis(500));
     let start = Instant::now();
-    let ms = |name| arg(name).and_then(|v| v.parse().ok()).map(Duration::from_millis);
+    let ms = |name| {
+        arg(name)
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+    };
     let exit_at = ms("--exit-after-ms").map(|d| start + d);
     let wedge_at = ms("--wedge-after-ms").map(|d| start + d);
     loop {
