@@ -199,8 +199,9 @@
 //! [`DEFAULT_WATCHDOG_MIN_INTERVAL`], 30 s); stalls it holds back until
 //! they end are counted in the next report. A machine suspend is not a
 //! stall. Costs: `beat()` is one coarse clock read and one relaxed atomic
-//! store (about 10 ns of thread-CPU measured, BENCHMARKS.md); with no heartbeat the reporter
-//! sleeps without a timeout (0 wake-ups, 0 CPU); with heartbeats it sleeps
+//! store (about 10 ns of thread-CPU measured, BENCHMARKS.md); with no
+//! heartbeat the reporter sleeps without a timeout (0 wake-ups, 0 CPU);
+//! with heartbeats it sleeps
 //! until the earliest deadline — about one wake-up per second for ten
 //! heartbeats of 1 s that keep beating — and once per deadline while one is
 //! stalled. Details and limits: [`watchdog`].
