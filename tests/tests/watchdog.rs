@@ -281,8 +281,10 @@ fn stuck_detection_across_two_reports() {
     );
     let (n, cpu) = same_stack(&second, "spinner").unwrap_or_else(|| panic!("{}", second.text));
     assert_eq!(n, seq);
+    // It spins for the whole second between the reports; on a loaded
+    // machine it may get a small share of a core, but never no tick at all.
     assert!(
-        cpu >= 200.0,
+        cpu >= 20.0,
         "the spinning thread's CPU did not grow:\n{}",
         second.text
     );
