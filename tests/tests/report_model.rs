@@ -64,7 +64,11 @@ fn assert_text_round_trip(text: &str) -> Report {
     let back = model.to_text();
     if back != text {
         let (a, b): (Vec<_>, Vec<_>) = (text.lines().collect(), back.lines().collect());
-        let at = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+        let at = a
+            .iter()
+            .zip(&b)
+            .position(|(x, y)| x != y)
+            .unwrap_or(a.len().min(b.len()));
         panic!(
             "text differs at line {}:\n  report: {:?}\n  model:  {:?}",
             at + 1,
@@ -89,7 +93,10 @@ fn assert_json_round_trip(line: &str) -> Report {
 }
 
 fn schema() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/guru-report.schema.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/guru-report.schema.json"
+    );
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).expect("schema JSON")
 }
@@ -101,7 +108,10 @@ fn validate(doc: &Value) {
         .iter_errors(doc)
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
-    assert!(errors.is_empty(), "report does not match the schema: {errors:#?}");
+    assert!(
+        errors.is_empty(),
+        "report does not match the schema: {errors:#?}"
+    );
 }
 
 fn section<'r>(r: &'r Report, title: &str) -> &'r Content {
@@ -157,7 +167,14 @@ fn std_text_report_round_trips_with_failed_sections_and_inlined_frames() {
 fn std_json_report_round_trips_and_matches_the_schema() {
     let line = json_report(
         STD,
-        &["--json", "--bad-sections", "--section-timeout-ms", "1000", "--child", "--env"],
+        &[
+            "--json",
+            "--bad-sections",
+            "--section-timeout-ms",
+            "1000",
+            "--child",
+            "--env",
+        ],
     );
     let model = assert_json_round_trip(&line);
     let failed = model
@@ -216,11 +233,25 @@ fn core_text_report_round_trips_with_recursion_unresponsive_and_truncated_stacks
     let Content::Ok(Data::Threads(t)) = section(&model, "Threads") else {
         panic!("no Threads data");
     };
-    let blocker = t.threads.iter().find(|t| t.name == "blocker").expect("blocker");
-    assert!(!blocker.captured && blocker.unresponsive.is_some(), "{blocker:?}");
-    let recursion = t.threads.iter().find(|t| t.name == "recursion").expect("recursion");
+    let blocker = t
+        .threads
+        .iter()
+        .find(|t| t.name == "blocker")
+        .expect("blocker");
     assert!(
-        recursion.elided.iter().any(|e| e.why == ElidedWhy::Recursion),
+        !blocker.captured && blocker.unresponsive.is_some(),
+        "{blocker:?}"
+    );
+    let recursion = t
+        .threads
+        .iter()
+        .find(|t| t.name == "recursion")
+        .expect("recursion");
+    assert!(
+        recursion
+            .elided
+            .iter()
+            .any(|e| e.why == ElidedWhy::Recursion),
         "recursion not folded:\n{text}"
     );
     assert!(

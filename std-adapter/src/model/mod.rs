@@ -56,9 +56,9 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod parse;
-mod text;
 #[cfg(test)]
 mod tests;
+mod text;
 
 pub use parse::{ParseError, ParseErrorKind};
 
@@ -195,12 +195,13 @@ pub enum Kind {
     Report,
 }
 
-/// A section's data, by kind.
+/// A section's data, by kind (the larger ones boxed: a report holds a few
+/// of each).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", content = "data", rename_all = "snake_case")]
 pub enum Data {
     /// What was built.
-    Package(Package),
+    Package(Box<Package>),
     /// Every thread's stack.
     Threads(Threads),
     /// Registered tokio runtimes.
@@ -212,11 +213,11 @@ pub enum Data {
     /// A registered section's text.
     Custom(Custom),
     /// Resource usage.
-    Process(Process),
+    Process(Box<Process>),
     /// Loaded modules.
     Modules(Modules),
     /// The report's own figures.
-    Report(Figures),
+    Report(Box<Figures>),
 }
 
 impl Data {

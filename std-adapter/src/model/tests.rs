@@ -11,7 +11,10 @@ use crate::report::{
 };
 use crate::symbols::{Func, Symbolized};
 
-const SCHEMA_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/guru-report.schema.json");
+const SCHEMA_FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../docs/guru-report.schema.json"
+);
 
 /// `docs/guru-report.schema.json` is what the types generate. Regenerate it
 /// with `GURU_BLESS=1 cargo test -p guru --lib model::tests::schema`.
@@ -65,7 +68,11 @@ fn sample_thread() -> ThreadData {
         ),
     ];
     for _ in 0..9 {
-        frames.push(frame(0x5200, vec![func("prog::recurse", "src/r.rs", 3, false)], None));
+        frames.push(frame(
+            0x5200,
+            vec![func("prog::recurse", "src/r.rs", 3, false)],
+            None,
+        ));
     }
     frames.push(FrameData {
         address: 0x77,
@@ -78,7 +85,12 @@ fn sample_thread() -> ThreadData {
     frames.push(frame(0x5300, vec![], None));
     frames.push(frame(
         0x5400,
-        vec![func("std::sys::backtrace::__rust_begin_short_backtrace", "std/x.rs", 1, false)],
+        vec![func(
+            "std::sys::backtrace::__rust_begin_short_backtrace",
+            "std/x.rs",
+            1,
+            false,
+        )],
         None,
     ));
     frames.push(frame(0x5500, vec![], Some("start_thread")));
@@ -244,18 +256,28 @@ fn text_model_says_what_was_folded() {
             },
         ]
     );
-    assert_eq!(th.frames.iter().map(|f| f.index).collect::<Vec<_>>(), [0, 1, 2, 3, 4, 11, 12]);
+    assert_eq!(
+        th.frames.iter().map(|f| f.index).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4, 11, 12]
+    );
     assert_eq!(th.frames_scanned_from, Some(12));
-    assert_eq!(th.stack_end.as_deref(), Some("stack truncated: frame limit reached"));
+    assert_eq!(
+        th.stack_end.as_deref(),
+        Some("stack truncated: frame limit reached")
+    );
     assert_eq!(th.pause_ns, 12_000, "at text precision");
     assert!(!t.threads[1].captured);
     assert_eq!((t.left_out, t.capacity), (2, 2));
-    let Some(Content::Failed { error, kind }) = model.section("Slow \u{1b}[31m").map(|s| &s.content)
+    let Some(Content::Failed { error, kind }) =
+        model.section("Slow \u{1b}[31m").map(|s| &s.content)
     else {
         panic!("no failed section: {:?}", model.sections);
     };
     assert_eq!(*kind, Kind::Custom);
-    assert_eq!(error, "timed out: no result\\x0awithin 5 ms", "escaped as in the text");
+    assert_eq!(
+        error, "timed out: no result\\x0awithin 5 ms",
+        "escaped as in the text"
+    );
 }
 
 #[test]
@@ -358,5 +380,8 @@ fn from_text_never_panics_on_mutated_input() {
         let _ = Report::from_text(&s);
         let _ = Report::from_text(&format!("==== Guru Meditation ==== pid 1 report #1 at {s}"));
     }
-    assert!(parsed > 0, "some mutations (e.g. a changed digit) still parse");
+    assert!(
+        parsed > 0,
+        "some mutations (e.g. a changed digit) still parse"
+    );
 }
