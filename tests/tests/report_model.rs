@@ -76,7 +76,7 @@ fn assert_text_round_trip(text: &str) -> Report {
             b.get(at)
         );
     }
-    assert!(model.from_text);
+    assert!(model.read_from_text);
     model
 }
 
@@ -87,7 +87,7 @@ fn assert_json_round_trip(line: &str) -> Report {
     let model = Report::from_json(line).unwrap_or_else(|e| panic!("{e}\n{line}"));
     let again = serde_json::to_value(&model).expect("serialize");
     assert_eq!(again, original, "model JSON differs from the report's");
-    assert!(!model.from_text);
+    assert!(!model.read_from_text);
     validate(&original);
     model
 }

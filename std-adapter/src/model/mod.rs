@@ -19,8 +19,8 @@
 //! A model read from JSON holds everything the JSON document has; rendering
 //! it to text gives the text report of the same report. A model read from
 //! text renders back to the same text byte for byte, but the text does not
-//! carry everything, so such a model has [`Report::from_text`] set (its JSON
-//! form says `"from_text": true`) and:
+//! carry everything, so such a model has [`Report::read_from_text`] set (its JSON
+//! form says `"read_from_text": true`) and:
 //!
 //! - **Folded frames are absent**: a thread's
 //!   `... #a..#b: k more frames of the same function` and
@@ -123,7 +123,7 @@ pub struct Report {
     /// True when read from a text report: some fields are not carried by
     /// text (see the module docs). Absent from JSON otherwise.
     #[serde(default, skip_serializing_if = "is_false")]
-    pub from_text: bool,
+    pub read_from_text: bool,
 }
 
 /// What asked for a report.

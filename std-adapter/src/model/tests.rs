@@ -385,3 +385,168 @@ fn from_text_never_panics_on_mutated_input() {
         "some mutations (e.g. a changed digit) still parse"
     );
 }
+
+fn model_frame(index: usize, address: u64, name: Option<&str>) -> Frame {
+    Frame {
+        index,
+        address: Hex(address),
+        module: Some("prog".into()),
+        module_offset: Some(Hex(address - 0x1000)),
+        symbol: Some("sym".into()),
+        symbol_offset: Some(Hex(0x10)),
+        functions: name
+            .map(|n| {
+                vec![
+                    Function {
+                        name: Some(format!("{n}::{{closure}}")),
+                        file: Some("src/t.rs".into()),
+                        line: Some(7),
+                        inlined: true,
+                    },
+                    Function {
+                        name: Some(n.into()),
+                        file: None,
+                        line: None,
+                        inlined: false,
+                    },
+                ]
+            })
+            .unwrap_or_default(),
+    }
+}
+
+fn runtime(name: &str, task_dump: TaskDump, unstable: bool) -> Runtime {
+    Runtime {
+        name: name.into(),
+        flavor: "multi_thread".into(),
+        workers: 2,
+        alive_tasks: 1,
+        global_queue_depth: 0,
+        worker_figures: (0..2)
+            .map(|i| WorkerFigures {
+                index: i,
+                parked: Some(i == 0),
+                busy_ns: Some(1_234_000_000 * i as u64),
+                park_count: Some(12),
+                park_unpark_count: Some(25),
+                poll_count: unstable.then_some(99_999_999_999),
+                local_queue_depth: unstable.then_some(3),
+                steal_count: unstable.then_some(0),
+                mean_poll_ns: unstable.then_some(12_300),
+            })
+            .collect(),
+        unstable: unstable.then(|| UnstableFigures {
+            blocking_threads: 1,
+            idle_blocking_threads: 1,
+            blocking_queue_depth: 0,
+            spawned_tasks: Some(5),
+            remote_schedules: None,
+            budget_forced_yields: Some(0),
+        }),
+        task_dump,
+    }
+}
+
+/// Green Threads in every task dump outcome render to text that reads back
+/// into the same model (durations chosen at text precision).
+#[test]
+fn green_threads_round_trip_through_text() {
+    let taken = TaskDump::Taken {
+        tasks: 1004,
+        left_out: 4,
+        dump_ns: 1_500_000,
+        resolve_ns: 12_300_000,
+        groups: vec![
+            TaskGroup {
+                task_ids: vec!["1".into(), "3".into()],
+                traces: vec![
+                    vec![
+                        model_frame(0, 0x2000, Some("leaf")),
+                        model_frame(1, 0x2100, None),
+                    ],
+                    vec![model_frame(0, 0x2200, Some("other"))],
+                ],
+            },
+            TaskGroup {
+                task_ids: vec!["2".into()],
+                traces: vec![],
+            },
+            TaskGroup {
+                task_ids: vec!["7".into()],
+                traces: vec![vec![model_frame(0, 0x2300, Some("only"))]],
+            },
+        ],
+    };
+    let runtimes = vec![
+        runtime("api \"v1\"", taken, true),
+        runtime(
+            "side",
+            TaskDump::NotTaken {
+                reason: "task traces not built in: build with --cfg tokio_unstable".into(),
+            },
+            false,
+        ),
+        runtime(
+            "wedge",
+            TaskDump::Blocked {
+                reason: "no task dump requested: worker 1 has not been back".into(),
+            },
+            false,
+        ),
+        runtime(
+            "stalled",
+            TaskDump::TimedOut {
+                timeout_ms: 1000,
+                reason: "the dump was cancelled".into(),
+            },
+            false,
+        ),
+        runtime(
+            "late",
+            TaskDump::Failed {
+                reason: "the dump requested by an earlier report has not ended".into(),
+            },
+            true,
+        ),
+    ];
+    let report = Report {
+        schema: SCHEMA.into(),
+        pid: 9,
+        sequence: 2,
+        time: "2026-11-30T00:42:53.630Z".into(),
+        time_unix_ns: 1_795_999_373_630_000_000,
+        trigger: Trigger::Call,
+        sections: vec![Section {
+            title: "Green Threads".into(),
+            content: Content::Ok(Data::GreenThreads(GreenThreads { runtimes })),
+        }],
+        read_from_text: false,
+    };
+    let text = report.to_text();
+    assert!(
+        text.contains("------ Tasks 1, 3 (2 tasks) of runtime \"api \"v1\"\" ------"),
+        "{text}"
+    );
+    assert!(text.contains("  -- waiting on leaf 2 of 2:"), "{text}");
+    let parsed = Report::from_text(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(parsed.to_text(), text);
+    // What the text carries comes back as it was (symbols of frames with
+    // DWARF functions are not in the text).
+    let mut expected = report.clone();
+    expected.read_from_text = true;
+    if let Content::Ok(Data::GreenThreads(g)) = &mut expected.sections[0].content {
+        for r in &mut g.runtimes {
+            if let TaskDump::Taken { groups, .. } = &mut r.task_dump {
+                for f in groups
+                    .iter_mut()
+                    .flat_map(|g| g.traces.iter_mut().flatten())
+                {
+                    if !f.functions.is_empty() {
+                        (f.symbol, f.symbol_offset) = (None, None);
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(parsed, expected);
+}

@@ -235,7 +235,7 @@ pub(super) fn report(text: &str) -> Result<Report> {
         time_unix_ns,
         trigger,
         sections,
-        from_text: true,
+        read_from_text: true,
     };
     fill_in(&mut report);
     Ok(report)

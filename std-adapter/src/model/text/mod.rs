@@ -107,7 +107,7 @@ fn core_trigger(t: &Trigger, started_report: bool) -> CoreTrigger {
 fn write_data(w: &mut String, data: &Data, r: &Report) {
     match data {
         Data::Package(p) => write_package(w, p),
-        Data::Threads(t) => write_threads(w, t, r.from_text),
+        Data::Threads(t) => write_threads(w, t, r.read_from_text),
         Data::GreenThreads(g) => write_green_threads(w, g),
         Data::Processes(p) => write_processes(w, p),
         Data::Configuration(c) => write_configuration(w, c),
