@@ -48,7 +48,12 @@
 //! adapter's and the core's, whose text has only Threads, Modules and Report;
 //! a core report's frames read as frames without DWARF functions). It
 //! rejects, with the line number and what was expected, any line it does not
-//! recognize; it never panics, whatever the input.
+//! recognize (unlike the skipping reader `docs/report-format.md` allows: a
+//! skipped line could not be rendered back), so a report from a newer guru
+//! with new lines needs a newer `guru`; it never panics, whatever the input.
+//! A section whose title is not a built-in one reads as a registered
+//! (`custom`) section; a registered section titled like a built-in one
+//! (`Process`, …) does not read back.
 
 use std::borrow::Cow;
 
