@@ -435,7 +435,7 @@ fn runtime(name: &str, task_dump: TaskDump, unstable: bool) -> Runtime {
                 mean_poll_ns: unstable.then_some(12_300),
             })
             .collect(),
-        unstable: unstable.then(|| UnstableFigures {
+        unstable: unstable.then_some(UnstableFigures {
             blocking_threads: 1,
             idle_blocking_threads: 1,
             blocking_queue_depth: 0,
