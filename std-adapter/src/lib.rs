@@ -177,6 +177,7 @@
 mod config;
 mod error;
 mod json;
+pub mod model;
 mod output;
 mod package;
 mod procinfo;

@@ -1,0 +1,332 @@
+//! Reading figures back: the Process, Modules and Report sections.
+
+use super::super::{
+    Figures, Hex, Limit, Module, Modules, Process, RecentTrigger, Round, Symbolization, Trigger,
+    Usage,
+};
+use super::words::{
+    duration, hex16, mib_bytes, num, seconds_ns, signal_trigger, trigger_source, utc_ns,
+};
+use super::{Lines, Result, unknown_or};
+
+pub(super) fn limit(line: &str) -> Option<Limit> {
+    let rest = line.strip_prefix("    ")?;
+    let (left, right) = rest.split_once(" / ")?;
+    let (name, soft) = left.trim_end().rsplit_once(' ')?;
+    let hard = right.split(' ').next()?;
+    let units = right.get(hard.len().max(20) + 1..).unwrap_or("");
+    let l = Limit {
+        name: name.trim_end().to_string(),
+        soft: soft.to_string(),
+        hard: hard.to_string(),
+        units: units.to_string(),
+    };
+    let back = format!(
+        "    {:<26} {:>20} / {:<20} {}",
+        l.name, l.soft, l.hard, l.units
+    );
+    (back == line).then_some(l)
+}
+
+pub(super) fn process(l: &mut Lines<'_>) -> Result<Process> {
+    let ids = l.expect("  pid ", "  pid <pid>, parent <ppid>")?;
+    let (pid, ppid) = ids
+        .split_once(", parent ")
+        .and_then(|(a, b)| Some((num(a)?, num(b)?)))
+        .ok_or_else(|| l.err("  pid <pid>, parent <ppid>"))?;
+    let executable = l.take("  executable: ").map(str::to_string);
+    let working_directory = l.take("  working directory: ").map(str::to_string);
+    let up = "  uptime: … (guru installed … ago)";
+    let uptime = l.expect("  uptime: ", up)?;
+    let (uptime_ns, guru_uptime_ns) = uptime
+        .strip_suffix(" ago)")
+        .and_then(|u| u.split_once(" (guru installed "))
+        .and_then(|(a, b)| Some((unknown_or(a, seconds_ns)?, seconds_ns(b)?)))
+        .ok_or_else(|| l.err(up))?;
+    let threads = match l.take("  threads: ") {
+        Some(t) => Some(num(t).ok_or_else(|| l.err("a thread count"))?),
+        None => None,
+    };
+    let cpu = "  cpu time: user … s, system … s";
+    let (user, system) = l
+        .expect("  cpu time: user ", cpu)?
+        .split_once(", system ")
+        .and_then(|(u, s)| Some((seconds_ns(u)? / 1000, seconds_ns(s)? / 1000)))
+        .ok_or_else(|| l.err(cpu))?;
+    let mem = "  memory: RSS … (peak …), virtual …";
+    let (rss, peak, virt) = l
+        .expect("  memory: RSS ", mem)?
+        .split_once(" (peak ")
+        .and_then(|(rss, rest)| {
+            let (peak, virt) = rest.split_once("), virtual ")?;
+            Some((
+                unknown_or(rss, mib_bytes)?,
+                mib_bytes(peak)?,
+                unknown_or(virt, mib_bytes)?,
+            ))
+        })
+        .ok_or_else(|| l.err(mem))?;
+    let faults = "  page faults: … minor, … major; context switches: … voluntary, … involuntary; block I/O: … in, … out";
+    let f: Vec<u64> = {
+        let line = l.expect("  page faults: ", faults)?;
+        let words = [
+            " minor, ",
+            " major; context switches: ",
+            " voluntary, ",
+            " involuntary; block I/O: ",
+            " in, ",
+            " out",
+        ];
+        let mut rest = line;
+        let mut v = Vec::new();
+        for w in words {
+            let (n, r) = rest.split_once(w).ok_or_else(|| l.err(faults))?;
+            v.push(num(n).ok_or_else(|| l.err(faults))?);
+            rest = r;
+        }
+        if !rest.is_empty() {
+            return Err(l.err(faults));
+        }
+        v
+    };
+    let fds = "  open file descriptors: … (limit …)";
+    let (open_fds, fd_limit) = l
+        .expect("  open file descriptors: ", fds)?
+        .strip_suffix(')')
+        .and_then(|r| r.split_once(" (limit "))
+        .and_then(|(n, lim)| {
+            Some((
+                unknown_or(n, num)?,
+                unknown_or(lim, |s| Some(s.to_string()))?,
+            ))
+        })
+        .ok_or_else(|| l.err(fds))?;
+    let mut limits = Vec::new();
+    if l.take("  limits (soft / hard):").is_some() {
+        while let Some(line) = l.peek() {
+            limits.push(limit(line).ok_or_else(|| {
+                l.pos += 1;
+                l.err("    <name> <soft> / <hard> <units>")
+            })?);
+            l.pos += 1;
+        }
+        if limits.is_empty() {
+            return Err(l.err("a limit"));
+        }
+    }
+    let usage = Usage {
+        user_cpu_us: user,
+        system_cpu_us: system,
+        max_rss_bytes: 0,
+        minor_faults: f.first().copied().unwrap_or(0),
+        major_faults: f.get(1).copied().unwrap_or(0),
+        voluntary_switches: f.get(2).copied().unwrap_or(0),
+        involuntary_switches: f.get(3).copied().unwrap_or(0),
+        block_inputs: f.get(4).copied().unwrap_or(0),
+        block_outputs: f.get(5).copied().unwrap_or(0),
+    };
+    Ok(Process {
+        pid,
+        ppid,
+        executable,
+        working_directory,
+        uptime_ns,
+        guru_uptime_ns,
+        threads,
+        usage,
+        rss_bytes: rss,
+        peak_rss_bytes: Some(peak),
+        virtual_bytes: virt,
+        open_fds,
+        fd_limit,
+        limits,
+    })
+}
+
+pub(super) fn modules(l: &mut Lines<'_>) -> Result<Modules> {
+    let mut out = Vec::new();
+    while !l.done() {
+        let line = l.next("a module")?;
+        let m = (|| {
+            let rest = line.strip_prefix("  ")?;
+            let (range, rest) = rest.split_once(' ')?;
+            let (start, end) = range.split_once('-')?;
+            let (rest, symbols) = rest.rsplit_once(" symbols ")?;
+            let (path, id) = rest.rsplit_once(" build-id ")?;
+            let build_id = match id {
+                "none" => None,
+                id if !id.is_empty()
+                    && id.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) =>
+                {
+                    Some(id.to_string())
+                }
+                _ => return None,
+            };
+            Some(Module {
+                path: path.to_string(),
+                start: Hex(hex16(start)?),
+                end: Hex(hex16(end)?),
+                bias: None,
+                build_id,
+                symbols: num(symbols)?,
+            })
+        })();
+        out.push(
+            m.ok_or_else(|| l.err("  0x<start>-0x<end> <path> build-id <hex|none> symbols <n>"))?,
+        );
+    }
+    Ok(Modules { modules: out })
+}
+
+pub(super) fn figures(l: &mut Lines<'_>) -> Result<Figures> {
+    let requested_by = match l.take("  requested by: ") {
+        None => None,
+        Some("a call to guru::report") => Some(Trigger::Call),
+        Some(s) => Some(match s.strip_prefix("file trigger ") {
+            Some(path) => Trigger::File {
+                path: path.to_string(),
+            },
+            None => signal_trigger(s, "").ok_or_else(|| l.err("who requested the report"))?,
+        }),
+    };
+    let mut capacity = 0;
+    let round = if l.take("  no capture round ran").is_some() {
+        None
+    } else {
+        let t = "  threads: … listed, … captured, … unresponsive, … not signalled, … left out (capacity …)";
+        let line = l.expect("  threads: ", t)?;
+        let words = [
+            " listed, ",
+            " captured, ",
+            " unresponsive, ",
+            " not signalled, ",
+            " left out (capacity ",
+            ")",
+        ];
+        let mut rest = line;
+        let mut v: Vec<usize> = Vec::new();
+        for w in words {
+            let (n, r) = rest.split_once(w).ok_or_else(|| l.err(t))?;
+            v.push(num(n).ok_or_else(|| l.err(t))?);
+            rest = r;
+        }
+        if !rest.is_empty() || v.len() != 6 {
+            return Err(l.err(t));
+        }
+        capacity = v[5];
+        let r = "  round: capture … (fan-out …); longest thread pause … (thread …)";
+        let line = l.expect("  round: capture ", r)?;
+        let (capture, fanout, pause, tid) = (|| {
+            let (capture, rest) = line.split_once(" (fan-out ")?;
+            let (fanout, rest) = rest.split_once("); longest thread pause ")?;
+            let (pause, tid) = rest.strip_suffix(')')?.split_once(" (thread ")?;
+            Some((
+                duration(capture)?,
+                duration(fanout)?,
+                duration(pause)?,
+                num(tid)?,
+            ))
+        })()
+        .ok_or_else(|| l.err(r))?;
+        let c = l.expect("  coalesced triggers: ", "  coalesced triggers: …")?;
+        let coalesced = num(c).ok_or_else(|| l.err("a trigger count"))?;
+        let mappings_dropped = match l.take("  readable mappings not tracked (table full): ") {
+            Some(n) => num(n).ok_or_else(|| l.err("a mapping count"))?,
+            None => 0,
+        };
+        Some(Round {
+            sequence: 0,
+            threads_listed: v[0],
+            threads_captured: v[1],
+            threads_unresponsive: v[2],
+            threads_not_signalled: v[3],
+            threads_left_out: v[4],
+            capture_ns: capture,
+            fanout_ns: fanout,
+            max_pause_ns: pause,
+            max_pause_tid: tid,
+            coalesced_triggers: coalesced,
+            mappings_dropped,
+        })
+    };
+    let mut recent_triggers = Vec::new();
+    while let Some(rest) = l.take("  trigger at ") {
+        let t = (|| {
+            let time = rest.get(..24)?;
+            utc_ns(time)?;
+            let source = rest.get(24..)?.strip_prefix(": ")?;
+            let (source, started) = match source.strip_suffix(" (coalesced)") {
+                Some(s) => (s, false),
+                None => (source, true),
+            };
+            let (signal, si_code, sender_pid, sender_uid) = trigger_source(source)?;
+            Some(RecentTrigger {
+                time: time.to_string(),
+                signal,
+                si_code,
+                sender_pid,
+                sender_uid,
+                started_report: started,
+            })
+        })();
+        recent_triggers.push(t.ok_or_else(|| l.err("  trigger at <time>: <source>"))?);
+    }
+    let unresponsive_threads = match l.take("  unresponsive threads: ") {
+        Some(list) => list
+            .split(", ")
+            .map(num)
+            .collect::<Option<Vec<i32>>>()
+            .ok_or_else(|| l.err("a list of thread ids"))?,
+        None => Vec::new(),
+    };
+    let symbolization = match l.take("  symbolization: ") {
+        None => None,
+        Some(line) => Some(symbolization(line).ok_or_else(|| l.err("  symbolization: …"))?),
+    };
+    let mut symbolization = symbolization;
+    while let Some(why) = l.take("  no debug info: ") {
+        match &mut symbolization {
+            Some(s) => s.no_debug_info.push(why.to_string()),
+            None => return Err(l.err("no `no debug info` line without a symbolization line")),
+        }
+    }
+    let (sections_ns, total_ns) = match l.take("  sections: ") {
+        None => (None, None),
+        Some(line) => {
+            let (a, b) = line
+                .split_once("; whole report until this section: ")
+                .and_then(|(a, b)| Some((duration(a)?, duration(b)?)))
+                .ok_or_else(|| l.err("  sections: …; whole report until this section: …"))?;
+            (Some(a), Some(b))
+        }
+    };
+    Ok(Figures {
+        requested_by,
+        round,
+        capacity,
+        recent_triggers,
+        unresponsive_threads,
+        symbolization,
+        sections_ns,
+        total_ns,
+    })
+}
+
+pub(super) fn symbolization(line: &str) -> Option<Symbolization> {
+    let (frames, rest) = line.split_once(" frames (")?;
+    let (cached, rest) = rest.split_once(" from the cache), ")?;
+    let (examined, rest) = rest.split_once(" modules examined now, ")?;
+    let (with, rest) = rest.split_once(" with debug info in all; ")?;
+    let (ns, rest) = rest.split_once(" (cpu ")?;
+    let (cpu, rss) = rest.split_once("), resident memory +")?;
+    Some(Symbolization {
+        frames: num(frames)?,
+        cached: num(cached)?,
+        modules_examined_now: num(examined)?,
+        modules_with_debug_info: num(with)?,
+        ns: duration(ns)?,
+        cpu_ns: duration(cpu)?,
+        rss_growth_bytes: mib_bytes(rss)?,
+        no_debug_info: Vec::new(),
+    })
+}
