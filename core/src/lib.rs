@@ -283,6 +283,8 @@ pub(crate) struct Scratch {
     /// Threads that did not answer last round (at most 64 remembered).
     pub(crate) unresponsive: [i32; 64],
     pub(crate) unresponsive_len: usize,
+    /// `/proc` descriptors kept from install (see [`round`]).
+    pub(crate) proc: round::ProcFds,
 }
 
 /// The installed engine: everything a handler needs, prepared at setup.
@@ -550,6 +552,7 @@ impl Scratch {
             used_len: 0,
             unresponsive: [0; 64],
             unresponsive_len: 0,
+            proc: round::ProcFds::open(),
         }
     }
 }
