@@ -232,12 +232,13 @@ impl Drop for RangeTableWriter<'_> {
 /// Priority classes of readable mappings, most important first: what the
 /// table keeps when the process has more mappings than the table has room.
 ///
-/// 0. **stacks**: the main thread's `[stack]`, a mapping that starts right
+/// 0. **code**: executable mappings (syscall detection, stack-scan
+///    candidates, PLT stubs); few, and every thread needs them;
+/// 1. **stacks**: the main thread's `[stack]`, a mapping that starts right
 ///    where an anonymous `PROT_NONE` mapping ends (the guard page glibc and
-///    musl put below every thread stack), and the mapping holding the
-///    initiator's own stack pointer;
-/// 1. **code**: executable mappings (syscall detection, stack-scan
-///    candidates, PLT stubs);
+///    musl put below every thread stack, and Rust below each thread's
+///    alternate signal stack), and the mapping holding the initiator's own
+///    stack pointer;
 /// 2. **named** mappings: files (a module's GOT for PLT stubs) and kernel
 ///    pseudo-mappings;
 /// 3. everything else (anonymous data: heaps, arenas, buffers).
@@ -280,12 +281,12 @@ impl Classifier {
         let after_guard = self.prev_guard && self.prev_end == m.start;
         self.prev_end = m.end;
         self.prev_guard = !m.readable && !m.executable && m.name.is_empty();
-        if m.name == b"[stack]"
+        if m.executable {
+            0
+        } else if m.name == b"[stack]"
             || (after_guard && m.name.is_empty())
             || (m.start <= self.pinned && self.pinned < m.end)
         {
-            0
-        } else if m.executable {
             1
         } else if !m.name.is_empty() {
             2
@@ -375,7 +376,7 @@ mod tests {
     }
 
     #[test]
-    fn stacks_after_guards_and_code_are_kept_first() {
+    fn code_then_stacks_after_guards_are_kept_first() {
         let mut c = Classifier::new(0x50_0000);
         let x = |start, end, name| Mapping {
             start,
@@ -387,13 +388,13 @@ mod tests {
         assert_eq!(c.class(&m(0x1000, 0x2000, true, b"")), 3);
         assert_eq!(c.class(&m(0x2000, 0x3000, false, b"")), 3);
         // A thread stack: right after an anonymous PROT_NONE guard.
-        assert_eq!(c.class(&m(0x3000, 0x9000, true, b"")), 0);
+        assert_eq!(c.class(&m(0x3000, 0x9000, true, b"")), 1);
         // Not adjacent to a guard: plain data.
         assert_eq!(c.class(&m(0xa000, 0xb000, true, b"")), 3);
-        assert_eq!(c.class(&x(0xb000, 0xc000, b"/lib/libc.so.6")), 1);
+        assert_eq!(c.class(&x(0xb000, 0xc000, b"/lib/libc.so.6")), 0);
         assert_eq!(c.class(&m(0xc000, 0xd000, true, b"/lib/libc.so.6")), 2);
-        assert_eq!(c.class(&m(0x4f_0000, 0x51_0000, true, b"")), 0);
-        assert_eq!(c.class(&m(0x60_0000, 0x61_0000, true, b"[stack]")), 0);
+        assert_eq!(c.class(&m(0x4f_0000, 0x51_0000, true, b"")), 1);
+        assert_eq!(c.class(&m(0x60_0000, 0x61_0000, true, b"[stack]")), 1);
 
         let mut p = Priority::new(5, &[2, 2, 3, 100]);
         let kept: Vec<bool> = [0, 1, 2, 2, 2, 3, 0, 1]

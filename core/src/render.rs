@@ -416,7 +416,7 @@ pub fn write_round_figures(
     if s.mappings_dropped > 0 {
         writeln!(
             w,
-            "  readable mappings not tracked (table full): {} (thread stacks and code were kept first)",
+            "  readable mappings not tracked (table full): {} (code and thread stacks were kept first)",
             s.mappings_dropped
         )?;
     }

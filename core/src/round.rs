@@ -519,8 +519,8 @@ impl RoundGuard<'_> {
 
     /// Re-reads `/proc/self/maps` into the readable-range table. When the
     /// process has more readable mappings than the table holds, the file is
-    /// read a second time and the table refilled by priority (thread stacks,
-    /// then code, then named mappings, then the rest: see
+    /// read a second time and the table refilled by priority (code, then
+    /// thread stacks, then named mappings, then the rest: see
     /// [`crate::ranges::CLASSES`]), so the stacks of the threads being
     /// captured are tracked whatever else the process maps.
     ///

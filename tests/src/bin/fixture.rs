@@ -12,7 +12,12 @@
 //! heap. While all threads are parked, the count must not move at all.
 //!
 //! Options: `--max-threads N`, `--max-frames N`, `--blocker` (a thread that
-//! blocks the capture signal), `--idle N` (N more idle threads).
+//! blocks the capture signal), `--idle N` (N more idle threads),
+//! `--mappings N` (N separate readable anonymous mappings, alternately
+//! read-only and read-write so the kernel cannot merge them),
+//! `--exhaust-fds` (before `ready`: lower RLIMIT_NOFILE to a few more than
+//! open now and open /dev/null until EMFILE; prints `fds-exhausted <n>`),
+//! `--exhaust-fds-before-install` (the same, before guru is installed).
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -164,8 +169,69 @@ fn write_stdout(bytes: &[u8]) {
     unsafe { libc::write(1, bytes.as_ptr().cast(), bytes.len()) };
 }
 
+/// Lowers the soft RLIMIT_NOFILE to 16 above the highest descriptor open
+/// now, then opens /dev/null until the process runs out (EMFILE). The
+/// descriptors are leaked on purpose: a descriptor leak is the scenario.
+fn exhaust_fds() -> usize {
+    // SAFETY: rlimit is plain data; getrlimit/setrlimit fill/read it.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        let probe = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        libc::close(probe);
+        lim.rlim_cur = (probe as libc::rlim_t + 16).min(lim.rlim_max);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+    let mut opened = 0;
+    loop {
+        // SAFETY: open(2) of a constant NUL-terminated path.
+        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            let errno = std::io::Error::last_os_error().raw_os_error();
+            assert_eq!(errno, Some(libc::EMFILE), "fixture: expected EMFILE");
+            return opened;
+        }
+        opened += 1;
+    }
+}
+
+/// Maps `n` separate readable pages (alternately r-- and rw-, so adjacent
+/// ones never merge into one mapping) and leaves them mapped.
+fn map_separately(n: usize) {
+    if n == 0 {
+        return;
+    }
+    let page = 4096usize;
+    // SAFETY: an anonymous private mapping of n pages; nothing aliases it.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            n * page,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(base, libc::MAP_FAILED, "fixture: mmap");
+    for i in (0..n).step_by(2) {
+        // SAFETY: page i lies inside the mapping made above.
+        let r = unsafe {
+            libc::mprotect(
+                base.cast::<u8>().add(i * page).cast(),
+                page,
+                libc::PROT_READ,
+            )
+        };
+        assert_eq!(r, 0, "fixture: mprotect");
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if flag(&args, "--exhaust-fds-before-install") {
+        println!("fds-exhausted {}", exhaust_fds());
+    }
     let mut options = guru_core::Options::default();
     if let Some(n) = value(&args, "--max-threads") {
         options.max_threads = n;
@@ -227,6 +293,7 @@ fn main() {
     for i in 0..value(&args, "--idle").unwrap_or(0) {
         spawn(&format!("idle-{i}"), Box::new(sleeping_in_std_sleep));
     }
+    map_separately(value(&args, "--mappings").unwrap_or(0));
     drop(tx);
     for _ in 0..expected {
         let (name, tid) = rx.recv().expect("thread started");
@@ -237,6 +304,9 @@ fn main() {
     // Give every thread time to reach its parking function (they are already
     // running; this only avoids catching one between `send` and its body).
     std::thread::sleep(Duration::from_millis(100));
+    if flag(&args, "--exhaust-fds") {
+        println!("fds-exhausted {}", exhaust_fds());
+    }
     let baseline = ALLOCATIONS.load(Ordering::SeqCst);
     println!("ready pid={}", std::process::id());
 
