@@ -819,6 +819,22 @@ pub fn self_exe_path() -> Option<alloc::vec::Vec<u8>> {
     Some(buf)
 }
 
+/// The path the program was started with (`AT_EXECFN` from the auxiliary
+/// vector), for when `/proc/self/exe` cannot be read (no `/proc`, no
+/// descriptor free). It may be relative to the working directory at start.
+/// Setup only (allocates).
+pub fn exec_fn_path() -> Option<alloc::vec::Vec<u8>> {
+    // SAFETY: getauxval has no preconditions; 0 means "not present".
+    let p = unsafe { libc::getauxval(libc::AT_EXECFN) } as *const core::ffi::c_char;
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: AT_EXECFN points at a NUL-terminated string the kernel put on
+    // the initial stack, valid for the life of the process.
+    let bytes = unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes();
+    (!bytes.is_empty()).then(|| bytes.to_vec())
+}
+
 /// A read-only private mapping of a whole file, unmapped on drop (setup only).
 #[derive(Debug)]
 pub struct MappedFile {

@@ -17,7 +17,10 @@
 //! read-only and read-write so the kernel cannot merge them),
 //! `--exhaust-fds` (before `ready`: lower RLIMIT_NOFILE to a few more than
 //! open now and open /dev/null until EMFILE; prints `fds-exhausted <n>`),
-//! `--exhaust-fds-before-install` (the same, before guru is installed).
+//! `--exhaust-fds-before-install` (the same before guru is installed, so
+//! it keeps no descriptor; a few are freed for the fixture's own pipe and
+//! taken again before `ready`), `--fifo PATH` (a thread `fifo-opener`
+//! blocked opening the FIFO at PATH for reading: in syscall `openat`).
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -153,6 +156,14 @@ fn blocking_the_capture_signal(signal: i32) {
     sleeping_in_std_sleep();
 }
 
+#[inline(never)]
+fn opening_a_fifo(path: &std::ffi::CStr) {
+    // SAFETY: open(2) of a NUL-terminated path; blocks until a writer comes.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    black_box(fd);
+    sleeping_in_std_sleep();
+}
+
 fn flag(args: &[String], name: &str) -> bool {
     args.iter().any(|a| a == name)
 }
@@ -172,7 +183,7 @@ fn write_stdout(bytes: &[u8]) {
 /// Lowers the soft RLIMIT_NOFILE to 16 above the highest descriptor open
 /// now, then opens /dev/null until the process runs out (EMFILE). The
 /// descriptors are leaked on purpose: a descriptor leak is the scenario.
-fn exhaust_fds() -> usize {
+fn exhaust_fds() -> Vec<i32> {
     // SAFETY: rlimit is plain data; getrlimit/setrlimit fill/read it.
     unsafe {
         let mut lim: libc::rlimit = std::mem::zeroed();
@@ -182,7 +193,7 @@ fn exhaust_fds() -> usize {
         lim.rlim_cur = (probe as libc::rlim_t + 16).min(lim.rlim_max);
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
     }
-    let mut opened = 0;
+    let mut opened = Vec::new();
     loop {
         // SAFETY: open(2) of a constant NUL-terminated path.
         let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
@@ -191,7 +202,7 @@ fn exhaust_fds() -> usize {
             assert_eq!(errno, Some(libc::EMFILE), "fixture: expected EMFILE");
             return opened;
         }
-        opened += 1;
+        opened.push(fd);
     }
 }
 
@@ -229,8 +240,11 @@ fn map_separately(n: usize) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if flag(&args, "--exhaust-fds-before-install") {
-        println!("fds-exhausted {}", exhaust_fds());
+    let before_install = flag(&args, "--exhaust-fds-before-install");
+    let mut early = Vec::new();
+    if before_install {
+        early = exhaust_fds();
+        println!("fds-exhausted {}", early.len());
     }
     let mut options = guru_core::Options::default();
     if let Some(n) = value(&args, "--max-threads") {
@@ -247,6 +261,13 @@ fn main() {
         }
     };
     let capture_signal = engine.capture_signal();
+    if before_install {
+        // Room for the fixture's own pipe; taken again before `ready`.
+        for fd in early.drain(..).rev().take(8) {
+            // SAFETY: closing a descriptor this function opened.
+            unsafe { libc::close(fd) };
+        }
+    }
 
     let (tx, rx) = mpsc::channel::<(String, i32)>();
     let mut expected = 0;
@@ -290,6 +311,14 @@ fn main() {
             Box::new(move || blocking_the_capture_signal(capture_signal)),
         );
     }
+    if let Some(path) = args
+        .iter()
+        .position(|a| a == "--fifo")
+        .and_then(|i| args.get(i + 1))
+    {
+        let path = std::ffi::CString::new(path.as_str()).expect("fifo path");
+        spawn("fifo-opener", Box::new(move || opening_a_fifo(&path)));
+    }
     for i in 0..value(&args, "--idle").unwrap_or(0) {
         spawn(&format!("idle-{i}"), Box::new(sleeping_in_std_sleep));
     }
@@ -304,8 +333,8 @@ fn main() {
     // Give every thread time to reach its parking function (they are already
     // running; this only avoids catching one between `send` and its body).
     std::thread::sleep(Duration::from_millis(100));
-    if flag(&args, "--exhaust-fds") {
-        println!("fds-exhausted {}", exhaust_fds());
+    if flag(&args, "--exhaust-fds") || before_install {
+        println!("fds-exhausted {}", exhaust_fds().len());
     }
     let baseline = ALLOCATIONS.load(Ordering::SeqCst);
     println!("ready pid={}", std::process::id());
