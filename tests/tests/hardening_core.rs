@@ -221,9 +221,22 @@ fn without_proc_the_report_shows_the_writer_and_says_why() {
     second.threads[0].assert_frames_in_order(&["guru_core::write_report"]);
 }
 
+/// Detaches from a stopped tracee when dropped (also when an assertion
+/// fails): a killed fixture with a thread still traced by us would leave a
+/// zombie that only our `waitpid(tid, __WALL)` reaps, and `Fixture`'s drop
+/// would wait for it forever.
+struct Traced(i32);
+
+impl Drop for Traced {
+    fn drop(&mut self) {
+        // SAFETY: detaching our tracee (in its ptrace stop).
+        unsafe { libc::ptrace(libc::PTRACE_DETACH, self.0, 0, 0) };
+    }
+}
+
 /// Stops thread `tid` with PTRACE_SEIZE + PTRACE_INTERRUPT and waits until
-/// it is in its ptrace stop. Returns false (and says why) if not permitted.
-fn ptrace_stop(tid: i32) -> bool {
+/// it is in its ptrace stop. `None` (and says why) if not permitted.
+fn ptrace_stop(tid: i32) -> Option<Traced> {
     // SAFETY: ptrace(2) requests on a thread of our own child.
     let seized = unsafe { libc::ptrace(libc::PTRACE_SEIZE, tid, 0, 0) };
     if seized != 0 {
@@ -231,8 +244,9 @@ fn ptrace_stop(tid: i32) -> bool {
             "SKIPPED: PTRACE_SEIZE not permitted: {}",
             std::io::Error::last_os_error()
         );
-        return false;
+        return None;
     }
+    let traced = Traced(tid);
     // SAFETY: as above; the thread is now our tracee.
     let r = unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0) };
     assert_eq!(
@@ -246,7 +260,7 @@ fn ptrace_stop(tid: i32) -> bool {
     let w = unsafe { libc::waitpid(tid, &mut status, libc::__WALL) };
     assert_eq!(w, tid, "waitpid: {}", std::io::Error::last_os_error());
     assert!(libc::WIFSTOPPED(status), "status {status:#x}");
-    true
+    Some(traced)
 }
 
 fn task_state(pid: i32, tid: i32) -> Option<char> {
@@ -258,9 +272,10 @@ fn task_state(pid: i32, tid: i32) -> Option<char> {
 fn a_thread_stopped_by_a_tracer_is_called_so() {
     let (fx, threads) = start(&[]);
     let tid = threads["sleeper"];
-    if !ptrace_stop(tid) {
+    // Declared after `fx`, so dropped (detached) before the fixture is killed.
+    let Some(traced) = ptrace_stop(tid) else {
         return;
-    }
+    };
     let deadline = Instant::now() + WAIT;
     while task_state(fx.pid(), tid) != Some('t') {
         assert!(Instant::now() < deadline, "{tid} never showed state t");
@@ -284,8 +299,7 @@ fn a_thread_stopped_by_a_tracer_is_called_so() {
         "{header}"
     );
     assert!(!header.contains("the thread blocks it"), "{header}");
-    // SAFETY: detaching our tracee.
-    unsafe { libc::ptrace(libc::PTRACE_DETACH, tid, 0, 0) };
+    drop(traced);
 }
 
 #[test]
