@@ -28,7 +28,9 @@
 //! `/proc/self/maps` at the start of the round), and saves and restores
 //! `errno`. System calls used: `write`, `read`, `open`, `close`, `getdents64`,
 //! `gettid`, `getpid`, `rt_tgsigqueueinfo`, `futex`, `clock_gettime`, `prctl`,
-//! `sched_yield`, `rt_sigprocmask`, `sigaltstack` (query only).
+//! `sched_yield`, `rt_sigprocmask`, `sigaltstack` (query only), `lseek` and
+//! `fstat` (on the `/proc` descriptors kept from install), `process_vm_readv`
+//! (on this process, to probe a stack missing from the range table).
 //!
 //! # Memory
 //!

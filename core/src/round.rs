@@ -5,6 +5,33 @@
 //! Only one round runs at a time: [`begin`] wins a compare-exchange on the
 //! engine's `round_active` flag; the returned [`RoundGuard`] owns the scratch
 //! buffers and releases the flag when dropped.
+//!
+//! # Under pressure
+//!
+//! - **No descriptor free, `/proc` unmounted after install**: the round
+//!   lists threads and reads mappings through descriptors kept open since
+//!   install (`/proc/self/task`, `/proc/self/maps`), rewound each round. The
+//!   per-thread `/proc` files of *unresponsive* threads (`stat`, `syscall`,
+//!   `status`) still need a free descriptor: without one such a thread says
+//!   "state unknown: cannot read its /proc stat: EMFILE …".
+//! - **No `/proc` at install either, or no descriptor free since before
+//!   install**: the threads cannot be listed; the report shows the thread
+//!   that wrote it (captured, unwound: its stack is probed, see below) and
+//!   says why the rest is missing (`thread list incomplete: cannot list
+//!   /proc/self/task: ENOENT …`). Without `/proc/self/maps` no code range is
+//!   known either: that thread's system call is not recognised (it shows
+//!   "running") and stack scanning has no code to check candidates against.
+//!   Install itself then loads no symbols from files (no descriptor) or finds
+//!   the main program through `AT_EXECFN` (no `/proc/self/exe`).
+//! - **More readable mappings than the range table holds**: the table is
+//!   refilled by priority (code, thread stacks, named mappings, the rest;
+//!   see [`crate::ranges::CLASSES`]); a captured thread whose stack still is
+//!   not in it probes its own stack with `process_vm_readv` (at most
+//!   [`crate::capture::PROBE_MAX_BYTES`] above its stack pointer). Where a
+//!   seccomp filter forbids `process_vm_readv` such a thread is listed "not
+//!   unwound: stack pointer outside any readable mapping", as before. The
+//!   refill reads `/proc/self/maps` twice, which makes the fan-out of a round
+//!   longer in such a process (thousands of mappings: milliseconds).
 #![deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 #![allow(unsafe_code)]
 

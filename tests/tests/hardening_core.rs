@@ -206,6 +206,7 @@ fn without_proc_the_report_shows_the_writer_and_says_why() {
     let report = one_report(&fx);
     let writer = report.threads.first().map(|t| t.tid).unwrap_or(0);
     assert!(threads.values().any(|&t| t == writer), "{}", report.text);
+    println!("{}", report.text);
     check_writer_only(&report, writer, "ENOENT");
     let figures = report.section("Report").expect("Report section");
     assert!(
@@ -284,6 +285,7 @@ fn a_thread_stopped_by_a_tracer_is_called_so() {
     fx.signal(libc::SIGUSR2);
     let first = fx.wait_for_reports(1, WAIT).remove(0);
     let header = &first.thread_named("sleeper").header;
+    println!("first: {header}");
     assert!(
         header.contains("state t, stopped by a tracer (ptrace)"),
         "{header}"
@@ -294,6 +296,7 @@ fn a_thread_stopped_by_a_tracer_is_called_so() {
     fx.signal(libc::SIGUSR2);
     let second = fx.wait_for_reports(2, WAIT).remove(1);
     let header = &second.thread_named("sleeper").header;
+    println!("second: {header}");
     assert!(
         header.contains("stopped by a tracer (ptrace)") && header.contains("still pending"),
         "{header}"
@@ -315,6 +318,7 @@ fn a_thread_opening_a_fifo_is_in_syscall_openat() {
     wait_in_syscall_if_visible(fx.pid(), threads["fifo-opener"], libc::SYS_openat);
     let report = one_report(&fx);
     let opener = report.thread_named("fifo-opener");
+    println!("{}", opener.header);
     assert!(
         opener.header.contains("in syscall openat"),
         "{}",
