@@ -378,7 +378,6 @@ mod tests {
             (libc::SYS_flock, "flock"),
             (libc::SYS_mkdirat, "mkdirat"),
             (libc::SYS_unlinkat, "unlinkat"),
-            (libc::SYS_renameat, "renameat"),
             (libc::SYS_mount, "mount"),
             (libc::SYS_ftruncate, "ftruncate"),
             (libc::SYS_fallocate, "fallocate"),
