@@ -289,14 +289,14 @@ pub const PROBE_MAX_BYTES: u64 = 4 << 20;
 ///
 /// # Async-signal safety
 /// At most `MIN_STACK_FOR_UNWIND / 4096 + 1` `process_vm_readv` calls of 8
-/// bytes each, into an 8-byte stack buffer.
+/// bytes each ([`sys::readable_word`]: a frame of a few dozen bytes, as it
+/// runs where little stack may be left).
 fn probe_stack_left(sp: u64) -> Option<u64> {
-    let mut byte = [0u8; 8];
     let mut page = sp & !(PROBE_PAGE - 1);
     let mut left = sp.saturating_sub(page);
     while left < MIN_STACK_FOR_UNWIND {
         page = page.checked_sub(PROBE_PAGE)?;
-        if sys::readable_bytes(page, 8, &mut byte).ok()? < 8 {
+        if !sys::readable_word(page).ok()? {
             break;
         }
         left += PROBE_PAGE;

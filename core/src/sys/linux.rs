@@ -541,6 +541,36 @@ pub fn getdents64_raw(fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
     if n < 0 { Err(errno()) } else { Ok(n as usize) }
 }
 
+/// Whether this process can read the 8 bytes at `address`, asked of the
+/// kernel with one `process_vm_readv` on itself (which fails instead of
+/// faulting). The smallest possible stack frame: it runs on stacks that may
+/// be nearly exhausted. `Err` if the call itself is refused.
+///
+/// # Async-signal safety
+/// One `process_vm_readv` system call; two iovecs and 8 bytes on the stack.
+#[inline(never)]
+pub fn readable_word(address: u64) -> Result<bool, Errno> {
+    let mut word = 0u64;
+    let local = libc::iovec {
+        iov_base: core::ptr::addr_of_mut!(word).cast(),
+        iov_len: 8,
+    };
+    let remote = libc::iovec {
+        iov_base: address as *mut c_void,
+        iov_len: 8,
+    };
+    // SAFETY: `local` describes `word`, writable for 8 bytes; the remote
+    // range is only read by the kernel, which fails on an unreadable page
+    // instead of faulting this process.
+    let n = unsafe { libc::process_vm_readv(getpid(), &local, 1, &remote, 1, 0) };
+    match n {
+        8 => Ok(true),
+        n if n >= 0 => Ok(false),
+        _ if errno() == libc::EFAULT => Ok(false),
+        _ => Err(errno()),
+    }
+}
+
 /// How many bytes from `start` (page-aligned; at most `len`) this process
 /// can read, asked of the kernel with `process_vm_readv` on itself: it copies
 /// remote pieces in order and stops at the first one on a page that is
