@@ -11,7 +11,8 @@
 //! initiated from the trigger handler): the report must come out without the
 //! heap. While all threads are parked, the count must not move at all.
 //!
-//! Options: `--max-threads N`, `--max-frames N`, `--blocker` (a thread that
+//! Options: `--max-threads N`, `--max-frames N`, `--deadline-ms N` (the
+//! round deadline), `--blocker` (a thread that
 //! blocks the capture signal), `--idle N` (N more idle threads),
 //! `--mappings N` (N separate readable anonymous mappings, alternately
 //! read-only and read-write so the kernel cannot merge them),
@@ -252,6 +253,9 @@ fn main() {
     }
     if let Some(n) = value(&args, "--max-frames") {
         options.max_frames = n;
+    }
+    if let Some(n) = value(&args, "--deadline-ms") {
+        options.round_deadline_ms = n as u32;
     }
     let engine = match guru_core::install(options) {
         Ok(e) => e,
