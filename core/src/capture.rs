@@ -311,6 +311,13 @@ fn probe_stack_left(sp: u64) -> Option<u64> {
 /// then unwind whatever else the process maps. `None` if `sp` is not
 /// readable or the kernel refuses the probe (a seccomp filter).
 ///
+/// Limit: the probe cannot see mapping boundaries, so where a readable
+/// mapping directly follows the stack's top the range runs on into it. Its
+/// reads are the unwinder's and the stack scan's, which stay inside the
+/// stack unless frames are garbage; a read there would fault only if
+/// another thread unmapped that neighbour in the microseconds of the
+/// unwind. (A stack found in the table is exact: its own mapping.)
+///
 /// # Async-signal safety
 /// `process_vm_readv` calls (64 pages each) into a page-sized stack buffer.
 #[inline(never)]
