@@ -117,6 +117,17 @@ fn threads_json(t: &ThreadsData) -> Value {
     json!({ "threads": threads, "left_out": t.left_out, "capacity": t.capacity })
 }
 
+/// `null`, or why the core could not read a `/proc` file this round
+/// (`"EMFILE (this process has no file descriptor left)"`).
+fn proc_error(errno: i32) -> Value {
+    if errno == 0 {
+        return Value::Null;
+    }
+    let mut text = String::new();
+    let _ = guru_core::render::write_errno(&mut text, errno);
+    Value::String(text)
+}
+
 fn figures_json(f: &Figures) -> Value {
     let round = f.round.as_ref().map(|r| {
         json!({
@@ -132,6 +143,8 @@ fn figures_json(f: &Figures) -> Value {
             "max_pause_tid": r.max_pause_tid,
             "coalesced_triggers": r.coalesced_triggers,
             "mappings_dropped": r.mappings_dropped,
+            "thread_list_error": proc_error(r.task_list_errno),
+            "maps_error": proc_error(r.maps_errno),
         })
     });
     let recent: Vec<Value> = f
