@@ -130,6 +130,17 @@ fn output_dropped(d: &guru_core::write::Dropped) -> Value {
     })
 }
 
+/// `null`, or why the core could not read a `/proc` file this round
+/// (`"EMFILE (this process has no file descriptor left)"`).
+fn proc_error(errno: i32) -> Value {
+    if errno == 0 {
+        return Value::Null;
+    }
+    let mut text = String::new();
+    let _ = guru_core::render::write_errno(&mut text, errno);
+    Value::String(text)
+}
+
 fn figures_json(f: &Figures) -> Value {
     let round = f.round.as_ref().map(|r| {
         json!({
@@ -146,6 +157,8 @@ fn figures_json(f: &Figures) -> Value {
             "coalesced_triggers": r.coalesced_triggers,
             "mappings_dropped": r.mappings_dropped,
             "output_dropped": output_dropped(&r.output_dropped),
+            "thread_list_error": proc_error(r.task_list_errno),
+            "maps_error": proc_error(r.maps_errno),
         })
     });
     let recent: Vec<Value> = f
