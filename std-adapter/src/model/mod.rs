@@ -611,10 +611,20 @@ pub struct Figures {
     /// The whole report until the Report section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_ns: Option<u64>,
+    /// The installed trigger signal and rate limit; absent when guru is not
+    /// installed (and in a core report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_settings: Option<TriggerSettings>,
+    /// File-trigger touches ignored since the last report; absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored_file_touches: Option<IgnoredTouches>,
+    /// Unresponsive threads that block the capture signal; absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocking_capture: Option<BlockingCapture>,
 }
 
 /// A capture round's figures.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[allow(missing_docs)]
 pub struct Round {
     pub sequence: u64,
@@ -630,6 +640,66 @@ pub struct Round {
     /// Triggers folded into this report.
     pub coalesced_triggers: u64,
     pub mappings_dropped: usize,
+    /// Output dropped since the last report written whole, null when none.
+    #[serde(default)]
+    pub output_dropped: Option<OutputDropped>,
+    /// Why `/proc/self/task` could not be listed (`"EMFILE (…)"`), null when
+    /// it could.
+    #[serde(default)]
+    pub thread_list_error: Option<String>,
+    /// With `thread_list_error`: the thread writing the report was shown
+    /// all the same.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub thread_list_writer_shown: bool,
+    /// Why `/proc/self/maps` could not be read, null when it could.
+    #[serde(default)]
+    pub maps_error: Option<String>,
+}
+
+/// Output of earlier reports that was not written (a full pipe, a gone
+/// reader, a full disk).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OutputDropped {
+    /// Bytes not written.
+    pub bytes: u64,
+    /// Reports not written whole.
+    pub reports: u64,
+    /// Sequence number of the last report cut.
+    pub last_sequence: u64,
+    /// Why the last one was cut.
+    pub reason: String,
+}
+
+/// The installed trigger: the signal and the rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TriggerSettings {
+    /// The trigger signal; null when there is none, or (read from text)
+    /// when it is a real-time signal (the text names only a standard one).
+    pub signal: Option<i32>,
+    /// Reports are at least this far apart (0: no rate limit).
+    pub min_interval_ns: u64,
+}
+
+/// File-trigger touches ignored since the last report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct IgnoredTouches {
+    /// How many.
+    pub count: u64,
+    /// The trigger file's owner, when it is another user.
+    pub owner_uid: Option<u32>,
+}
+
+/// Threads that block the capture signal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BlockingCapture {
+    /// The capture signal.
+    pub signal: i32,
+    /// `signal - SIGRTMIN` where the report was made.
+    pub rtmin_offset: i32,
+    /// The thread that installed guru blocked it too.
+    pub blocked_at_install: bool,
+    /// The threads.
+    pub tids: Vec<i32>,
 }
 
 /// One of the recent triggers.

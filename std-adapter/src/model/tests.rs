@@ -269,7 +269,8 @@ fn text_model_says_what_was_folded() {
     assert!(!t.threads[1].captured);
     assert_eq!((t.left_out, t.capacity), (2, 2));
     let Some(Content::Failed { error, kind }) =
-        model.section("Slow \u{1b}[31m").map(|s| &s.content)
+        // The text escapes the title.
+        model.section("Slow \\x1b[31m").map(|s| &s.content)
     else {
         panic!("no failed section: {:?}", model.sections);
     };

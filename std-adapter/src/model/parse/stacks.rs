@@ -129,7 +129,7 @@ pub(super) fn captured_header(s: &str) -> Option<Thread> {
     let (state, pause) = rest.rsplit_once("; paused ")?;
     let (state, writing) = match state.strip_suffix("; writing this report") {
         Some(s) => (s, true),
-        None => (state, false),
+        None => (state, state.ends_with(", writing this report")),
     };
     Some(Thread {
         tid: num(tid)?,

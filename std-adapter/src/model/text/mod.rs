@@ -6,16 +6,14 @@
 use std::fmt::Write;
 
 use guru_core::format::{write_banner, write_duration, write_escaped, write_utc};
-use guru_core::render::{
-    write_begin_line, write_end_line, write_round_figures, write_scan_note, write_trigger_source,
-};
+use guru_core::render::{write_begin_line, write_end_line, write_scan_note, write_trigger_source};
 use guru_core::{RoundSummary, Trigger as CoreTrigger};
 
 pub(super) mod green;
 
 use super::{
     Configuration, Content, Data, ElidedWhy, Figures, Frame, Package, Process, Processes, Report,
-    Symbolization, Thread, Threads, Trigger,
+    Round, Symbolization, Thread, Threads, Trigger,
 };
 use green::write_green_threads;
 
@@ -49,8 +47,9 @@ pub(in crate::model) fn render(r: &Report) -> String {
             let _ = write_begin_line(&mut w, &summary);
         }
     }
+    let body_start = w.len();
     for s in &r.sections {
-        let _ = write_banner(&mut w, &s.title);
+        let _ = write_banner(&mut w, &banner_title(&s.title));
         match &s.content {
             Content::Ok(data) => write_data(&mut w, data, r),
             Content::Failed { error, .. } => {
@@ -60,14 +59,89 @@ pub(in crate::model) fn render(r: &Report) -> String {
             }
         }
     }
+    seal(&mut w, body_start);
     let _ = write_end_line(&mut w, &summary);
     w
 }
 
+/// Longest title a banner shows: its line keeps two spaces on each side of
+/// the title (`====  Title  ====`), so it can never start like a begin or
+/// end line.
+const TITLE_WIDTH: usize = 60;
+
+/// A section title as its banner shows it: control characters escaped like
+/// any text, cut to [`TITLE_WIDTH`] characters (the JSON report has it whole).
+fn banner_title(title: &str) -> String {
+    let mut t = String::with_capacity(title.len());
+    esc(&mut t, title.trim());
+    if t.chars().count() <= TITLE_WIDTH {
+        return t;
+    }
+    // Cut between escaped characters, never inside a `\xNN`.
+    let mut cut = String::with_capacity(TITLE_WIDTH);
+    let mut piece = String::new();
+    for c in title.trim().chars() {
+        piece.clear();
+        esc(&mut piece, c.encode_utf8(&mut [0; 4]));
+        if cut.chars().count() + piece.chars().count() > TITLE_WIDTH - 3 {
+            break;
+        }
+        cut.push_str(&piece);
+    }
+    cut.push_str("...");
+    cut
+}
+
 /// Escapes control characters (a section cannot inject lines or terminal
-/// escapes); text already escaped stays as it is.
+/// escapes), and the Unicode line and paragraph separators some readers
+/// split lines at; text already escaped stays as it is.
 fn esc(w: &mut String, s: &str) {
+    let from = w.len();
     let _ = write_escaped(w, s.as_bytes());
+    if s.contains(['\u{2028}', '\u{2029}']) {
+        let tail = w[from..]
+            .replace('\u{2028}', "\\u{2028}")
+            .replace('\u{2029}', "\\u{2029}");
+        w.truncate(from);
+        w.push_str(&tail);
+    }
+}
+
+/// The framing guarantee, whatever a section writer forgot: from
+/// `body_start` on, no line starts like a begin or end line (it gets two
+/// spaces of indent) and no control character but the newline is left (it
+/// is escaped). One scan of the report; it rewrites only when needed.
+fn seal(w: &mut String, body_start: usize) {
+    const BEGIN: &str = "==== Guru Meditation";
+    const END: &str = "==== End of Guru Meditation";
+    let body = &w[body_start..];
+    let forged = |line: &str| line.starts_with(BEGIN) || line.starts_with(END);
+    let b = body.as_bytes();
+    let control = |i: usize| match b[i] {
+        b'\n' => false,
+        c if c < 0x20 || c == 0x7f => true,
+        0xc2 => b.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)),
+        _ => false,
+    };
+    let dirty =
+        (0..b.len()).any(|i| control(i) || ((i == 0 || b[i - 1] == b'\n') && forged(&body[i..])));
+    if !dirty {
+        return;
+    }
+    let mut clean = String::with_capacity(body.len() + 64);
+    for line in body.split_inclusive('\n') {
+        let (text, newline) = match line.strip_suffix('\n') {
+            Some(t) => (t, "\n"),
+            None => (line, ""),
+        };
+        if forged(text) {
+            clean.push_str("  ");
+        }
+        let _ = write_escaped(&mut clean, text.as_bytes());
+        clean.push_str(newline);
+    }
+    w.truncate(body_start);
+    w.push_str(&clean);
 }
 
 fn escaped(s: &str) -> String {
@@ -139,30 +213,37 @@ fn write_data(w: &mut String, data: &Data, r: &Report) {
 }
 
 fn write_package(w: &mut String, p: &Package) {
-    let _ = writeln!(w, "  name: {}", p.name);
-    let _ = writeln!(w, "  version: {}", p.version);
-    let _ = writeln!(w, "  service: {}", p.service);
+    // Application-supplied (Cargo.toml, the build, service_name): escaped
+    // like any text.
+    let mut line = |label: &str, value: &str| {
+        w.push_str(label);
+        esc(w, value);
+        w.push('\n');
+    };
+    line("  name: ", &p.name);
+    line("  version: ", &p.version);
+    line("  service: ", &p.service);
     if !p.authors.is_empty() {
-        let _ = writeln!(w, "  authors: {}", p.authors.join(", "));
+        line("  authors: ", &p.authors.join(", "));
     }
     if let Some(r) = &p.repository {
-        let _ = writeln!(w, "  repository: {r}");
+        line("  repository: ", r);
     }
-    let _ = writeln!(w, "  target: {}", p.target);
-    let _ = writeln!(w, "  profile: {} (opt-level {})", p.profile, p.opt_level);
-    if let Some(r) = &p.rustc {
-        let _ = writeln!(w, "  rustc: {r}");
-    }
-    let _ = writeln!(
-        w,
-        "  git commit: {}{}",
-        p.git_commit.as_deref().unwrap_or("unknown"),
-        if p.git_dirty == Some(true) {
-            " (dirty)"
-        } else {
-            ""
-        }
+    line("  target: ", &p.target);
+    line(
+        "  profile: ",
+        &format!("{} (opt-level {})", p.profile, p.opt_level),
     );
+    if let Some(r) = &p.rustc {
+        line("  rustc: ", r);
+    }
+    let commit = p.git_commit.as_deref().unwrap_or("unknown");
+    let dirty = if p.git_dirty == Some(true) {
+        " (dirty)"
+    } else {
+        ""
+    };
+    line("  git commit: ", &format!("{commit}{dirty}"));
 }
 
 /// One frame: a line per DWARF function (inlined ones first), or one line
@@ -228,7 +309,9 @@ pub(super) fn write_thread_header(w: &mut String, th: &Thread) {
     esc(w, &th.name);
     w.push_str("\" (");
     esc(w, &th.state);
-    if th.writing_report {
+    // The std adapter's own thread says so in its state ("the reporter,
+    // writing this report"); the core's adds it after the state.
+    if th.writing_report && !th.state.ends_with("writing this report") {
         w.push_str("; writing this report");
     }
     w.push_str("; paused ");
@@ -381,12 +464,17 @@ fn write_process(w: &mut String, p: &Process) {
         esc(w, d);
         w.push('\n');
     }
-    let _ = writeln!(
-        w,
-        "  uptime: {} (guru installed {} ago)",
-        p.uptime_ns.map_or_else(|| "unknown".into(), seconds),
-        seconds(p.guru_uptime_ns)
-    );
+    let uptime = p.uptime_ns.map_or_else(|| "unknown".into(), seconds);
+    if p.guru_uptime_ns == 0 {
+        // No engine: the report says elsewhere that guru is not installed.
+        let _ = writeln!(w, "  uptime: {uptime} (guru not installed)");
+    } else {
+        let _ = writeln!(
+            w,
+            "  uptime: {uptime} (guru installed {} ago)",
+            seconds(p.guru_uptime_ns)
+        );
+    }
     if let Some(t) = p.threads {
         let _ = writeln!(w, "  threads: {t}");
     }
@@ -434,7 +522,10 @@ fn write_process(w: &mut String, p: &Process) {
 }
 
 fn write_figures(w: &mut String, f: &Figures, report_ns: u64) {
-    // A core report's Report section has only the round's figures.
+    // A core report's Report section has only the round's figures, and
+    // lists its recent triggers after them; the std adapter's lists them
+    // under a heading with its trigger notes.
+    let std = f.requested_by.is_some();
     if let Some(by) = &f.requested_by {
         w.push_str("  requested by: ");
         match by {
@@ -449,41 +540,36 @@ fn write_figures(w: &mut String, f: &Figures, report_ns: u64) {
         }
         w.push('\n');
     }
-    if let Some(round) = &f.round {
-        let summary = RoundSummary {
-            sequence: round.sequence,
-            threads_listed: round.threads_listed,
-            threads_captured: round.threads_captured,
-            threads_unresponsive: round.threads_unresponsive,
-            threads_not_signalled: round.threads_not_signalled,
-            threads_left_out: round.threads_left_out,
-            capture_ns: round.capture_ns,
-            fanout_ns: round.fanout_ns,
-            max_pause_ns: round.max_pause_ns,
-            max_pause_tid: round.max_pause_tid,
-            coalesced_triggers: round.coalesced_triggers,
-            mappings_dropped: round.mappings_dropped,
-            ..RoundSummary::default()
-        };
-        let triggers: Vec<CoreTrigger> = f
-            .recent_triggers
-            .iter()
-            .map(|t| CoreTrigger {
-                unix_ns: super::parse::utc_ns(&t.time).unwrap_or(report_ns),
-                signal: t.signal,
-                code: t.si_code,
-                sender_pid: t.sender_pid,
-                sender_uid: t.sender_uid,
-                started_report: t.started_report,
-            })
-            .collect();
-        let _ = write_round_figures(w, &summary, f.capacity, |g| {
-            for t in &triggers {
-                g(t);
-            }
-        });
+    let triggers: Vec<CoreTrigger> = f
+        .recent_triggers
+        .iter()
+        .map(|t| CoreTrigger {
+            unix_ns: super::parse::utc_ns(&t.time).unwrap_or(report_ns),
+            signal: t.signal,
+            code: t.si_code,
+            sender_pid: t.sender_pid,
+            sender_uid: t.sender_uid,
+            started_report: t.started_report,
+        })
+        .collect();
+    match &f.round {
+        Some(round) => write_round(w, round, f.capacity),
+        None => w.push_str("  no capture round ran\n"),
+    }
+    if std {
+        write_trigger_notes(w, f, &triggers);
     } else {
-        w.push_str("  no capture round ran\n");
+        for t in &triggers {
+            w.push_str("  trigger at ");
+            let _ = write_utc(w, t.unix_ns);
+            w.push_str(": ");
+            let _ = write_trigger_source(w, t);
+            w.push_str(if t.started_report {
+                "\n"
+            } else {
+                " (coalesced)\n"
+            });
+        }
     }
     if !f.unresponsive_threads.is_empty() {
         let tids: Vec<String> = f.unresponsive_threads.iter().map(i32::to_string).collect();
@@ -500,6 +586,132 @@ fn write_figures(w: &mut String, f: &Figures, report_ns: u64) {
         w.push('\n');
     }
 }
+
+/// The round's figures, worded as `guru_core::render::write_round_figures`
+/// words them (the core's text has errno numbers, the model their words).
+fn write_round(w: &mut String, r: &Round, capacity: usize) {
+    let _ = writeln!(
+        w,
+        "  threads: {} listed, {} captured, {} unresponsive, {} not signalled, {} left out (capacity {capacity})",
+        r.threads_listed,
+        r.threads_captured,
+        r.threads_unresponsive,
+        r.threads_not_signalled,
+        r.threads_left_out
+    );
+    w.push_str("  round: capture ");
+    let _ = write_duration(w, r.capture_ns);
+    w.push_str(" (fan-out ");
+    let _ = write_duration(w, r.fanout_ns);
+    w.push_str("); longest thread pause ");
+    let _ = write_duration(w, r.max_pause_ns);
+    let _ = writeln!(w, " (thread {})", r.max_pause_tid);
+    if let Some(why) = &r.thread_list_error {
+        w.push_str("  thread list incomplete: cannot list /proc/self/task: ");
+        esc(w, why);
+        if r.thread_list_writer_shown {
+            w.push_str("; shown: the thread writing this report");
+        }
+        w.push('\n');
+    }
+    let _ = writeln!(w, "  coalesced triggers: {}", r.coalesced_triggers);
+    if let Some(d) = &r.output_dropped {
+        let _ = write!(
+            w,
+            "  output dropped: {} bytes of {} {} not written (last #{}: ",
+            d.bytes,
+            d.reports,
+            if d.reports == 1 { "report" } else { "reports" },
+            d.last_sequence
+        );
+        esc(w, &d.reason);
+        w.push_str(")\n");
+    }
+    if let Some(why) = &r.maps_error {
+        w.push_str("  readable mappings unknown: cannot read /proc/self/maps: ");
+        esc(w, why);
+        w.push_str("; stacks were probed with process_vm_readv\n");
+    }
+    if r.mappings_dropped > 0 {
+        let _ = writeln!(
+            w,
+            "  readable mappings not tracked (table full): {} (code and thread stacks were kept first)",
+            r.mappings_dropped
+        );
+    }
+}
+
+/// The std adapter's trigger notes: what the coalesced count cannot
+/// include, the rate limit, ignored file touches, the recent triggers (by
+/// time) and threads that block the capture signal.
+fn write_trigger_notes(w: &mut String, f: &Figures, triggers: &[CoreTrigger]) {
+    if let Some(t) = &f.trigger_settings {
+        if let Some(sig) = t.signal.filter(|&s| s < guru_core::sys::sigrtmin()) {
+            let name = guru_core::format::signal_name(sig).unwrap_or("the trigger signal");
+            let _ = writeln!(w, "  note: {name} {STANDARD_SIGNAL_NOTE}");
+        }
+        if t.min_interval_ns == 0 {
+            w.push_str("  rate limit: none\n");
+        } else {
+            let _ = writeln!(
+                w,
+                "  rate limit: reports at least {} apart; {RATE_LIMIT_NOTE}",
+                seconds(t.min_interval_ns)
+            );
+        }
+    }
+    if let Some(i) = f.ignored_file_touches.filter(|i| i.count > 0) {
+        let _ = write!(
+            w,
+            "  file trigger: {} touches ignored since the last report",
+            i.count
+        );
+        if let Some(uid) = i.owner_uid {
+            let _ = write!(
+                w,
+                " (the file is owned by uid {uid}, not by this process's user or root)"
+            );
+        }
+        w.push('\n');
+    }
+    if !triggers.is_empty() {
+        w.push_str("  recent triggers, by time (oldest first):\n");
+        for t in triggers {
+            w.push_str("    ");
+            let _ = write_utc(w, t.unix_ns);
+            w.push_str(": ");
+            let _ = write_trigger_source(w, t);
+            w.push_str(if t.started_report {
+                " (started a report)\n"
+            } else {
+                " (coalesced)\n"
+            });
+        }
+    }
+    if let Some(b) = f.blocking_capture.as_ref().filter(|b| !b.tids.is_empty()) {
+        let tids: Vec<String> = b.tids.iter().map(i32::to_string).collect();
+        let _ = write!(
+            w,
+            "  threads blocking the capture signal SIGRTMIN+{} (signal {}): {}; ",
+            b.rtmin_offset,
+            b.signal,
+            tids.join(", ")
+        );
+        w.push_str(if b.blocked_at_install {
+            BLOCKED_AT_INSTALL_NOTE
+        } else {
+            BLOCKED_INHERITED_NOTE
+        });
+        w.push('\n');
+    }
+}
+
+/// The fixed wording of the trigger notes (the parser matches it too).
+pub(in crate::model) const STANDARD_SIGNAL_NOTE: &str = "is a standard signal: one sent while another is still pending is merged by the kernel before guru sees it, so such triggers are not counted (a real-time trigger signal queues)";
+pub(in crate::model) const RATE_LIMIT_NOTE: &str =
+    "sooner triggers are held and coalesced into one report";
+pub(in crate::model) const BLOCKED_AT_INSTALL_NOTE: &str = "the thread that installed guru blocked it too, so the likely cause is the signal mask these threads inherited (an application that blocks every signal for sigwait/signalfd before starting its threads): unblock the capture signal in them with pthread_sigmask, or install guru before blocking signals";
+pub(in crate::model) const BLOCKED_INHERITED_NOTE: &str = "a thread inherits the signal mask of the thread that started it: unblock the capture signal in them with pthread_sigmask";
 
 fn write_symbolization(w: &mut String, s: &Symbolization) {
     let _ = write!(
