@@ -130,28 +130,40 @@ pub fn write_thread_header(
 }
 
 /// Writes the note on how a captured stack ends (nothing when it reached
-/// its root).
+/// its root): `  -- <reason>` and a newline.
 ///
 /// # Async-signal safety
 /// Formats a published slot's summary; no allocation.
 pub fn write_stack_end(w: &mut impl Write, view: &SlotView<'_>) -> fmt::Result {
+    if view.summary.end == StackEnd::Root {
+        return Ok(());
+    }
+    write!(w, "  -- ")?;
+    write_stack_end_reason(w, view)?;
+    writeln!(w)
+}
+
+/// Writes why a captured stack ends early (`stack truncated: …`), without
+/// the note's indent and newline; nothing when it reached its root.
+///
+/// # Async-signal safety
+/// Formats a published slot's summary; no allocation.
+pub fn write_stack_end_reason(w: &mut impl Write, view: &SlotView<'_>) -> fmt::Result {
     match view.summary.end {
         StackEnd::Root => Ok(()),
-        StackEnd::UnreadableStack => {
-            writeln!(
-                w,
-                "  -- {} at 0x{:x}",
-                view.summary.end.describe(),
-                view.summary.end_detail
-            )
-        }
-        StackEnd::StackNearlyExhausted => writeln!(
+        StackEnd::UnreadableStack => write!(
             w,
-            "  -- {} ({} bytes left below the stack pointer)",
+            "{} at 0x{:x}",
             view.summary.end.describe(),
             view.summary.end_detail
         ),
-        other => writeln!(w, "  -- {}", other.describe()),
+        StackEnd::StackNearlyExhausted => write!(
+            w,
+            "{} ({} bytes left below the stack pointer)",
+            view.summary.end.describe(),
+            view.summary.end_detail
+        ),
+        other => write!(w, "{}", other.describe()),
     }
 }
 

@@ -176,7 +176,7 @@
 
 mod config;
 mod error;
-mod json;
+mod frames;
 pub mod model;
 mod output;
 mod package;
@@ -186,15 +186,15 @@ mod report;
 mod reporter;
 mod secret;
 mod sections;
+mod state;
 mod symbols;
 mod sys;
-mod text;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
 pub use config::DEFAULT_SECRET_KEYS;
 pub use error::Error;
-pub use json::SCHEMA;
+pub use model::SCHEMA;
 pub use package::Package;
 pub use reporter::{
     Builder, DEFAULT_MIN_INTERVAL, Format, GUARD_DROP_WAIT, Guard, report, report_as, setup_autorun,

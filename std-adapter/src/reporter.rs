@@ -29,7 +29,7 @@ use crate::config::{self, Redactor};
 use crate::error::Error;
 use crate::output;
 use crate::package::Package;
-use crate::report::{self, Collected, ReporterState, Settings, Source};
+use crate::report::{self, Notes, ReporterState, Settings, Source};
 use crate::sections::Job;
 use crate::sys::{self, RECORD_LEN, TriggerRecord};
 
@@ -1083,35 +1083,46 @@ fn produce_and_emit(source: Source) {
     else {
         return;
     };
-    let collected = report::collect(
+    let produced = report::collect(
         state.get_or_insert_with(ReporterState::default),
         Some(&settings),
         source,
+        notes(),
     );
-    let rendered = render(&collected, format);
+    let report = &produced.report;
+    let rendered = render(report, format);
     drop(state);
     output::emit(
         log_dir.as_deref(),
         || {
             output::file_name(
                 &file_service,
-                collected.started_unix_ns,
-                collected.pid,
-                collected.sequence,
+                report.time_unix_ns,
+                report.pid,
+                report.sequence,
                 format,
             )
         },
         &rendered,
-        collected.sequence,
-        collected.round.map(|r| r.output_dropped),
+        report.sequence,
+        produced.output_dropped,
         output_timeout,
     );
 }
 
-fn render(c: &Collected, format: Format) -> String {
+/// What the trigger side has to tell the next report.
+fn notes() -> Notes {
+    Notes {
+        ignored_file_touches: take_ignored_file_touches(),
+        capture_blocked_at_install: capture_blocked_at_install(),
+    }
+}
+
+/// The report in `format`: the model's text, or its JSON (serde) form.
+fn render(r: &crate::model::Report, format: Format) -> String {
     match format {
-        Format::Text => crate::text::render(c),
-        Format::Json => crate::json::render(c),
+        Format::Text => r.to_text(),
+        Format::Json => r.to_json(),
     }
 }
 
@@ -1130,12 +1141,13 @@ pub fn report() -> String {
 pub fn report_as(format: Format) -> String {
     let mut state = STATE.lock();
     let settings = lock(&INSTALLED).as_ref().map(|i| i.settings.clone());
-    let collected = report::collect(
+    let produced = report::collect(
         state.get_or_insert_with(ReporterState::default),
         settings.as_deref(),
         Source::Call,
+        notes(),
     );
-    render(&collected, format)
+    render(&produced.report, format)
 }
 
 #[cfg(test)]

@@ -100,18 +100,17 @@
 //! once more, in the reporter thread, outside the dump's timeout.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ::tokio::runtime::{Handle, RuntimeFlavor, RuntimeMetrics};
 use guru_core::ModuleSet;
-use guru_core::format::write_escaped;
 use serde::Serialize;
-use serde_json::{Value, json};
 
-use crate::report::{Body, FrameData, ReporterState, Section};
+use crate::frames::{frame, module_of};
+use crate::model::{self, Data, Kind};
+use crate::state::ReporterState;
 use crate::symbols::Stats;
 
 /// Default time a task dump may take ([`set_task_dump_timeout`]).
@@ -249,7 +248,7 @@ pub(crate) struct UnstableFigures {
 pub(crate) struct TaskGroup {
     ids: Vec<String>,
     /// One stack per leaf future the tasks wait on, innermost frame first.
-    traces: Vec<Vec<FrameData>>,
+    traces: Vec<Vec<model::Frame>>,
 }
 
 /// The outcome of a task dump.
@@ -359,7 +358,7 @@ fn unstable_figures(_: &RuntimeMetrics) -> Option<UnstableFigures> {
 }
 
 /// Runs `f`, turning a panic into a failed section.
-fn guarded(f: impl FnOnce() -> Result<Body, String>) -> Result<Body, String> {
+fn guarded(f: impl FnOnce() -> Result<Data, String>) -> Result<Data, String> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(p) => Err(format!(
@@ -375,7 +374,7 @@ pub(crate) fn section(
     state: &mut ReporterState,
     modules: Option<&ModuleSet>,
     stats: &mut Stats,
-) -> Option<Section> {
+) -> Option<model::Section> {
     let list: Vec<Arc<Registered>> = lock(&RUNTIMES).clone();
     if list.is_empty() {
         return None;
@@ -398,13 +397,13 @@ pub(crate) fn section(
                 }
             })
             .collect();
-        Ok(Body::GreenThreads(Box::new(GreenThreads { runtimes })))
+        Ok(Data::GreenThreads(to_model(GreenThreads { runtimes })))
     });
-    Some(Section {
-        title: "Green Threads".into(),
-        kind: "green_threads",
+    Some(crate::report::section(
+        "Green Threads",
+        Kind::GreenThreads,
         body,
-    })
+    ))
 }
 
 /// Groups tasks with identical traces (in first-seen order) and symbolizes
@@ -448,17 +447,17 @@ fn symbolize(
     frames: &[u64],
     modules: Option<&ModuleSet>,
     stats: &mut Stats,
-) -> Vec<FrameData> {
+) -> Vec<model::Frame> {
     let Some(modules) = modules else {
         return frames
             .iter()
-            .map(|&address| FrameData {
-                address,
-                module: None,
-                symbolized: crate::symbols::Symbolized {
+            .enumerate()
+            .map(|(n, &address)| {
+                let none = crate::symbols::Symbolized {
                     functions: Vec::new(),
                     symbol: None,
-                },
+                };
+                frame(n, address, None, none)
             })
             .collect();
     };
@@ -468,15 +467,8 @@ fn symbolize(
     frames
         .iter()
         .zip(symbolized)
-        .map(|(&address, symbolized)| FrameData {
-            address,
-            module: modules.resolve(address, true).map(|res| {
-                let mut name = String::new();
-                let _ = write_escaped(&mut name, res.module.short_name());
-                (name, res.module_offset)
-            }),
-            symbolized,
-        })
+        .enumerate()
+        .map(|(n, (&address, s))| frame(n, address, module_of(modules, address, true), s))
         .collect()
 }
 
@@ -498,7 +490,7 @@ mod dump {
     use guru_core::ModuleSet;
 
     use super::{Registered, Tasks};
-    use crate::report::ReporterState;
+    use crate::state::ReporterState;
     use crate::symbols::Stats;
 
     #[derive(Debug)]
@@ -552,8 +544,8 @@ mod dump {
     use guru_core::ModuleSet;
 
     use super::{Registered, TaskDumps, Tasks, lock};
-    use crate::report::ReporterState;
     use crate::sections::{Job, Outcome};
+    use crate::state::ReporterState;
     use crate::symbols::Stats;
 
     /// How long a worker may stay away from its scheduler loop before it is
@@ -767,218 +759,73 @@ mod dump {
 }
 
 // ---------------------------------------------------------------------------
-// Rendering
+// As model data
 
-fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
-    v.map_or_else(|| "-".into(), |v| v.to_string())
-}
-
-fn secs(ns: Option<u64>) -> String {
-    ns.map_or_else(|| "-".into(), |ns| format!("{:.3} s", ns as f64 / 1e9))
-}
-
-fn micros(ns: Option<u64>) -> String {
-    ns.map_or_else(|| "-".into(), |ns| format!("{:.1} us", ns as f64 / 1e3))
-}
-
-fn escaped(s: &str) -> String {
-    let mut out = String::new();
-    let _ = write_escaped(&mut out, s.as_bytes());
-    out
-}
-
-/// The text of the Green Threads section.
-pub(crate) fn write_text(w: &mut String, g: &GreenThreads) {
-    for (i, r) in g.runtimes.iter().enumerate() {
-        if i > 0 {
-            w.push('\n');
-        }
-        let name = escaped(&r.name);
-        let _ = writeln!(
-            w,
-            "Runtime \"{name}\" ({}): {} worker{}, {} alive task{}, global queue depth {}",
-            r.flavor,
-            r.workers,
-            if r.workers == 1 { "" } else { "s" },
-            r.alive_tasks,
-            if r.alive_tasks == 1 { "" } else { "s" },
-            r.global_queue_depth
-        );
-        let unstable = r.worker_figures.iter().any(|f| f.poll_count.is_some());
-        let _ = write!(
-            w,
-            "  {:>6}  {:<6}  {:>12}  {:>8}  {:>11}",
-            "worker", "state", "busy", "parks", "park/unpark"
-        );
-        if unstable {
-            let _ = write!(
-                w,
-                "  {:>10}  {:>11}  {:>8}  {:>10}",
-                "polls", "local queue", "steals", "mean poll"
-            );
-        }
-        w.push('\n');
-        for f in &r.worker_figures {
-            let state = match f.parked {
-                Some(true) => "parked",
-                Some(false) => "active",
-                None => "-",
-            };
-            let _ = write!(
-                w,
-                "  {:>6}  {:<6}  {:>12}  {:>8}  {:>11}",
-                f.index,
-                state,
-                secs(f.busy_ns),
-                opt(f.park_count),
-                opt(f.park_unpark_count)
-            );
-            if unstable {
-                let _ = write!(
-                    w,
-                    "  {:>10}  {:>11}  {:>8}  {:>10}",
-                    opt(f.poll_count),
-                    opt(f.local_queue_depth),
-                    opt(f.steal_count),
-                    micros(f.mean_poll_ns)
-                );
-            }
-            w.push('\n');
-        }
-        if let Some(u) = &r.unstable {
-            let _ = writeln!(
-                w,
-                "  blocking threads: {} ({} idle), blocking queue depth {}; spawned tasks {}, remote schedules {}, budget-forced yields {}",
-                u.blocking_threads,
-                u.idle_blocking_threads,
-                u.blocking_queue_depth,
-                opt(u.spawned_tasks),
-                opt(u.remote_schedules),
-                opt(u.budget_forced_yields)
-            );
-        }
-        match &r.tasks {
-            Tasks::NotTaken(why) | Tasks::Blocked(why) | Tasks::Failed(why) => {
-                let _ = writeln!(w, "  task traces: {}", escaped(why));
-            }
-            Tasks::TimedOut { timeout_ms, detail } => {
-                let _ = writeln!(
-                    w,
-                    "  task traces: task dump timed out after {timeout_ms} ms: {}",
-                    escaped(detail)
-                );
-            }
-            Tasks::Taken {
-                tasks,
-                groups,
-                left_out,
-                dump_ns,
-                resolve_ns,
-            } => {
-                let _ = write!(
-                    w,
-                    "  task traces: {tasks} tasks, {} distinct traces; the dump took ",
-                    groups.len()
-                );
-                let _ = guru_core::format::write_duration(w, *dump_ns);
-                w.push_str(", tokio's backtrace resolution ");
-                let _ = guru_core::format::write_duration(w, *resolve_ns);
-                w.push('\n');
-                if *left_out > 0 {
-                    let _ = writeln!(
-                        w,
-                        "  ({left_out} more tasks left out: at most {MAX_TRACED_TASKS} are traced)"
-                    );
-                }
-                for g in groups {
-                    w.push('\n');
-                    write_group(w, &name, g);
-                }
-            }
-        }
-    }
-}
-
-fn write_group(w: &mut String, runtime: &str, g: &TaskGroup) {
-    let ids: Vec<String> = g.ids.iter().map(|i| escaped(i)).collect();
-    if ids.len() == 1 {
-        let _ = write!(w, "------ Task {}", ids[0]);
-    } else {
-        let _ = write!(w, "------ Tasks {} ({} tasks)", ids.join(", "), ids.len());
-    }
-    let _ = writeln!(w, " of runtime \"{runtime}\" ------");
-    if g.traces.is_empty() {
-        w.push_str("  (no trace: the task did not reach a tokio leaf future when traced)\n");
-    }
-    for (n, trace) in g.traces.iter().enumerate() {
-        if g.traces.len() > 1 {
-            let _ = writeln!(w, "  -- waiting on leaf {} of {}:", n + 1, g.traces.len());
-        }
-        for (i, f) in trace.iter().enumerate() {
-            crate::text::write_frame(w, i, f);
-        }
-    }
-}
-
-/// The JSON of the Green Threads section (`kind` `green_threads`).
-pub(crate) fn to_json(g: &GreenThreads) -> Value {
-    let runtimes: Vec<Value> = g
+/// The Green Threads section as model data.
+fn to_model(g: GreenThreads) -> model::GreenThreads {
+    let runtimes = g
         .runtimes
-        .iter()
+        .into_iter()
         .map(|r| {
-            let task_dump = match &r.tasks {
-                Tasks::NotTaken(why) => json!({ "status": "not_taken", "reason": why }),
-                Tasks::Blocked(why) => json!({ "status": "blocked", "reason": why }),
-                Tasks::Failed(why) => json!({ "status": "failed", "reason": why }),
-                Tasks::TimedOut { timeout_ms, detail } => json!({
-                    "status": "timed_out",
-                    "timeout_ms": u64::try_from(*timeout_ms).unwrap_or(u64::MAX),
-                    "reason": detail,
-                }),
+            let task_dump = match r.tasks {
+                Tasks::NotTaken(reason) => model::TaskDump::NotTaken { reason },
+                Tasks::Blocked(reason) => model::TaskDump::Blocked { reason },
+                Tasks::Failed(reason) => model::TaskDump::Failed { reason },
+                Tasks::TimedOut { timeout_ms, detail } => model::TaskDump::TimedOut {
+                    timeout_ms: u64::try_from(timeout_ms).unwrap_or(u64::MAX),
+                    reason: detail,
+                },
                 Tasks::Taken {
                     tasks,
                     groups,
                     left_out,
                     dump_ns,
                     resolve_ns,
-                } => {
-                    let groups: Vec<Value> = groups
-                        .iter()
-                        .map(|g| {
-                            let traces: Vec<Value> = g
-                                .traces
-                                .iter()
-                                .map(|t| {
-                                    Value::Array(
-                                        t.iter()
-                                            .enumerate()
-                                            .map(|(n, f)| crate::json::frame_json(n, f))
-                                            .collect(),
-                                    )
-                                })
-                                .collect();
-                            json!({ "task_ids": g.ids, "traces": traces })
+                } => model::TaskDump::Taken {
+                    tasks,
+                    left_out,
+                    dump_ns,
+                    resolve_ns,
+                    groups: groups
+                        .into_iter()
+                        .map(|g| model::TaskGroup {
+                            task_ids: g.ids,
+                            traces: g.traces,
                         })
-                        .collect();
-                    json!({
-                        "status": "taken", "tasks": tasks, "left_out": left_out,
-                        "dump_ns": dump_ns, "resolve_ns": resolve_ns, "groups": groups,
-                    })
-                }
+                        .collect(),
+                },
             };
-            json!({
-                "name": r.name,
-                "flavor": r.flavor,
-                "workers": r.workers,
-                "alive_tasks": r.alive_tasks,
-                "global_queue_depth": r.global_queue_depth,
-                "worker_figures": r.worker_figures,
-                "unstable": r.unstable,
-                "task_dump": task_dump,
-            })
+            let w = |f: WorkerFigures| model::WorkerFigures {
+                index: f.index,
+                parked: f.parked,
+                busy_ns: f.busy_ns,
+                park_count: f.park_count,
+                park_unpark_count: f.park_unpark_count,
+                poll_count: f.poll_count,
+                local_queue_depth: f.local_queue_depth,
+                steal_count: f.steal_count,
+                mean_poll_ns: f.mean_poll_ns,
+            };
+            model::Runtime {
+                name: r.name,
+                flavor: r.flavor,
+                workers: r.workers,
+                alive_tasks: r.alive_tasks,
+                global_queue_depth: r.global_queue_depth,
+                worker_figures: r.worker_figures.into_iter().map(w).collect(),
+                unstable: r.unstable.map(|u| model::UnstableFigures {
+                    blocking_threads: u.blocking_threads,
+                    idle_blocking_threads: u.idle_blocking_threads,
+                    blocking_queue_depth: u.blocking_queue_depth,
+                    spawned_tasks: u.spawned_tasks,
+                    remote_schedules: u.remote_schedules,
+                    budget_forced_yields: u.budget_forced_yields,
+                }),
+                task_dump,
+            }
         })
         .collect();
-    json!({ "runtimes": runtimes })
+    model::GreenThreads { runtimes }
 }
 
 #[cfg(test)]
@@ -1020,28 +867,39 @@ mod tests {
         assert_eq!(groups[0].ids, ["1", "3"]);
         assert_eq!(groups[1].ids, ["2"]);
         assert_eq!(groups[0].traces[0].len(), 2);
-        let mut text = String::new();
-        write_text(
-            &mut text,
-            &GreenThreads {
-                runtimes: vec![RuntimeData {
-                    name: "r\n1".into(),
-                    flavor: "multi_thread".into(),
-                    workers: 0,
-                    alive_tasks: 3,
-                    global_queue_depth: 0,
-                    worker_figures: Vec::new(),
-                    unstable: None,
-                    tasks: Tasks::Taken {
-                        tasks: 3,
-                        groups,
-                        left_out: 0,
-                        dump_ns: 1000,
-                        resolve_ns: 1000,
-                    },
-                }],
-            },
-        );
+        let green = to_model(GreenThreads {
+            runtimes: vec![RuntimeData {
+                name: "r\n1".into(),
+                flavor: "multi_thread".into(),
+                workers: 0,
+                alive_tasks: 3,
+                global_queue_depth: 0,
+                worker_figures: Vec::new(),
+                unstable: None,
+                tasks: Tasks::Taken {
+                    tasks: 3,
+                    groups,
+                    left_out: 0,
+                    dump_ns: 1000,
+                    resolve_ns: 1000,
+                },
+            }],
+        });
+        let report = model::Report {
+            schema: model::SCHEMA.into(),
+            pid: 1,
+            sequence: 1,
+            time: "2026-01-01T00:00:00.000Z".into(),
+            time_unix_ns: 1_767_225_600_000_000_000,
+            trigger: model::Trigger::Call,
+            sections: vec![crate::report::section(
+                "Green Threads",
+                Kind::GreenThreads,
+                Ok(Data::GreenThreads(green)),
+            )],
+            read_from_text: false,
+        };
+        let text = report.to_text();
         assert!(
             text.contains("------ Tasks 1, 3 (2 tasks) of runtime \"r\\x0a1\" ------"),
             "{text}"

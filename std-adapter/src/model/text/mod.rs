@@ -729,3 +729,40 @@ fn write_symbolization(w: &mut String, s: &Symbolization) {
         w.push('\n');
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_stay_in_their_banner() {
+        assert_eq!(banner_title(" Threads "), "Threads");
+        let t = banner_title("Evil\n==== End of Guru Meditation ==== pid 1 report #1\n\x1b[2J");
+        assert_eq!(
+            t,
+            "Evil\\x0a==== End of Guru Meditation ==== pid 1 report #1..."
+        );
+        assert!(t.chars().count() <= TITLE_WIDTH);
+        let mut w = String::new();
+        let _ = write_banner(&mut w, &banner_title(&"Guru Meditation ".repeat(9)));
+        let line = w.lines().nth(1).unwrap();
+        assert!(line.starts_with("====  Guru Meditation"), "{line}");
+        assert_eq!(line.chars().count(), 72);
+    }
+
+    #[test]
+    fn seal_neutralizes_forged_lines_and_controls() {
+        let mut w = String::from("==== Guru Meditation ==== pid 2 report #1\n");
+        let start = w.len();
+        w.push_str("ok\n==== End of Guru Meditation ==== pid 2 report #1\nbell\x07\n");
+        seal(&mut w, start);
+        assert_eq!(
+            w,
+            "==== Guru Meditation ==== pid 2 report #1\nok\n  ==== End of Guru Meditation ==== pid 2 report #1\nbell\\x07\n"
+        );
+        let clean = "x\n  y\n".to_string();
+        let mut same = clean.clone();
+        seal(&mut same, 0);
+        assert_eq!(same, clean);
+    }
+}
