@@ -16,7 +16,7 @@ use guru_core::{ModuleSet, RoundSummary, ThreadCapture, Trigger};
 
 use crate::config::{self, Redactor};
 use crate::frames::{frame, module_of};
-use crate::model::{self, Content, Data, Kind};
+use crate::model::{self, Data, Kind};
 use crate::package::Package;
 use crate::procinfo;
 use crate::sections::{self, Job, Outcome, panic_message};
@@ -282,17 +282,6 @@ fn modules_data(set: &ModuleSet) -> model::Modules {
     }
 }
 
-/// A section of `kind` with its data, or failed with why.
-pub(crate) fn section(title: &str, kind: Kind, data: Result<Data, String>) -> model::Section {
-    model::Section {
-        title: title.to_string(),
-        content: match data {
-            Ok(d) => Content::Ok(d),
-            Err(error) => Content::Failed { kind, error },
-        },
-    }
-}
-
 /// Runs a built-in section, turning a panic into a failed section.
 fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     match catch_unwind(AssertUnwindSafe(f)) {
@@ -385,7 +374,7 @@ pub(crate) fn collect(
     let mut out = Vec::new();
     let not_installed = || "guru is not installed".to_string();
 
-    out.push(section(
+    out.push(model::Section::new(
         "Package",
         Kind::Package,
         match settings {
@@ -393,7 +382,7 @@ pub(crate) fn collect(
             None => Err(not_installed()),
         },
     ));
-    out.push(section(
+    out.push(model::Section::new(
         "Threads",
         Kind::Threads,
         threads.map(Data::Threads),
@@ -405,7 +394,7 @@ pub(crate) fn collect(
         &mut sym_stats,
     ));
     let redactor = settings.map(|s| s.redactor.clone()).unwrap_or_default();
-    out.push(section(
+    out.push(model::Section::new(
         "Processes",
         Kind::Processes,
         guarded(|| {
@@ -426,7 +415,7 @@ pub(crate) fn collect(
     let jobs: Vec<Arc<Job>> = config_job.iter().cloned().chain(registered).collect();
     let mut outcomes = state.runner.run_all(&jobs, budget).into_iter();
     let config_outcome = config_job.as_ref().and_then(|_| outcomes.next());
-    out.push(section(
+    out.push(model::Section::new(
         "Configuration",
         Kind::Configuration,
         match settings {
@@ -440,11 +429,11 @@ pub(crate) fn collect(
             Outcome::Ok(text) => Ok(Data::Custom(model::Custom { text })),
             Outcome::Failed(why) => Err(why),
         };
-        out.push(section(&job.name, Kind::Custom, data));
+        out.push(model::Section::new(&job.name, Kind::Custom, data));
     }
     let sections_ns = ns_since(t_sections);
 
-    out.push(section(
+    out.push(model::Section::new(
         "Process",
         Kind::Process,
         guarded(|| {
@@ -452,7 +441,7 @@ pub(crate) fn collect(
             Ok(Data::Process(Box::new(procinfo::process_info(uptime))))
         }),
     ));
-    out.push(section(
+    out.push(model::Section::new(
         "Modules",
         Kind::Modules,
         match &round {
@@ -527,7 +516,7 @@ pub(crate) fn collect(
                 tids: blocking_tids,
             }),
     };
-    out.push(section(
+    out.push(model::Section::new(
         "Report",
         Kind::Report,
         Ok(Data::Report(Box::new(figures))),

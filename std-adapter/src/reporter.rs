@@ -14,6 +14,10 @@
 //!
 //! The rate limit, the file trigger's rules, `fork` and blocked signal
 //! masks are described in the crate docs.
+//!
+//! Size: over 600 lines because installation, its validation and the
+//! reporter thread's loop share one state (`INSTALLED`, the pipe, the
+//! rate limit); about a third is its unit tests.
 
 use std::cell::RefCell;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -27,22 +31,12 @@ use serde::Serialize;
 
 use crate::config::{self, Redactor};
 use crate::error::Error;
+pub use crate::model::Format;
 use crate::output;
 use crate::package::Package;
 use crate::report::{self, Notes, ReporterState, Settings, Source};
 use crate::sections::Job;
 use crate::sys::{self, RECORD_LEN, TriggerRecord};
-
-/// Report format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum Format {
-    /// The text report (DESIGN.md "Report text format"), oslo-style banners.
-    #[default]
-    Text,
-    /// One JSON document per report, schema `guru-report/1`
-    /// (`docs/json-schema.md`).
-    Json,
-}
 
 /// Installed configuration and output settings.
 #[derive(Debug)]
@@ -129,21 +123,13 @@ extern "C" fn after_fork_child() {
     }
 }
 
-/// Unblocks the capture signal in the calling thread (for guru's own
-/// threads, which must answer it whatever mask they inherited).
-pub(crate) fn unblock_capture_signal() {
-    if let Some(e) = guru_core::engine() {
-        sys::unblock_in_this_thread(&[e.capture_signal()]);
-    }
-}
-
 /// Whether the installing thread blocked the capture signal.
-pub(crate) fn capture_blocked_at_install() -> bool {
+fn capture_blocked_at_install() -> bool {
     CAPTURE_BLOCKED_AT_INSTALL.load(Ordering::Relaxed)
 }
 
 /// Takes the count of ignored file-trigger touches and the last file owner.
-pub(crate) fn take_ignored_file_touches() -> (u64, Option<u32>) {
+fn take_ignored_file_touches() -> (u64, Option<u32>) {
     let n = FILE_TOUCHES_IGNORED.swap(0, Ordering::Relaxed);
     let owner = FILE_IGNORED_OWNER.load(Ordering::Relaxed);
     (n, u32::try_from(owner).ok().filter(|_| n > 0))
@@ -1090,7 +1076,7 @@ fn produce_and_emit(source: Source) {
         notes(),
     );
     let report = &produced.report;
-    let rendered = render(report, format);
+    let rendered = report.render(format);
     drop(state);
     output::emit(
         log_dir.as_deref(),
@@ -1118,14 +1104,6 @@ fn notes() -> Notes {
     }
 }
 
-/// The report in `format`: the model's text, or its JSON (serde) form.
-fn render(r: &crate::model::Report, format: Format) -> String {
-    match format {
-        Format::Text => r.to_text(),
-        Format::Json => r.to_json(),
-    }
-}
-
 /// Produces a report now and returns it (in the installed format: text
 /// unless [`Builder::format`] chose JSON), without writing it anywhere — for
 /// a `/debug` endpoint, a test, or a log line. The calling thread is in the
@@ -1147,7 +1125,7 @@ pub fn report_as(format: Format) -> String {
         Source::Call,
         notes(),
     );
-    render(&produced.report, format)
+    produced.report.render(format)
 }
 
 #[cfg(test)]

@@ -272,7 +272,7 @@ impl Runner {
 
 fn worker_loop(rx: Receiver<Arc<Batch>>) {
     // A guru thread answers the capture signal whatever mask it inherited.
-    crate::reporter::unblock_capture_signal();
+    crate::sys::unblock_capture_signal();
     while let Ok(batch) = rx.recv() {
         loop {
             let next = lock(&batch.pending).pop_front();

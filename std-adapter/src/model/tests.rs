@@ -1,6 +1,7 @@
 //! Unit tests of the report model: the checked-in JSON Schema against the
 //! types, the model's JSON and text read back into the model, the text
 //! renderer's framing guarantees, and `from_text` on arbitrary input.
+//! (Over 600 lines: one file of fixtures and tests for the whole model.)
 
 use super::*;
 use crate::report::{Notes, ReporterState, Source};
