@@ -111,7 +111,7 @@ use guru_core::format::write_escaped;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::report::{Body, FrameData, ReporterState, Section};
+use crate::report::{Body, FrameData, ReporterState, Section, ThreadsData};
 use crate::symbols::Stats;
 
 /// Default time a task dump may take ([`set_task_dump_timeout`]).
@@ -125,12 +125,19 @@ pub const MAX_TRACED_TASKS: usize = 1000;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TaskDumps {
-    /// `multi_thread` runtimes yes, `current_thread` runtimes no (see the
-    /// module docs: tokio#8391 can abort the process).
+    /// Only where tokio's dump is known not to harm the runtime: a
+    /// `multi_thread` runtime with **one** worker. Not a `multi_thread`
+    /// runtime with two or more workers (tokio's dump barrier can keep a
+    /// worker forever: `docs/tokio-taskdump-wedge.md`), not a
+    /// `current_thread` runtime (tokio#8391 can abort the process). See the
+    /// module docs.
     #[default]
     Auto,
-    /// Every flavor. Only for `current_thread` runtimes whose futures never
-    /// wake a waker while being polled (tokio's own leaf futures do not).
+    /// Every runtime, accepting tokio's hazards: a `multi_thread` runtime
+    /// with two or more workers can lose a worker for good (and then never
+    /// shut down), a `current_thread` runtime whose futures wake a waker
+    /// while being polled can abort the process. For debugging sessions,
+    /// not for production.
     Always,
     /// Metrics only, never a dump.
     Never,
@@ -173,6 +180,39 @@ pub fn register_with(name: impl Into<String>, handle: Handle, dumps: TaskDumps) 
         Some(slot) => *slot = entry,
         None => list.push(entry),
     }
+}
+
+/// [`register_current`] was called outside a tokio runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotInRuntime;
+
+impl std::fmt::Display for NotInRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "guru::tokio::register_current was called outside a tokio runtime: call it inside the runtime (e.g. in #[tokio::main]'s async main), or pass a Handle to guru::tokio::register",
+        )
+    }
+}
+
+impl std::error::Error for NotInRuntime {}
+
+/// Registers the runtime this is called in ([`Handle::try_current`]) under
+/// `name`, like [`register`]: for `#[tokio::main]`, which gives no runtime
+/// value to pass.
+///
+/// ```no_run
+/// // #[tokio::main]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let _guard = guru::setup_autorun(guru::package!())?;
+///     guru::tokio::register_current("main")?;
+///     // ... serve ...
+///     Ok(())
+/// }
+/// ```
+pub fn register_current(name: impl Into<String>) -> Result<(), NotInRuntime> {
+    let handle = Handle::try_current().map_err(|_| NotInRuntime)?;
+    register(name, handle);
+    Ok(())
 }
 
 /// Removes the runtime registered as `name`; false if there was none.
@@ -286,6 +326,8 @@ pub(crate) struct RuntimeData {
     global_queue_depth: usize,
     worker_figures: Vec<WorkerFigures>,
     unstable: Option<UnstableFigures>,
+    /// How long after the Threads section's capture the figures were read.
+    read_after_ns: Option<u64>,
     tasks: Tasks,
 }
 
@@ -371,10 +413,16 @@ fn guarded(f: impl FnOnce() -> Result<Body, String>) -> Result<Body, String> {
 
 /// The Green Threads section, or `None` when no runtime is registered.
 /// Runs in the reporter thread.
+///
+/// `threads` is this report's Threads section (to tell when a worker is
+/// stuck in tokio's own dump machinery), `captured_unix_ns` when it was
+/// captured (the figures say how much later they were read).
 pub(crate) fn section(
     state: &mut ReporterState,
     modules: Option<&ModuleSet>,
     stats: &mut Stats,
+    threads: Option<&ThreadsData>,
+    captured_unix_ns: Option<u64>,
 ) -> Option<Section> {
     let list: Vec<Arc<Registered>> = lock(&RUNTIMES).clone();
     if list.is_empty() {
@@ -386,6 +434,8 @@ pub(crate) fn section(
             .map(|r| {
                 let m = r.handle.metrics();
                 let workers = m.num_workers();
+                let read_after_ns = captured_unix_ns
+                    .map(|c| guru_core::sys::realtime_ns().saturating_sub(c));
                 RuntimeData {
                     name: r.name.clone(),
                     flavor: flavor_name(r.handle.runtime_flavor()),
@@ -394,7 +444,8 @@ pub(crate) fn section(
                     global_queue_depth: m.global_queue_depth(),
                     worker_figures: (0..workers).map(|w| worker_figures(&m, w)).collect(),
                     unstable: unstable_figures(&m),
-                    tasks: dump::take(state, r, modules, stats),
+                    read_after_ns,
+                    tasks: dump::take(state, r, modules, stats, threads),
                 }
             })
             .collect();
@@ -405,6 +456,55 @@ pub(crate) fn section(
         kind: "green_threads",
         body,
     })
+}
+
+/// Threads of this report whose stack is inside tokio's multi-thread dump
+/// machinery (`Handle::trace_core`, `worker/taskdump.rs`): `(tid, name)`.
+/// A worker waiting there longer than tokio's 250 ms barrier timeout has
+/// been left there by an earlier dump (see `docs/tokio-taskdump-wedge.md`).
+#[cfg_attr(not(all(feature = "taskdump", tokio_unstable)), allow(dead_code))]
+fn in_dump_machinery(threads: Option<&ThreadsData>) -> Vec<(i32, String)> {
+    let Some(threads) = threads else {
+        return Vec::new();
+    };
+    threads
+        .threads
+        .iter()
+        .filter(|t| {
+            t.frames.iter().any(|f| {
+                f.symbolized.functions.iter().any(|func| {
+                    func.name
+                        .as_deref()
+                        .is_some_and(|n| n.contains("multi_thread") && n.ends_with("trace_core"))
+                        || func
+                            .file
+                            .as_deref()
+                            .is_some_and(|p| p.ends_with("multi_thread/worker/taskdump.rs"))
+                }) || f
+                    .symbolized
+                    .symbol
+                    .as_ref()
+                    .is_some_and(|(n, _)| n.contains("multi_thread") && n.contains("trace_core"))
+            })
+        })
+        .map(|t| (t.tid, t.name.clone()))
+        .collect()
+}
+
+/// The reason given when threads are in tokio's dump machinery.
+#[cfg_attr(not(all(feature = "taskdump", tokio_unstable)), allow(dead_code))]
+fn stuck_in_dump_reason(stuck: &[(i32, String)]) -> String {
+    let list: Vec<String> = stuck
+        .iter()
+        .map(|(tid, name)| format!("{tid} \"{name}\""))
+        .collect();
+    format!(
+        "no task dump requested: thread{} {} {} inside tokio's own task-dump machinery (Handle::trace_core, waiting on its dump barrier; see the Threads section): an earlier task dump left {} there (tokio's barrier bug, tokio#8370), not the application; another dump could make it worse",
+        if list.len() == 1 { "" } else { "s" },
+        list.join(", "),
+        if list.len() == 1 { "is" } else { "are" },
+        if list.len() == 1 { "it" } else { "them" },
+    )
 }
 
 /// Groups tasks with identical traces (in first-seen order) and symbolizes
@@ -498,7 +598,7 @@ mod dump {
     use guru_core::ModuleSet;
 
     use super::{Registered, Tasks};
-    use crate::report::ReporterState;
+    use crate::report::{ReporterState, ThreadsData};
     use crate::symbols::Stats;
 
     #[derive(Debug)]
@@ -515,6 +615,7 @@ mod dump {
         _: &Registered,
         _: Option<&ModuleSet>,
         _: &mut Stats,
+        _: Option<&ThreadsData>,
     ) -> Tasks {
         let how = if cfg!(not(feature = "taskdump")) {
             "build guru with feature `taskdump` and the application with RUSTFLAGS=\"--cfg tokio_unstable\""
@@ -552,7 +653,7 @@ mod dump {
     use guru_core::ModuleSet;
 
     use super::{Registered, TaskDumps, Tasks, lock};
-    use crate::report::ReporterState;
+    use crate::report::{ReporterState, ThreadsData};
     use crate::sections::{Job, Outcome};
     use crate::symbols::Stats;
 
@@ -677,6 +778,7 @@ mod dump {
         r: &Registered,
         modules: Option<&ModuleSet>,
         stats: &mut Stats,
+        threads: Option<&ThreadsData>,
     ) -> Tasks {
         let flavor = r.handle.runtime_flavor();
         let current = flavor == RuntimeFlavor::CurrentThread;
@@ -694,6 +796,18 @@ mod dump {
             _ => {}
         }
         let m = r.handle.metrics();
+        if !current {
+            let stuck = super::in_dump_machinery(threads);
+            if !stuck.is_empty() {
+                return Tasks::Blocked(super::stuck_in_dump_reason(&stuck));
+            }
+        }
+        if !current && m.num_workers() >= 2 && r.dumps == TaskDumps::Auto {
+            return Tasks::NotTaken(format!(
+                "not taken for a multi_thread runtime with {} workers: tokio's multi-thread task dump (as of tokio 1.54.1) can leave a worker waiting forever in its dump barrier, and the runtime then never shuts down (tokio#8370; guru's docs/tokio-taskdump-wedge.md); guru dumps multi_thread runtimes with 1 worker only, opt in with guru::tokio::register_with(.., TaskDumps::Always) at that risk",
+                m.num_workers()
+            ));
+        }
         if !current && m.num_workers() >= 2 {
             let blocked = blocked_workers(&m, PROBE_WINDOW);
             if !blocked.is_empty() {
@@ -804,6 +918,12 @@ pub(crate) fn write_text(w: &mut String, g: &GreenThreads) {
             if r.alive_tasks == 1 { "" } else { "s" },
             r.global_queue_depth
         );
+        if let Some(ns) = r.read_after_ns {
+            // Threads and these figures are two snapshots: say how far apart.
+            w.push_str("  figures read ");
+            let _ = guru_core::format::write_duration(w, ns);
+            w.push_str(" after the Threads section's capture\n");
+        }
         let unstable = r.worker_figures.iter().any(|f| f.poll_count.is_some());
         let _ = write!(
             w,
@@ -974,6 +1094,7 @@ pub(crate) fn to_json(g: &GreenThreads) -> Value {
                 "global_queue_depth": r.global_queue_depth,
                 "worker_figures": r.worker_figures,
                 "unstable": r.unstable,
+                "read_after_capture_ns": r.read_after_ns,
                 "task_dump": task_dump,
             })
         })
@@ -1007,6 +1128,62 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_in_the_dump_barrier_is_named() {
+        use crate::report::ThreadData;
+        use crate::symbols::{Func, Symbolized};
+        let frame = |name: &str, file: &str| FrameData {
+            address: 0x10,
+            module: None,
+            symbolized: Symbolized {
+                functions: vec![Func {
+                    name: Some(name.into()),
+                    file: Some(file.into()),
+                    line: Some(51),
+                    inlined: false,
+                }],
+                symbol: None,
+            },
+        };
+        let thread = |tid: i32, frames: Vec<FrameData>| ThreadData {
+            tid,
+            name: format!("w{tid}"),
+            header: String::new(),
+            state: String::new(),
+            pause_ns: 0,
+            writing_report: false,
+            frames,
+            end: None,
+            scanned_from: 0,
+            unresponsive: None,
+        };
+        let threads = ThreadsData {
+            threads: vec![
+                thread(
+                    7,
+                    vec![
+                        frame("tokio::loom::std::barrier::Barrier::wait", "src/loom/std/barrier.rs"),
+                        frame(
+                            "tokio::runtime::scheduler::multi_thread::handle::Handle::trace_core",
+                            "/x/tokio-1.54.1/src/runtime/scheduler/multi_thread/worker/taskdump.rs",
+                        ),
+                    ],
+                ),
+                thread(8, vec![frame("app::ticker", "src/main.rs")]),
+            ],
+            left_out: 0,
+            capacity: 8,
+        };
+        let stuck = in_dump_machinery(Some(&threads));
+        assert_eq!(stuck, [(7, "w7".to_string())]);
+        assert!(in_dump_machinery(None).is_empty());
+        let why = stuck_in_dump_reason(&stuck);
+        assert!(
+            why.contains("thread 7 \"w7\" is inside tokio's own task-dump machinery"),
+            "{why}"
+        );
+    }
+
+    #[test]
     fn identical_traces_are_grouped() {
         let mut state = ReporterState::default();
         let mut stats = Stats::default();
@@ -1032,6 +1209,7 @@ mod tests {
                     global_queue_depth: 0,
                     worker_figures: Vec::new(),
                     unstable: None,
+                    read_after_ns: Some(1500),
                     tasks: Tasks::Taken {
                         tasks: 3,
                         groups,
