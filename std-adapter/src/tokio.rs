@@ -796,7 +796,11 @@ mod dump {
             _ => {}
         }
         let m = r.handle.metrics();
-        if !current {
+        // A worker left in the dump barrier can only be one of a runtime
+        // with two or more workers (a 1-worker barrier never waits); which
+        // runtime a thread belongs to is not known, so every such runtime
+        // names it.
+        if !current && m.num_workers() >= 2 {
             let stuck = super::in_dump_machinery(threads);
             if !stuck.is_empty() {
                 return Tasks::Blocked(super::stuck_in_dump_reason(&stuck));
