@@ -26,6 +26,23 @@
 //! time; per runtime: blocking threads, spawned tasks, remote schedules,
 //! budget-forced yields).
 //!
+//! # What is safe on which tokio version
+//!
+//! guru needs tokio 1.54 or newer; everything below was checked with tokio
+//! 1.54.1 (the newest release when this was written), and holds for every
+//! 1.x release with the same dump code (`runtime/scheduler/multi_thread/
+//! worker/taskdump.rs`, `loom/std/barrier.rs`):
+//!
+//! | | feature `tokio` (metrics) | feature `taskdump` + `--cfg tokio_unstable` (task dumps) |
+//! |---|---|---|
+//! | `multi_thread`, 1 worker | safe | safe; **on** by default |
+//! | `multi_thread`, 2+ workers | safe | can lose a worker for good (tokio's dump barrier, tokio#8370); **off** by default, [`TaskDumps::Always`] opts in |
+//! | `current_thread` | safe | can panic or abort the process (tokio#8391); **off** by default, [`TaskDumps::Always`] opts in |
+//!
+//! A tokio release that fixes the barrier (tokio#8370) does not turn dumps
+//! of 2+-worker runtimes on by itself: guru cannot tell the fixed code from
+//! the old one at run time; opt in with [`TaskDumps::Always`] there.
+//!
 //! # Task traces
 //!
 //! With guru's feature `taskdump` and the application built with
@@ -50,26 +67,38 @@
 //!   busy); the section then says `task dump timed out after … ms` and the
 //!   rest of the report comes out as usual. A dump still pending from an
 //!   earlier report is not requested again until it ends.
-//! - **Not when a worker looks blocked** (`multi_thread` with two or more
-//!   workers). Measured with tokio 1.54: when one worker is inside a single
-//!   poll for more than 250 ms, tokio's dump does not wait for it: another
-//!   worker gives up on the dump's barrier, becomes its leader on a later
-//!   try, returns a partial dump — and then waits forever on the barrier's
-//!   second half for the blocked worker, which never comes: after the block
-//!   ends the runtime stopped running tasks altogether. So before a dump guru
-//!   watches each worker's metrics for up to 250 ms: a worker that is neither
-//!   parked nor publishes new figures in that time (it has not been back in
-//!   its scheduler loop) is reported and no dump is requested. A worker that
-//!   blocks right after this check can still meet the hazard; it is narrow,
-//!   but it is tokio's, and the reason dumps can be turned off per runtime
-//!   ([`TaskDumps::Never`]).
-//! - **A dump is not free even on a healthy runtime.** Measured with tokio
-//!   1.54 on 2 cores kept busy by other processes: most dumps took under
-//!   60 ms, but some did not finish within 2 s, and meanwhile workers sat
-//!   in tokio's dump barrier (busy time growing in 250 ms steps, one round
-//!   with 16 of 20 probe tasks not run within 2 s); on an idle machine
-//!   dumps took 0.3–10 ms. Turn dumps off ([`TaskDumps::Never`]) where that
-//!   pause matters more than the traces.
+//! - **Not for a `multi_thread` runtime with two or more workers, by
+//!   default.** tokio's multi-thread dump (every version with task dumps,
+//!   up to at least 1.54.1, the newest when this was written) can leave a
+//!   worker waiting forever in its dump barrier: a worker that times out at
+//!   the barrier's first half (250 ms) leaves its arrival counted, the next
+//!   arrival becomes the dump's leader alone and then waits forever at the
+//!   second half. This happens on healthy, even idle, runtimes — right
+//!   after a successful dump, workers re-enter the barrier until the
+//!   requester ends the request, and one of them waits it out — measured
+//!   with tokio alone: the runtime stalls 250 ms, and after a few dumps one
+//!   worker is lost and the runtime never shuts down (guru's
+//!   `docs/tokio-taskdump-wedge.md`; the fix is tokio PR #8370, open when
+//!   this was written). guru cannot repair or detect the barrier's state
+//!   from outside, so such a runtime shows its metrics and says why there
+//!   is no dump. A `multi_thread` runtime with **one** worker is dumped: its
+//!   barrier has one party and never waits. [`TaskDumps::Always`] dumps
+//!   the others anyway, at that risk; guru then first watches each worker
+//!   for up to 250 ms and requests no dump while one has not been back in
+//!   its scheduler loop (a worker blocked in a poll makes the wedge
+//!   likely).
+//! - **Not while a worker is inside tokio's dump machinery.** When a thread
+//!   of the same report's Threads section is in tokio's
+//!   `Handle::trace_core` (left in the dump barrier by an earlier dump,
+//!   guru's with `TaskDumps::Always` or the application's own), no dump of
+//!   a runtime with two or more workers is requested, and the report names
+//!   that thread and says it is tokio's dump machinery, not the
+//!   application.
+//! - **A dump is not free.** tokio pauses the runtime's worker and re-polls
+//!   every task in a tracing mode: on the 2-core test machine a 1-worker
+//!   runtime's dump took 0.3–10 ms (`the dump took …` in the section).
+//!   Turn dumps off ([`TaskDumps::Never`]) where that pause matters more
+//!   than the traces.
 //! - **`current_thread` runtimes are not dumped unless asked**
 //!   ([`TaskDumps::Always`]). tokio's `current_thread` dump (as of 1.54)
 //!   re-polls the tasks while holding its scheduler core: a task that wakes a
@@ -201,14 +230,23 @@ impl std::error::Error for NotInRuntime {}
 /// value to pass.
 ///
 /// ```no_run
-/// // #[tokio::main]
-/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // With tokio's `macros` feature this is `#[tokio::main] async fn main()`.
+/// async fn async_main() -> Result<(), Box<dyn std::error::Error>> {
 ///     let _guard = guru::setup_autorun(guru::package!())?;
 ///     guru::tokio::register_current("main")?;
-///     // ... serve ...
+///     // ... serve (axum::serve(listener, app).await?) ...
 ///     Ok(())
 /// }
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// #     let rt = tokio::runtime::Builder::new_current_thread().build()?;
+/// #     rt.block_on(async_main())
+/// # }
 /// ```
+///
+/// `#[tokio::main]` builds a `multi_thread` runtime with one worker per
+/// CPU: with two or more, guru shows its metrics but takes no task dump by
+/// default (see the module docs); `#[tokio::main(worker_threads = 1)]` gets
+/// task traces.
 pub fn register_current(name: impl Into<String>) -> Result<(), NotInRuntime> {
     let handle = Handle::try_current().map_err(|_| NotInRuntime)?;
     register(name, handle);
