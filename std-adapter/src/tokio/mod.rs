@@ -128,6 +128,10 @@
 //! the addresses itself. That first resolution parses the binary's DWARF
 //! once more, in the reporter thread, outside the dump's timeout.
 
+// Used by task dumps only; compiled (and unit-tested) in every build.
+#[cfg_attr(not(all(feature = "taskdump", tokio_unstable)), allow(dead_code))]
+mod root_call;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -328,6 +332,17 @@ pub(crate) struct TaskGroup {
     ids: Vec<String>,
     /// One stack per leaf future the tasks wait on, innermost frame first.
     traces: Vec<Vec<FrameData>>,
+    /// Per trace: its last frame is the call in the task's root future,
+    /// found in the code (`root_call`), not taken by tokio.
+    root_calls: Vec<bool>,
+}
+
+/// One trace as taken: return addresses, innermost first, and whether the
+/// last one was added from the root future's code.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct RawTrace {
+    frames: Vec<u64>,
+    root_call: bool,
 }
 
 /// The outcome of a task dump.
@@ -551,12 +566,12 @@ fn stuck_in_dump_reason(stuck: &[(i32, String)]) -> String {
 #[allow(dead_code)]
 fn group_and_symbolize(
     state: &mut ReporterState,
-    raw: Vec<(String, Vec<Vec<u64>>)>,
+    raw: Vec<(String, Vec<RawTrace>)>,
     modules: Option<&ModuleSet>,
     stats: &mut Stats,
 ) -> Vec<TaskGroup> {
-    let mut index: HashMap<Vec<Vec<u64>>, usize> = HashMap::new();
-    let mut groups: Vec<(Vec<String>, Vec<Vec<u64>>)> = Vec::new();
+    let mut index: HashMap<Vec<RawTrace>, usize> = HashMap::new();
+    let mut groups: Vec<(Vec<String>, Vec<RawTrace>)> = Vec::new();
     for (id, traces) in raw {
         match index.get(&traces) {
             Some(&i) => groups[i].0.push(id),
@@ -573,9 +588,10 @@ fn group_and_symbolize(
                 ids.sort_by_key(|id| (id.parse::<u64>().unwrap_or(u64::MAX), id.clone()));
                 ids
             },
+            root_calls: traces.iter().map(|t| t.root_call).collect(),
             traces: traces
                 .iter()
-                .map(|frames| symbolize(state, frames, modules, stats))
+                .map(|t| symbolize(state, &t.frames, modules, stats))
                 .collect(),
         })
         .collect()
@@ -896,7 +912,7 @@ mod dump {
         };
         let resolving = Instant::now();
         let all = dump.tasks().iter().count();
-        let raw: Vec<(String, Vec<Vec<u64>>)> = dump
+        let raw: Vec<(String, Vec<super::RawTrace>)> = dump
             .tasks()
             .iter()
             .take(super::MAX_TRACED_TASKS)
@@ -905,7 +921,21 @@ mod dump {
                     .trace()
                     .resolve_backtraces()
                     .iter()
-                    .map(|bt| bt.frames().map(|f| f.ip().addr() as u64).collect())
+                    .map(|bt| {
+                        let mut frames: Vec<u64> =
+                            bt.frames().map(|f| f.ip().addr() as u64).collect();
+                        // tokio drops the root future's frame, where an
+                        // optimized build inlines the task's async fns:
+                        // find that call in the code (root_call).
+                        let root = bt.frames().last().and_then(|f| {
+                            super::root_call::find(modules?, f.symbol_address().addr() as u64)
+                        });
+                        frames.extend(root);
+                        super::RawTrace {
+                            frames,
+                            root_call: root.is_some(),
+                        }
+                    })
                     .collect();
                 (t.id().to_string(), traces)
             })
@@ -1079,6 +1109,13 @@ fn write_group(w: &mut String, runtime: &str, g: &TaskGroup) {
         for (i, f) in trace.iter().enumerate() {
             crate::text::write_frame(w, i, f);
         }
+        if g.root_calls.get(n).copied().unwrap_or(false) {
+            let _ = writeln!(
+                w,
+                "  (#{}: the call in the task's root future, found in its code; tokio's trace ends below it)",
+                trace.len().saturating_sub(1)
+            );
+        }
     }
 }
 
@@ -1119,7 +1156,11 @@ pub(crate) fn to_json(g: &GreenThreads) -> Value {
                                     )
                                 })
                                 .collect();
-                            json!({ "task_ids": g.ids, "traces": traces })
+                            json!({
+                                "task_ids": g.ids,
+                                "traces": traces,
+                                "root_call_found": g.root_calls,
+                            })
                         })
                         .collect();
                     json!({
@@ -1229,10 +1270,11 @@ mod tests {
     fn identical_traces_are_grouped() {
         let mut state = ReporterState::default();
         let mut stats = Stats::default();
+        let t = |frames: Vec<u64>, root_call| RawTrace { frames, root_call };
         let raw = vec![
-            ("1".to_string(), vec![vec![0x10, 0x20]]),
-            ("2".to_string(), vec![vec![0x30]]),
-            ("3".to_string(), vec![vec![0x10, 0x20]]),
+            ("1".to_string(), vec![t(vec![0x10, 0x20], true)]),
+            ("2".to_string(), vec![t(vec![0x30], false)]),
+            ("3".to_string(), vec![t(vec![0x10, 0x20], true)]),
         ];
         let groups = group_and_symbolize(&mut state, raw, None, &mut stats);
         assert_eq!(groups.len(), 2);
@@ -1267,6 +1309,11 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("------ Task 2 of runtime"), "{text}");
+        assert!(
+            text.contains("  (#1: the call in the task's root future, found in its code; tokio's trace ends below it)"),
+            "{text}"
+        );
+        assert_eq!(text.matches("the call in the task's root future").count(), 1, "{text}");
         assert!(
             text.contains("  #1 0x0000000000000020 ?? (no module)"),
             "{text}"

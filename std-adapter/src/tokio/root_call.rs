@@ -1,0 +1,163 @@
+//! The frame tokio's task trace leaves out: the call in the task's root
+//! future.
+//!
+//! tokio's trace of a task (`Trace::capture`) keeps the frames between its
+//! leaf future and the task's root future (`tokio::runtime::task::trace::
+//! Root<T>::poll`, `#[inline(never)]`), and drops the root's own frame. In
+//! an optimized build the compiler inlines the task's `async fn`s into that
+//! root frame — so the one frame naming them is the one tokio drops, and a
+//! release trace shows only `Sleep::poll`. Its return address is not in the
+//! trace, but it can be found in the code: the outermost traced frame's
+//! function (tokio gives its start address) is called from the root
+//! future's `poll` of the task's future type, at a call instruction whose
+//! return address symbolizes — with its inlined frames — to the `async fn`s
+//! and their `file:line`.
+//!
+//! So, per module, the machine code of every `Root<T>::poll` (ELF symbols
+//! whose demangled name is `<tokio::runtime::task::trace::Root<T> as
+//! core::future::future::Future>::poll`) is read from the module's file
+//! once, and searched for direct calls (x86_64 `call rel32`, aarch64 `bl`)
+//! to the traced function. Exactly one call site gives the missing frame;
+//! none (an indirect call, a stripped binary) or several (two task types
+//! await the same leaf directly, or one awaits it at two places) give none,
+//! and the trace stays as tokio took it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use guru_core::ModuleSet;
+
+/// The `Root<T>::poll` functions of one module: ELF virtual address and
+/// code bytes.
+#[derive(Debug, Default)]
+struct RootPolls {
+    functions: Vec<(u64, Vec<u8>)>,
+}
+
+/// Per module path, read once (a module's code does not change).
+static CACHE: Mutex<Option<HashMap<Vec<u8>, Arc<RootPolls>>>> = Mutex::new(None);
+
+fn root_polls(path: &[u8]) -> Arc<RootPolls> {
+    let mut cache = super::lock(&CACHE);
+    let map = cache.get_or_insert_with(HashMap::new);
+    if let Some(r) = map.get(path) {
+        return r.clone();
+    }
+    let r = Arc::new(read_root_polls(path).unwrap_or_default());
+    map.insert(path.to_vec(), r.clone());
+    r
+}
+
+fn read_root_polls(path: &[u8]) -> Option<RootPolls> {
+    use object::{Object, ObjectSection, ObjectSymbol};
+    use std::os::unix::ffi::OsStrExt;
+    let data = std::fs::read(std::ffi::OsStr::from_bytes(path)).ok()?;
+    let file = object::File::parse(&*data).ok()?;
+    let mut functions = Vec::new();
+    for sym in file.symbols() {
+        if sym.kind() != object::SymbolKind::Text || sym.size() == 0 {
+            continue;
+        }
+        let Ok(raw) = sym.name_bytes() else { continue };
+        // Cheap filter before demangling: both manglings spell the words.
+        if !contains(raw, b"Root") || !contains(raw, b"poll") {
+            continue;
+        }
+        let Ok(name) = std::str::from_utf8(raw) else {
+            continue;
+        };
+        let demangled = format!("{:#}", rustc_demangle::demangle(name));
+        if !(demangled.starts_with("<tokio::runtime::task::trace::Root<")
+            && demangled.ends_with(">::poll"))
+        {
+            continue;
+        }
+        let Some(section) = sym.section_index().and_then(|i| file.section_by_index(i).ok())
+        else {
+            continue;
+        };
+        let Ok(bytes) = section.data() else { continue };
+        let start = sym.address().checked_sub(section.address());
+        let code = start.and_then(|s| {
+            let s = usize::try_from(s).ok()?;
+            let e = s.checked_add(usize::try_from(sym.size()).ok()?)?;
+            bytes.get(s..e)
+        });
+        if let Some(code) = code {
+            functions.push((sym.address(), code.to_vec()));
+        }
+    }
+    Some(RootPolls { functions })
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Return addresses (ELF virtual) of direct calls to `target` in `code`
+/// at `start`.
+fn call_sites(start: u64, code: &[u8], target: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    for (i, w) in code.windows(5).enumerate() {
+        // call rel32: E8 and a little-endian displacement from the next
+        // instruction.
+        if let [0xE8, a, b, c, d] = *w {
+            let rel = i64::from(i32::from_le_bytes([a, b, c, d]));
+            let next = start.wrapping_add(i as u64 + 5);
+            if next.wrapping_add_signed(rel) == target {
+                out.push(next);
+            }
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    for (i, w) in code.chunks_exact(4).enumerate() {
+        // bl imm26: 0b100101 and a signed word offset from this instruction.
+        let word = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        if word & 0xFC00_0000 == 0x9400_0000 {
+            let imm = i64::from(((word & 0x03FF_FFFF) << 6) as i32 >> 6) * 4;
+            let pc = start.wrapping_add(i as u64 * 4);
+            if pc.wrapping_add_signed(imm) == target {
+                out.push(pc + 4);
+            }
+        }
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let _ = (start, code, target);
+    out
+}
+
+/// The runtime return address of the one call in a `Root<T>::poll` to the
+/// function starting at `function` (a runtime address), if there is
+/// exactly one.
+pub(super) fn find(modules: &ModuleSet, function: u64) -> Option<u64> {
+    let module = modules.module_for(function)?;
+    let target = function.wrapping_sub(module.bias);
+    let polls = root_polls(module.path_bytes());
+    let mut sites = polls
+        .functions
+        .iter()
+        .flat_map(|(start, code)| call_sites(*start, code, target));
+    let site = sites.next()?;
+    if sites.next().is_some() {
+        return None;
+    }
+    Some(site.wrapping_add(module.bias))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::call_sites;
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn direct_calls_to_the_target_are_found() {
+        // 0x1000: nop; call 0x1010 (rel 0x0a from 0x1006); nop; call 0x2000.
+        let code = [
+            0x90, 0xE8, 0x0a, 0, 0, 0, 0x90, 0xE8, 0xf4, 0x0f, 0, 0, 0x90,
+        ];
+        assert_eq!(call_sites(0x1000, &code, 0x1010), [0x1006]);
+        assert_eq!(call_sites(0x1000, &code, 0x2000), [0x100c]);
+        assert!(call_sites(0x1000, &code, 0x3000).is_empty());
+    }
+}
