@@ -798,6 +798,24 @@ mod dump {
         }
     }
 
+    /// The return address of the call in the task's root future to
+    /// `function` (see `root_call`): the first call site, when every site
+    /// symbolizes to the same inlined functions and lines.
+    fn root_call_frame(
+        state: &mut ReporterState,
+        modules: &ModuleSet,
+        function: u64,
+        stats: &mut Stats,
+    ) -> Option<u64> {
+        let sites = super::root_call::candidates(modules, function);
+        let first = *sites.first()?;
+        let symbolized = state
+            .symbolizer
+            .symbolize_return_addresses(modules, &sites, stats);
+        let lines = &symbolized.first()?.functions;
+        (!lines.is_empty() && symbolized.iter().all(|s| &s.functions == lines)).then_some(first)
+    }
+
     /// One worker's published figures: they change only when the worker is
     /// back in its scheduler loop (maintenance, parking).
     fn published(m: &RuntimeMetrics, w: usize) -> (u64, u64, u64, Duration) {
@@ -928,7 +946,12 @@ mod dump {
                         // optimized build inlines the task's async fns:
                         // find that call in the code (root_call).
                         let root = bt.frames().last().and_then(|f| {
-                            super::root_call::find(modules?, f.symbol_address().addr() as u64)
+                            root_call_frame(
+                                state,
+                                modules?,
+                                f.symbol_address().addr() as u64,
+                                stats,
+                            )
                         });
                         frames.extend(root);
                         super::RawTrace {

@@ -17,10 +17,13 @@
 //! whose demangled name is `<tokio::runtime::task::trace::Root<T> as
 //! core::future::future::Future>::poll`) is read from the module's file
 //! once, and searched for direct calls (x86_64 `call rel32`, aarch64 `bl`)
-//! to the traced function. Exactly one call site gives the missing frame;
-//! none (an indirect call, a stripped binary) or several (two task types
-//! await the same leaf directly, or one awaits it at two places) give none,
-//! and the trace stays as tokio took it.
+//! to the traced function. The call sites found give the missing frame when
+//! they all symbolize to the same inlined functions and lines (one `.await`
+//! is often compiled into two calls: the future's first poll and its
+//! resumption); none (an indirect call, a stripped binary, no debug info)
+//! or sites that differ (two task types await the same leaf directly, or
+//! one awaits it at two places) give none, and the trace stays as tokio
+//! took it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -127,22 +130,32 @@ fn call_sites(start: u64, code: &[u8], target: u64) -> Vec<u64> {
     out
 }
 
-/// The runtime return address of the one call in a `Root<T>::poll` to the
-/// function starting at `function` (a runtime address), if there is
-/// exactly one.
-pub(super) fn find(modules: &ModuleSet, function: u64) -> Option<u64> {
-    let module = modules.module_for(function)?;
+/// At most this many call sites are considered (more: none is chosen).
+const MAX_SITES: usize = 16;
+
+/// The runtime return addresses of the calls in `Root<T>::poll`s to the
+/// function starting at `function` (a runtime address); empty when there
+/// are none or more than [`MAX_SITES`]. The caller keeps a site only when
+/// every one of them symbolizes to the same functions and lines (one
+/// `.await` compiled into two call sites: a future's first poll and its
+/// resumption).
+pub(super) fn candidates(modules: &ModuleSet, function: u64) -> Vec<u64> {
+    let Some(module) = modules.module_for(function) else {
+        return Vec::new();
+    };
     let target = function.wrapping_sub(module.bias);
     let polls = root_polls(module.path_bytes());
-    let mut sites = polls
+    let sites: Vec<u64> = polls
         .functions
         .iter()
-        .flat_map(|(start, code)| call_sites(*start, code, target));
-    let site = sites.next()?;
-    if sites.next().is_some() {
-        return None;
+        .flat_map(|(start, code)| call_sites(*start, code, target))
+        .take(MAX_SITES + 1)
+        .map(|site| site.wrapping_add(module.bias))
+        .collect();
+    if sites.len() > MAX_SITES {
+        return Vec::new();
     }
-    Some(site.wrapping_add(module.bias))
+    sites
 }
 
 #[cfg(test)]
