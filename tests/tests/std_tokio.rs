@@ -104,7 +104,10 @@ fn tokio_green_threads_show_each_runtime_with_its_metrics() {
     assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [0], "{api}");
     // Threads and these figures are two snapshots: the section says how far
     // apart.
-    assert_contains(&api, &["  figures read ", " after the Threads section's capture"]);
+    assert_contains(
+        &api,
+        &["  figures read ", " after the Threads section's capture"],
+    );
     let pool = runtime_part(&section, "pool");
     assert_contains(
         &pool,

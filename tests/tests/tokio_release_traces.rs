@@ -29,11 +29,7 @@ const NAMED: [(&str, &str); 4] = [
 
 /// The traces of one report of `fixture`: `(frame lines, whole section)`.
 fn traces_of(fixture: &str) -> String {
-    let mut fx = Fixture::spawn_with_env(
-        fixture,
-        &["--workers", "1"],
-        &[("RUST_BACKTRACE", "0")],
-    );
+    let mut fx = Fixture::spawn_with_env(fixture, &["--workers", "1"], &[("RUST_BACKTRACE", "0")]);
     fx.wait_for_line("ready pid=", WAIT);
     fx.signal(libc::SIGUSR2);
     let report = fx.wait_for_reports(1, WAIT).remove(0);
@@ -56,9 +52,9 @@ fn release_task_traces_name_the_async_functions_with_file_and_line() {
     };
     let mut checked = 0;
     for entry in list.split(':').filter(|e| !e.is_empty()) {
-        let (debug, path) = entry
-            .split_once('=')
-            .unwrap_or_else(|| panic!("GURU_RELEASE_AXUM_FIXTURES entry {entry:?}: want <debug>=<path>"));
+        let (debug, path) = entry.split_once('=').unwrap_or_else(|| {
+            panic!("GURU_RELEASE_AXUM_FIXTURES entry {entry:?}: want <debug>=<path>")
+        });
         let section = traces_of(path);
         let frames: Vec<&str> = section
             .lines()

@@ -487,8 +487,8 @@ pub(crate) fn section(
             .map(|r| {
                 let m = r.handle.metrics();
                 let workers = m.num_workers();
-                let read_after_ns = captured_unix_ns
-                    .map(|c| guru_core::sys::realtime_ns().saturating_sub(c));
+                let read_after_ns =
+                    captured_unix_ns.map(|c| guru_core::sys::realtime_ns().saturating_sub(c));
                 RuntimeData {
                     name: r.name.clone(),
                     flavor: flavor_name(r.handle.runtime_flavor()),
@@ -1267,7 +1267,10 @@ mod tests {
                 thread(
                     7,
                     vec![
-                        frame("tokio::loom::std::barrier::Barrier::wait", "src/loom/std/barrier.rs"),
+                        frame(
+                            "tokio::loom::std::barrier::Barrier::wait",
+                            "src/loom/std/barrier.rs",
+                        ),
                         frame(
                             "tokio::runtime::scheduler::multi_thread::handle::Handle::trace_core",
                             "/x/tokio-1.54.1/src/runtime/scheduler/multi_thread/worker/taskdump.rs",
@@ -1336,7 +1339,11 @@ mod tests {
             text.contains("  (#1: the call in the task's root future, found in its code; tokio's trace ends below it)"),
             "{text}"
         );
-        assert_eq!(text.matches("the call in the task's root future").count(), 1, "{text}");
+        assert_eq!(
+            text.matches("the call in the task's root future").count(),
+            1,
+            "{text}"
+        );
         assert!(
             text.contains("  #1 0x0000000000000020 ?? (no module)"),
             "{text}"

@@ -75,7 +75,9 @@ fn read_root_polls(path: &[u8]) -> Option<RootPolls> {
         {
             continue;
         }
-        let Some(section) = sym.section_index().and_then(|i| file.section_by_index(i).ok())
+        let Some(section) = sym
+            .section_index()
+            .and_then(|i| file.section_by_index(i).ok())
         else {
             continue;
         };

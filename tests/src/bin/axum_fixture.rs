@@ -118,8 +118,7 @@ fn client(port: u16, stop: Arc<AtomicBool>, p: Arc<Progress>) {
     let mut line = String::new();
     while !stop.load(Ordering::Relaxed) {
         let t = Instant::now();
-        if s
-            .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        if s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             .is_err()
         {
             return;
@@ -142,7 +141,8 @@ fn client(port: u16, stop: Arc<AtomicBool>, p: Arc<Progress>) {
         if r.read_exact(&mut body).is_err() {
             return;
         }
-        p.max_request_ms.fetch_max(ms(t.elapsed()), Ordering::Relaxed);
+        p.max_request_ms
+            .fetch_max(ms(t.elapsed()), Ordering::Relaxed);
         p.requests.fetch_add(1, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(20));
     }
