@@ -180,41 +180,6 @@ pub(crate) fn short_path(file: &str) -> &str {
     file
 }
 
-#[cfg(test)]
-mod short_path_tests {
-    use super::short_path;
-
-    #[test]
-    fn toolchain_registry_and_git_paths_are_shortened() {
-        assert_eq!(
-            short_path(
-                "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/std/src/thread/functions.rs"
-            ),
-            "std/src/thread/functions.rs"
-        );
-        assert_eq!(
-            short_path(
-                "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/axum-0.8.9/src/routing/mod.rs"
-            ),
-            "axum-0.8.9/src/routing/mod.rs"
-        );
-        assert_eq!(
-            short_path("/home/u/.cargo/git/checkouts/hyper-5e1b1d5a3d8e0f2c/1a2b3c4/src/lib.rs"),
-            "hyper-5e1b1d5a3d8e0f2c/1a2b3c4/src/lib.rs"
-        );
-        // Left alone: the application's own paths, and look-alikes.
-        for p in [
-            "src/main.rs",
-            "/work/app/src/main.rs",
-            "/rustc/not-a-commit/library/std/src/rt.rs",
-            "/rustc/abc/library/",
-            "/root/.cargo/registry/src/index-only",
-        ] {
-            assert_eq!(short_path(p), p);
-        }
-    }
-}
-
 pub(crate) fn write_frame(w: &mut String, n: usize, f: &FrameData) {
     // `module+0xoffset`, written in place (no per-frame string).
     let write_module = |w: &mut String| {
@@ -454,4 +419,39 @@ fn write_figures(w: &mut String, f: &Figures) {
     w.push_str("; whole report until this section: ");
     let _ = write_duration(w, f.total_ns);
     w.push('\n');
+}
+
+#[cfg(test)]
+mod short_path_tests {
+    use super::short_path;
+
+    #[test]
+    fn toolchain_registry_and_git_paths_are_shortened() {
+        assert_eq!(
+            short_path(
+                "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/std/src/thread/functions.rs"
+            ),
+            "std/src/thread/functions.rs"
+        );
+        assert_eq!(
+            short_path(
+                "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/axum-0.8.9/src/routing/mod.rs"
+            ),
+            "axum-0.8.9/src/routing/mod.rs"
+        );
+        assert_eq!(
+            short_path("/home/u/.cargo/git/checkouts/hyper-5e1b1d5a3d8e0f2c/1a2b3c4/src/lib.rs"),
+            "hyper-5e1b1d5a3d8e0f2c/1a2b3c4/src/lib.rs"
+        );
+        // Left alone: the application's own paths, and look-alikes.
+        for p in [
+            "src/main.rs",
+            "/work/app/src/main.rs",
+            "/rustc/not-a-commit/library/std/src/rt.rs",
+            "/rustc/abc/library/",
+            "/root/.cargo/registry/src/index-only",
+        ] {
+            assert_eq!(short_path(p), p);
+        }
+    }
 }
