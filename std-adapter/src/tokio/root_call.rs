@@ -16,8 +16,11 @@
 //! So, per module, the machine code of every `Root<T>::poll` (ELF symbols
 //! whose demangled name is `<tokio::runtime::task::trace::Root<T> as
 //! core::future::future::Future>::poll`) is read from the module's file
-//! once, and searched for direct calls (x86_64 `call rel32`, aarch64 `bl`)
-//! to the traced function. The call sites found give the missing frame when
+//! once, and searched for calls to the traced function: x86_64 `call
+//! rel32` and `call *slot(%rip)` (the GOT slot read from this process's
+//! memory through `/proc/self/mem`; rustc calls other crates' functions
+//! that way), aarch64 `bl` only (a call through the GOT there is `adrp`,
+//! `ldr`, `blr`: not followed, so such a frame stays missing). The call sites found give the missing frame when
 //! they all symbolize to the same inlined functions and lines (one `.await`
 //! is often compiled into two calls: the future's first poll and its
 //! resumption); none (an indirect call, a stripped binary, no debug info)
@@ -99,18 +102,33 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Return addresses (ELF virtual) of direct calls to `target` in `code`
-/// at `start`.
-fn call_sites(start: u64, code: &[u8], target: u64) -> Vec<u64> {
+/// Return addresses (ELF virtual) of calls to `target` in `code` at
+/// `start`: direct calls, and on x86_64 calls through a GOT slot (`got`
+/// reads the slot at an ELF virtual address and gives the function's ELF
+/// virtual address: rustc calls other crates' functions that way).
+fn call_sites(
+    start: u64,
+    code: &[u8],
+    target: u64,
+    got: &mut dyn FnMut(u64) -> Option<u64>,
+) -> Vec<u64> {
     let mut out = Vec::new();
     #[cfg(target_arch = "x86_64")]
-    for (i, w) in code.windows(5).enumerate() {
+    for (i, w) in code.windows(6).enumerate() {
         // call rel32: E8 and a little-endian displacement from the next
         // instruction.
-        if let [0xE8, a, b, c, d] = *w {
+        if let [0xE8, a, b, c, d, _] = *w {
             let rel = i64::from(i32::from_le_bytes([a, b, c, d]));
             let next = start.wrapping_add(i as u64 + 5);
             if next.wrapping_add_signed(rel) == target {
+                out.push(next);
+            }
+        }
+        // call *disp32(%rip): FF 15 and the slot's displacement.
+        if let [0xFF, 0x15, a, b, c, d] = *w {
+            let rel = i64::from(i32::from_le_bytes([a, b, c, d]));
+            let next = start.wrapping_add(i as u64 + 6);
+            if got(next.wrapping_add_signed(rel)) == Some(target) {
                 out.push(next);
             }
         }
@@ -127,6 +145,8 @@ fn call_sites(start: u64, code: &[u8], target: u64) -> Vec<u64> {
             }
         }
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = &got;
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     let _ = (start, code, target);
     out
@@ -147,10 +167,22 @@ pub(super) fn candidates(modules: &ModuleSet, function: u64) -> Vec<u64> {
     };
     let target = function.wrapping_sub(module.bias);
     let polls = root_polls(module.path_bytes());
+    // GOT slots are read from this process's memory (relocated by the
+    // loader): through /proc/self/mem, which cannot fault.
+    let mem = std::fs::File::open("/proc/self/mem").ok();
+    let bias = module.bias;
+    let mut got = |slot: u64| -> Option<u64> {
+        use std::os::unix::fs::FileExt;
+        let mut b = [0u8; 8];
+        mem.as_ref()?
+            .read_exact_at(&mut b, slot.wrapping_add(bias))
+            .ok()?;
+        Some(u64::from_le_bytes(b).wrapping_sub(bias))
+    };
     let sites: Vec<u64> = polls
         .functions
         .iter()
-        .flat_map(|(start, code)| call_sites(*start, code, target))
+        .flat_map(|(start, code)| call_sites(*start, code, target, &mut got))
         .take(MAX_SITES + 1)
         .map(|site| site.wrapping_add(module.bias))
         .collect();
@@ -167,12 +199,16 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn direct_calls_to_the_target_are_found() {
-        // 0x1000: nop; call 0x1010 (rel 0x0a from 0x1006); nop; call 0x2000.
+        // 0x1000: nop; call 0x1010 (rel 0x0a from 0x1006); nop; call 0x2000;
+        // call *0x100(%rip) (slot 0x1112, holding 0x3000); nop.
         let code = [
-            0x90, 0xE8, 0x0a, 0, 0, 0, 0x90, 0xE8, 0xf4, 0x0f, 0, 0, 0x90,
+            0x90, 0xE8, 0x0a, 0, 0, 0, 0x90, 0xE8, 0xf4, 0x0f, 0, 0, 0xFF, 0x15, 0x00, 0x01, 0, 0,
+            0x90,
         ];
-        assert_eq!(call_sites(0x1000, &code, 0x1010), [0x1006]);
-        assert_eq!(call_sites(0x1000, &code, 0x2000), [0x100c]);
-        assert!(call_sites(0x1000, &code, 0x3000).is_empty());
+        let mut got = |slot: u64| (slot == 0x1112).then_some(0x3000);
+        assert_eq!(call_sites(0x1000, &code, 0x1010, &mut got), [0x1006]);
+        assert_eq!(call_sites(0x1000, &code, 0x2000, &mut got), [0x100c]);
+        assert_eq!(call_sites(0x1000, &code, 0x3000, &mut got), [0x1012]);
+        assert!(call_sites(0x1000, &code, 0x4000, &mut got).is_empty());
     }
 }
