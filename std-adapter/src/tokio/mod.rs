@@ -111,12 +111,21 @@
 //!   before it can run, so a late dump never happens behind the report's
 //!   back.
 //!
-//! Optimized builds lose the outer part of a trace: tokio's trace of a task
-//! ends below the task's root future (`Root::poll`), and the compiler
-//! usually inlines the task's own outer `async fn`s into that function, so a
-//! release build's trace often stops at the innermost function that was not
-//! inlined (typically tokio's leaf future and its caller). Debug builds show
-//! the whole chain.
+//! tokio's trace of a task ends below the task's root future
+//! (`Root<T>::poll`), and an optimized build inlines the task's `async fn`s
+//! into that very function — tokio's release trace of `async fn ticker() {
+//! loop { sleep(..).await } }` is `Sleep::poll` alone. guru finds the
+//! missing frame in the code (the call in `Root<T>::poll` to the trace's
+//! outermost function; x86_64 direct and GOT calls, aarch64 direct calls)
+//! and adds it, marked `(#n: the call in the task's root future, found in
+//! its code …)`, with its inlined frames: `axum_fixture::storm_ticker::
+//! {{closure}} at …/axum_fixture.rs:52 (inlined)`. Limits: when the
+//! function is called from several places that symbolize differently
+//! (two task types awaiting the same leaf future directly, or one awaiting
+//! it at two places), no frame is added; with `debug = "line-tables-only"`
+//! rustc's DWARF names inlined functions unqualified (`{async_fn#0} at
+//! …/axum_fixture.rs:52`): the `file:line` tells which one. A future whose
+//! leaf is inlined into `Root<T>::poll` itself has an empty trace.
 //! Frames that *are* in the trace show their inlined calls, like thread
 //! stacks.
 //!
