@@ -26,6 +26,23 @@
 //! time; per runtime: blocking threads, spawned tasks, remote schedules,
 //! budget-forced yields).
 //!
+//! # What is safe on which tokio version
+//!
+//! guru needs tokio 1.54 or newer; everything below was checked with tokio
+//! 1.54.1 (the newest release when this was written), and holds for every
+//! 1.x release with the same dump code (`runtime/scheduler/multi_thread/
+//! worker/taskdump.rs`, `loom/std/barrier.rs`):
+//!
+//! | | feature `tokio` (metrics) | feature `taskdump` + `--cfg tokio_unstable` (task dumps) |
+//! |---|---|---|
+//! | `multi_thread`, 1 worker | safe | safe; **on** by default |
+//! | `multi_thread`, 2+ workers | safe | can lose a worker for good (tokio's dump barrier, tokio#8370); **off** by default, [`TaskDumps::Always`] opts in |
+//! | `current_thread` | safe | can panic or abort the process (tokio#8391); **off** by default, [`TaskDumps::Always`] opts in |
+//!
+//! A tokio release that fixes the barrier (tokio#8370) does not turn dumps
+//! of 2+-worker runtimes on by itself: guru cannot tell the fixed code from
+//! the old one at run time; opt in with [`TaskDumps::Always`] there.
+//!
 //! # Task traces
 //!
 //! With guru's feature `taskdump` and the application built with
@@ -50,26 +67,38 @@
 //!   busy); the section then says `task dump timed out after … ms` and the
 //!   rest of the report comes out as usual. A dump still pending from an
 //!   earlier report is not requested again until it ends.
-//! - **Not when a worker looks blocked** (`multi_thread` with two or more
-//!   workers). Measured with tokio 1.54: when one worker is inside a single
-//!   poll for more than 250 ms, tokio's dump does not wait for it: another
-//!   worker gives up on the dump's barrier, becomes its leader on a later
-//!   try, returns a partial dump — and then waits forever on the barrier's
-//!   second half for the blocked worker, which never comes: after the block
-//!   ends the runtime stopped running tasks altogether. So before a dump guru
-//!   watches each worker's metrics for up to 250 ms: a worker that is neither
-//!   parked nor publishes new figures in that time (it has not been back in
-//!   its scheduler loop) is reported and no dump is requested. A worker that
-//!   blocks right after this check can still meet the hazard; it is narrow,
-//!   but it is tokio's, and the reason dumps can be turned off per runtime
-//!   ([`TaskDumps::Never`]).
-//! - **A dump is not free even on a healthy runtime.** Measured with tokio
-//!   1.54 on 2 cores kept busy by other processes: most dumps took under
-//!   60 ms, but some did not finish within 2 s, and meanwhile workers sat
-//!   in tokio's dump barrier (busy time growing in 250 ms steps, one round
-//!   with 16 of 20 probe tasks not run within 2 s); on an idle machine
-//!   dumps took 0.3–10 ms. Turn dumps off ([`TaskDumps::Never`]) where that
-//!   pause matters more than the traces.
+//! - **Not for a `multi_thread` runtime with two or more workers, by
+//!   default.** tokio's multi-thread dump (every version with task dumps,
+//!   up to at least 1.54.1, the newest when this was written) can leave a
+//!   worker waiting forever in its dump barrier: a worker that times out at
+//!   the barrier's first half (250 ms) leaves its arrival counted, the next
+//!   arrival becomes the dump's leader alone and then waits forever at the
+//!   second half. This happens on healthy, even idle, runtimes — right
+//!   after a successful dump, workers re-enter the barrier until the
+//!   requester ends the request, and one of them waits it out — measured
+//!   with tokio alone: the runtime stalls 250 ms, and after a few dumps one
+//!   worker is lost and the runtime never shuts down (guru's
+//!   `docs/tokio-taskdump-wedge.md`; the fix is tokio PR #8370, open when
+//!   this was written). guru cannot repair or detect the barrier's state
+//!   from outside, so such a runtime shows its metrics and says why there
+//!   is no dump. A `multi_thread` runtime with **one** worker is dumped: its
+//!   barrier has one party and never waits. [`TaskDumps::Always`] dumps
+//!   the others anyway, at that risk; guru then first watches each worker
+//!   for up to 250 ms and requests no dump while one has not been back in
+//!   its scheduler loop (a worker blocked in a poll makes the wedge
+//!   likely).
+//! - **Not while a worker is inside tokio's dump machinery.** When a thread
+//!   of the same report's Threads section is in tokio's
+//!   `Handle::trace_core` (left in the dump barrier by an earlier dump,
+//!   guru's with `TaskDumps::Always` or the application's own), no dump of
+//!   a runtime with two or more workers is requested, and the report names
+//!   that thread and says it is tokio's dump machinery, not the
+//!   application.
+//! - **A dump is not free.** tokio pauses the runtime's worker and re-polls
+//!   every task in a tracing mode: on the 2-core test machine a 1-worker
+//!   runtime's dump took 0.3–10 ms (`the dump took …` in the section).
+//!   Turn dumps off ([`TaskDumps::Never`]) where that pause matters more
+//!   than the traces.
 //! - **`current_thread` runtimes are not dumped unless asked**
 //!   ([`TaskDumps::Always`]). tokio's `current_thread` dump (as of 1.54)
 //!   re-polls the tasks while holding its scheduler core: a task that wakes a
@@ -82,12 +111,21 @@
 //!   before it can run, so a late dump never happens behind the report's
 //!   back.
 //!
-//! Optimized builds lose the outer part of a trace: tokio's trace of a task
-//! ends below the task's root future (`Root::poll`), and the compiler
-//! usually inlines the task's own outer `async fn`s into that function, so a
-//! release build's trace often stops at the innermost function that was not
-//! inlined (typically tokio's leaf future and its caller). Debug builds show
-//! the whole chain.
+//! tokio's trace of a task ends below the task's root future
+//! (`Root<T>::poll`), and an optimized build inlines the task's `async fn`s
+//! into that very function — tokio's release trace of `async fn ticker() {
+//! loop { sleep(..).await } }` is `Sleep::poll` alone. guru finds the
+//! missing frame in the code (the call in `Root<T>::poll` to the trace's
+//! outermost function; x86_64 direct and GOT calls, aarch64 direct calls)
+//! and adds it, marked `(#n: the call in the task's root future, found in
+//! its code …)`, with its inlined frames: `axum_fixture::storm_ticker::
+//! {{closure}} at …/axum_fixture.rs:52 (inlined)`. Limits: when the
+//! function is called from several places that symbolize differently
+//! (two task types awaiting the same leaf future directly, or one awaiting
+//! it at two places), no frame is added; with `debug = "line-tables-only"`
+//! rustc's DWARF names inlined functions unqualified (`{async_fn#0} at
+//! …/axum_fixture.rs:52`): the `file:line` tells which one. A future whose
+//! leaf is inlined into `Root<T>::poll` itself has an empty trace.
 //! Frames that *are* in the trace show their inlined calls, like thread
 //! stacks.
 //!
@@ -98,6 +136,10 @@
 //! the only public way to get the frames' addresses); guru then symbolizes
 //! the addresses itself. That first resolution parses the binary's DWARF
 //! once more, in the reporter thread, outside the dump's timeout.
+
+// Used by task dumps only; compiled (and unit-tested) in every build.
+#[cfg_attr(not(all(feature = "taskdump", tokio_unstable)), allow(dead_code))]
+mod root_call;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -111,7 +153,7 @@ use guru_core::format::write_escaped;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::report::{Body, FrameData, ReporterState, Section};
+use crate::report::{Body, FrameData, ReporterState, Section, ThreadsData};
 use crate::symbols::Stats;
 
 /// Default time a task dump may take ([`set_task_dump_timeout`]).
@@ -125,12 +167,19 @@ pub const MAX_TRACED_TASKS: usize = 1000;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TaskDumps {
-    /// `multi_thread` runtimes yes, `current_thread` runtimes no (see the
-    /// module docs: tokio#8391 can abort the process).
+    /// Only where tokio's dump is known not to harm the runtime: a
+    /// `multi_thread` runtime with **one** worker. Not a `multi_thread`
+    /// runtime with two or more workers (tokio's dump barrier can keep a
+    /// worker forever: `docs/tokio-taskdump-wedge.md`), not a
+    /// `current_thread` runtime (tokio#8391 can abort the process). See the
+    /// module docs.
     #[default]
     Auto,
-    /// Every flavor. Only for `current_thread` runtimes whose futures never
-    /// wake a waker while being polled (tokio's own leaf futures do not).
+    /// Every runtime, accepting tokio's hazards: a `multi_thread` runtime
+    /// with two or more workers can lose a worker for good (and then never
+    /// shut down), a `current_thread` runtime whose futures wake a waker
+    /// while being polled can abort the process. For debugging sessions,
+    /// not for production.
     Always,
     /// Metrics only, never a dump.
     Never,
@@ -173,6 +222,48 @@ pub fn register_with(name: impl Into<String>, handle: Handle, dumps: TaskDumps) 
         Some(slot) => *slot = entry,
         None => list.push(entry),
     }
+}
+
+/// [`register_current`] was called outside a tokio runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotInRuntime;
+
+impl std::fmt::Display for NotInRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "guru::tokio::register_current was called outside a tokio runtime: call it inside the runtime (e.g. in #[tokio::main]'s async main), or pass a Handle to guru::tokio::register",
+        )
+    }
+}
+
+impl std::error::Error for NotInRuntime {}
+
+/// Registers the runtime this is called in ([`Handle::try_current`]) under
+/// `name`, like [`register`]: for `#[tokio::main]`, which gives no runtime
+/// value to pass.
+///
+/// ```no_run
+/// // With tokio's `macros` feature this is `#[tokio::main] async fn main()`.
+/// async fn async_main() -> Result<(), Box<dyn std::error::Error>> {
+///     let _guard = guru::setup_autorun(guru::package!())?;
+///     guru::tokio::register_current("main")?;
+///     // ... serve (axum::serve(listener, app).await?) ...
+///     Ok(())
+/// }
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// #     let rt = tokio::runtime::Builder::new_current_thread().build()?;
+/// #     rt.block_on(async_main())
+/// # }
+/// ```
+///
+/// `#[tokio::main]` builds a `multi_thread` runtime with one worker per
+/// CPU: with two or more, guru shows its metrics but takes no task dump by
+/// default (see the module docs); `#[tokio::main(worker_threads = 1)]` gets
+/// task traces.
+pub fn register_current(name: impl Into<String>) -> Result<(), NotInRuntime> {
+    let handle = Handle::try_current().map_err(|_| NotInRuntime)?;
+    register(name, handle);
+    Ok(())
 }
 
 /// Removes the runtime registered as `name`; false if there was none.
@@ -250,6 +341,17 @@ pub(crate) struct TaskGroup {
     ids: Vec<String>,
     /// One stack per leaf future the tasks wait on, innermost frame first.
     traces: Vec<Vec<FrameData>>,
+    /// Per trace: its last frame is the call in the task's root future,
+    /// found in the code (`root_call`), not taken by tokio.
+    root_calls: Vec<bool>,
+}
+
+/// One trace as taken: return addresses, innermost first, and whether the
+/// last one was added from the root future's code.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct RawTrace {
+    frames: Vec<u64>,
+    root_call: bool,
 }
 
 /// The outcome of a task dump.
@@ -286,6 +388,8 @@ pub(crate) struct RuntimeData {
     global_queue_depth: usize,
     worker_figures: Vec<WorkerFigures>,
     unstable: Option<UnstableFigures>,
+    /// How long after the Threads section's capture the figures were read.
+    read_after_ns: Option<u64>,
     tasks: Tasks,
 }
 
@@ -371,10 +475,16 @@ fn guarded(f: impl FnOnce() -> Result<Body, String>) -> Result<Body, String> {
 
 /// The Green Threads section, or `None` when no runtime is registered.
 /// Runs in the reporter thread.
+///
+/// `threads` is this report's Threads section (to tell when a worker is
+/// stuck in tokio's own dump machinery), `captured_unix_ns` when it was
+/// captured (the figures say how much later they were read).
 pub(crate) fn section(
     state: &mut ReporterState,
     modules: Option<&ModuleSet>,
     stats: &mut Stats,
+    threads: Option<&ThreadsData>,
+    captured_unix_ns: Option<u64>,
 ) -> Option<Section> {
     let list: Vec<Arc<Registered>> = lock(&RUNTIMES).clone();
     if list.is_empty() {
@@ -386,6 +496,8 @@ pub(crate) fn section(
             .map(|r| {
                 let m = r.handle.metrics();
                 let workers = m.num_workers();
+                let read_after_ns =
+                    captured_unix_ns.map(|c| guru_core::sys::realtime_ns().saturating_sub(c));
                 RuntimeData {
                     name: r.name.clone(),
                     flavor: flavor_name(r.handle.runtime_flavor()),
@@ -394,7 +506,8 @@ pub(crate) fn section(
                     global_queue_depth: m.global_queue_depth(),
                     worker_figures: (0..workers).map(|w| worker_figures(&m, w)).collect(),
                     unstable: unstable_figures(&m),
-                    tasks: dump::take(state, r, modules, stats),
+                    read_after_ns,
+                    tasks: dump::take(state, r, modules, stats, threads),
                 }
             })
             .collect();
@@ -407,18 +520,67 @@ pub(crate) fn section(
     })
 }
 
+/// Threads of this report whose stack is inside tokio's multi-thread dump
+/// machinery (`Handle::trace_core`, `worker/taskdump.rs`): `(tid, name)`.
+/// A worker waiting there longer than tokio's 250 ms barrier timeout has
+/// been left there by an earlier dump (see `docs/tokio-taskdump-wedge.md`).
+#[cfg_attr(not(all(feature = "taskdump", tokio_unstable)), allow(dead_code))]
+fn in_dump_machinery(threads: Option<&ThreadsData>) -> Vec<(i32, String)> {
+    let Some(threads) = threads else {
+        return Vec::new();
+    };
+    threads
+        .threads
+        .iter()
+        .filter(|t| {
+            t.frames.iter().any(|f| {
+                f.symbolized.functions.iter().any(|func| {
+                    func.name
+                        .as_deref()
+                        .is_some_and(|n| n.contains("multi_thread") && n.ends_with("trace_core"))
+                        || func
+                            .file
+                            .as_deref()
+                            .is_some_and(|p| p.ends_with("multi_thread/worker/taskdump.rs"))
+                }) || f
+                    .symbolized
+                    .symbol
+                    .as_ref()
+                    .is_some_and(|(n, _)| n.contains("multi_thread") && n.contains("trace_core"))
+            })
+        })
+        .map(|t| (t.tid, t.name.clone()))
+        .collect()
+}
+
+/// The reason given when threads are in tokio's dump machinery.
+#[cfg_attr(not(all(feature = "taskdump", tokio_unstable)), allow(dead_code))]
+fn stuck_in_dump_reason(stuck: &[(i32, String)]) -> String {
+    let list: Vec<String> = stuck
+        .iter()
+        .map(|(tid, name)| format!("{tid} \"{name}\""))
+        .collect();
+    format!(
+        "no task dump requested: thread{} {} {} inside tokio's own task-dump machinery (Handle::trace_core, waiting on its dump barrier; see the Threads section): an earlier task dump left {} there (tokio's barrier bug, tokio#8370), not the application; another dump could make it worse",
+        if list.len() == 1 { "" } else { "s" },
+        list.join(", "),
+        if list.len() == 1 { "is" } else { "are" },
+        if list.len() == 1 { "it" } else { "them" },
+    )
+}
+
 /// Groups tasks with identical traces (in first-seen order) and symbolizes
 /// each distinct trace once.
 // Used by the real `dump` module (and the tests) only.
 #[allow(dead_code)]
 fn group_and_symbolize(
     state: &mut ReporterState,
-    raw: Vec<(String, Vec<Vec<u64>>)>,
+    raw: Vec<(String, Vec<RawTrace>)>,
     modules: Option<&ModuleSet>,
     stats: &mut Stats,
 ) -> Vec<TaskGroup> {
-    let mut index: HashMap<Vec<Vec<u64>>, usize> = HashMap::new();
-    let mut groups: Vec<(Vec<String>, Vec<Vec<u64>>)> = Vec::new();
+    let mut index: HashMap<Vec<RawTrace>, usize> = HashMap::new();
+    let mut groups: Vec<(Vec<String>, Vec<RawTrace>)> = Vec::new();
     for (id, traces) in raw {
         match index.get(&traces) {
             Some(&i) => groups[i].0.push(id),
@@ -435,9 +597,10 @@ fn group_and_symbolize(
                 ids.sort_by_key(|id| (id.parse::<u64>().unwrap_or(u64::MAX), id.clone()));
                 ids
             },
+            root_calls: traces.iter().map(|t| t.root_call).collect(),
             traces: traces
                 .iter()
-                .map(|frames| symbolize(state, frames, modules, stats))
+                .map(|t| symbolize(state, &t.frames, modules, stats))
                 .collect(),
         })
         .collect()
@@ -498,7 +661,7 @@ mod dump {
     use guru_core::ModuleSet;
 
     use super::{Registered, Tasks};
-    use crate::report::ReporterState;
+    use crate::report::{ReporterState, ThreadsData};
     use crate::symbols::Stats;
 
     #[derive(Debug)]
@@ -515,6 +678,7 @@ mod dump {
         _: &Registered,
         _: Option<&ModuleSet>,
         _: &mut Stats,
+        _: Option<&ThreadsData>,
     ) -> Tasks {
         let how = if cfg!(not(feature = "taskdump")) {
             "build guru with feature `taskdump` and the application with RUSTFLAGS=\"--cfg tokio_unstable\""
@@ -552,7 +716,7 @@ mod dump {
     use guru_core::ModuleSet;
 
     use super::{Registered, TaskDumps, Tasks, lock};
-    use crate::report::ReporterState;
+    use crate::report::{ReporterState, ThreadsData};
     use crate::sections::{Job, Outcome};
     use crate::symbols::Stats;
 
@@ -643,6 +807,24 @@ mod dump {
         }
     }
 
+    /// The return address of the call in the task's root future to
+    /// `function` (see `root_call`): the first call site, when every site
+    /// symbolizes to the same inlined functions and lines.
+    fn root_call_frame(
+        state: &mut ReporterState,
+        modules: &ModuleSet,
+        function: u64,
+        stats: &mut Stats,
+    ) -> Option<u64> {
+        let sites = super::root_call::candidates(modules, function);
+        let first = *sites.first()?;
+        let symbolized = state
+            .symbolizer
+            .symbolize_return_addresses(modules, &sites, stats);
+        let lines = &symbolized.first()?.functions;
+        (!lines.is_empty() && symbolized.iter().all(|s| &s.functions == lines)).then_some(first)
+    }
+
     /// One worker's published figures: they change only when the worker is
     /// back in its scheduler loop (maintenance, parking).
     fn published(m: &RuntimeMetrics, w: usize) -> (u64, u64, u64, Duration) {
@@ -677,6 +859,7 @@ mod dump {
         r: &Registered,
         modules: Option<&ModuleSet>,
         stats: &mut Stats,
+        threads: Option<&ThreadsData>,
     ) -> Tasks {
         let flavor = r.handle.runtime_flavor();
         let current = flavor == RuntimeFlavor::CurrentThread;
@@ -694,6 +877,22 @@ mod dump {
             _ => {}
         }
         let m = r.handle.metrics();
+        // A worker left in the dump barrier can only be one of a runtime
+        // with two or more workers (a 1-worker barrier never waits); which
+        // runtime a thread belongs to is not known, so every such runtime
+        // names it.
+        if !current && m.num_workers() >= 2 {
+            let stuck = super::in_dump_machinery(threads);
+            if !stuck.is_empty() {
+                return Tasks::Blocked(super::stuck_in_dump_reason(&stuck));
+            }
+        }
+        if !current && m.num_workers() >= 2 && r.dumps == TaskDumps::Auto {
+            return Tasks::NotTaken(format!(
+                "not taken for a multi_thread runtime with {} workers: tokio's multi-thread task dump (as of tokio 1.54.1) can leave a worker waiting forever in its dump barrier, and the runtime then never shuts down (tokio#8370; guru's docs/tokio-taskdump-wedge.md); guru dumps multi_thread runtimes with 1 worker only, opt in with guru::tokio::register_with(.., TaskDumps::Always) at that risk",
+                m.num_workers()
+            ));
+        }
         if !current && m.num_workers() >= 2 {
             let blocked = blocked_workers(&m, PROBE_WINDOW);
             if !blocked.is_empty() {
@@ -740,7 +939,7 @@ mod dump {
         };
         let resolving = Instant::now();
         let all = dump.tasks().iter().count();
-        let raw: Vec<(String, Vec<Vec<u64>>)> = dump
+        let raw: Vec<(String, Vec<super::RawTrace>)> = dump
             .tasks()
             .iter()
             .take(super::MAX_TRACED_TASKS)
@@ -749,7 +948,26 @@ mod dump {
                     .trace()
                     .resolve_backtraces()
                     .iter()
-                    .map(|bt| bt.frames().map(|f| f.ip().addr() as u64).collect())
+                    .map(|bt| {
+                        let mut frames: Vec<u64> =
+                            bt.frames().map(|f| f.ip().addr() as u64).collect();
+                        // tokio drops the root future's frame, where an
+                        // optimized build inlines the task's async fns:
+                        // find that call in the code (root_call).
+                        let root = bt.frames().last().and_then(|f| {
+                            root_call_frame(
+                                state,
+                                modules?,
+                                f.symbol_address().addr() as u64,
+                                stats,
+                            )
+                        });
+                        frames.extend(root);
+                        super::RawTrace {
+                            frames,
+                            root_call: root.is_some(),
+                        }
+                    })
                     .collect();
                 (t.id().to_string(), traces)
             })
@@ -804,6 +1022,12 @@ pub(crate) fn write_text(w: &mut String, g: &GreenThreads) {
             if r.alive_tasks == 1 { "" } else { "s" },
             r.global_queue_depth
         );
+        if let Some(ns) = r.read_after_ns {
+            // Threads and these figures are two snapshots: say how far apart.
+            w.push_str("  figures read ");
+            let _ = guru_core::format::write_duration(w, ns);
+            w.push_str(" after the Threads section's capture\n");
+        }
         let unstable = r.worker_figures.iter().any(|f| f.poll_count.is_some());
         let _ = write!(
             w,
@@ -917,6 +1141,13 @@ fn write_group(w: &mut String, runtime: &str, g: &TaskGroup) {
         for (i, f) in trace.iter().enumerate() {
             crate::text::write_frame(w, i, f);
         }
+        if g.root_calls.get(n).copied().unwrap_or(false) {
+            let _ = writeln!(
+                w,
+                "  (#{}: the call in the task's root future, found in its code; tokio's trace ends below it)",
+                trace.len().saturating_sub(1)
+            );
+        }
     }
 }
 
@@ -957,7 +1188,11 @@ pub(crate) fn to_json(g: &GreenThreads) -> Value {
                                     )
                                 })
                                 .collect();
-                            json!({ "task_ids": g.ids, "traces": traces })
+                            json!({
+                                "task_ids": g.ids,
+                                "traces": traces,
+                                "root_call_found": g.root_calls,
+                            })
                         })
                         .collect();
                     json!({
@@ -974,6 +1209,7 @@ pub(crate) fn to_json(g: &GreenThreads) -> Value {
                 "global_queue_depth": r.global_queue_depth,
                 "worker_figures": r.worker_figures,
                 "unstable": r.unstable,
+                "read_after_capture_ns": r.read_after_ns,
                 "task_dump": task_dump,
             })
         })
@@ -1007,13 +1243,73 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_in_the_dump_barrier_is_named() {
+        use crate::report::ThreadData;
+        use crate::symbols::{Func, Symbolized};
+        let frame = |name: &str, file: &str| FrameData {
+            address: 0x10,
+            module: None,
+            symbolized: Symbolized {
+                functions: vec![Func {
+                    name: Some(name.into()),
+                    file: Some(file.into()),
+                    line: Some(51),
+                    inlined: false,
+                }],
+                symbol: None,
+            },
+        };
+        let thread = |tid: i32, frames: Vec<FrameData>| ThreadData {
+            tid,
+            name: format!("w{tid}"),
+            header: String::new(),
+            state: String::new(),
+            pause_ns: 0,
+            writing_report: false,
+            frames,
+            end: None,
+            scanned_from: 0,
+            unresponsive: None,
+        };
+        let threads = ThreadsData {
+            threads: vec![
+                thread(
+                    7,
+                    vec![
+                        frame(
+                            "tokio::loom::std::barrier::Barrier::wait",
+                            "src/loom/std/barrier.rs",
+                        ),
+                        frame(
+                            "tokio::runtime::scheduler::multi_thread::handle::Handle::trace_core",
+                            "/x/tokio-1.54.1/src/runtime/scheduler/multi_thread/worker/taskdump.rs",
+                        ),
+                    ],
+                ),
+                thread(8, vec![frame("app::ticker", "src/main.rs")]),
+            ],
+            left_out: 0,
+            capacity: 8,
+        };
+        let stuck = in_dump_machinery(Some(&threads));
+        assert_eq!(stuck, [(7, "w7".to_string())]);
+        assert!(in_dump_machinery(None).is_empty());
+        let why = stuck_in_dump_reason(&stuck);
+        assert!(
+            why.contains("thread 7 \"w7\" is inside tokio's own task-dump machinery"),
+            "{why}"
+        );
+    }
+
+    #[test]
     fn identical_traces_are_grouped() {
         let mut state = ReporterState::default();
         let mut stats = Stats::default();
+        let t = |frames: Vec<u64>, root_call| RawTrace { frames, root_call };
         let raw = vec![
-            ("1".to_string(), vec![vec![0x10, 0x20]]),
-            ("2".to_string(), vec![vec![0x30]]),
-            ("3".to_string(), vec![vec![0x10, 0x20]]),
+            ("1".to_string(), vec![t(vec![0x10, 0x20], true)]),
+            ("2".to_string(), vec![t(vec![0x30], false)]),
+            ("3".to_string(), vec![t(vec![0x10, 0x20], true)]),
         ];
         let groups = group_and_symbolize(&mut state, raw, None, &mut stats);
         assert_eq!(groups.len(), 2);
@@ -1032,6 +1328,7 @@ mod tests {
                     global_queue_depth: 0,
                     worker_figures: Vec::new(),
                     unstable: None,
+                    read_after_ns: Some(1500),
                     tasks: Tasks::Taken {
                         tasks: 3,
                         groups,
@@ -1047,6 +1344,15 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("------ Task 2 of runtime"), "{text}");
+        assert!(
+            text.contains("  (#1: the call in the task's root future, found in its code; tokio's trace ends below it)"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("the call in the task's root future").count(),
+            1,
+            "{text}"
+        );
         assert!(
             text.contains("  #1 0x0000000000000020 ?? (no module)"),
             "{text}"
