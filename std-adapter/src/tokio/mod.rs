@@ -47,7 +47,7 @@
 //!
 //! With guru's feature `taskdump` and the application built with
 //! `RUSTFLAGS="--cfg tokio_unstable"` (Linux x86_64/aarch64), the section
-//! also shows each task's trace from tokio's [`Handle::dump`]: the chain of
+//! also shows each task's trace from tokio's [`Handle::dump`](https://docs.rs/tokio/latest/tokio/runtime/struct.Handle.html#method.dump): the chain of
 //! `async fn`s the task is suspended in, one stack per leaf future it waits
 //! on, symbolized by guru's own DWARF symbolizer exactly like thread stacks
 //! (function, inlined calls, `file:line`, `module+0xoffset`). Tasks with the
