@@ -6,7 +6,7 @@
 //! Atomics only. Each ring entry carries a sequence stamp written last
 //! (Release) and checked before and after reading, so a reader never reports a
 //! half-written entry. A writer first claims its entry (compare-exchange to
-//! [`BUSY`] from a stamp older than its own), so two handlers recording at
+//! `BUSY` from a stamp older than its own), so two handlers recording at
 //! once (sequences `n` and `n + RECENT_TRIGGERS`) never mix their fields in
 //! one entry: the loser leaves the entry alone (its trigger is still counted).
 #![deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]

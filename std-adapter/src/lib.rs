@@ -169,6 +169,14 @@
 //! limits: [`redact`]. Section titles, bodies and errors are escaped, so no
 //! line inside a report starts like its begin or end line.
 //!
+//! The text report prints source paths short, as a reader needs them: the
+//! toolchain's `/rustc/<commit>/library/std/src/…` as `std/src/…` (also
+//! `core/`, `alloc/`), a dependency's
+//! `~/.cargo/registry/src/index.crates.io-<hash>/axum-0.8.9/src/…` as
+//! `axum-0.8.9/src/…`, a git dependency's `~/.cargo/git/checkouts/…` from
+//! the checkout's directory on; the application's own paths as DWARF has
+//! them. The JSON report always has the full path.
+//!
 //! # Portability
 //!
 //! Linux (x86_64 and aarch64, glibc or musl), like `guru-core`.

@@ -388,11 +388,24 @@ pub(crate) fn collect(
         threads.map(Data::Threads),
     ));
     #[cfg(feature = "tokio")]
-    out.extend(crate::tokio::section(
-        state,
-        engine.map(|e| e.module_set()),
-        &mut sym_stats,
-    ));
+    {
+        // The Threads section just pushed: Green Threads reads it (a worker
+        // stuck in tokio's dump machinery) and says how much later its own
+        // figures were read.
+        let threads = out.last().and_then(|s| match &s.content {
+            model::Content::Ok(Data::Threads(t)) => Some(t),
+            _ => None,
+        });
+        let captured = round.as_ref().ok().map(|r| r.summary.started_unix_ns);
+        let green = crate::tokio::section(
+            state,
+            engine.map(|e| e.module_set()),
+            &mut sym_stats,
+            threads,
+            captured,
+        );
+        out.extend(green);
+    }
     let redactor = settings.map(|s| s.redactor.clone()).unwrap_or_default();
     out.push(model::Section::new(
         "Processes",

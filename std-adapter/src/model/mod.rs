@@ -38,6 +38,9 @@
 //!   `SI_USER`, 0), `git_dirty` when not dirty (null), Threads `capacity`
 //!   (taken from the Report section), a runtime's task dump status among
 //!   `not_taken`/`blocked`/`failed` (told apart by their wording).
+//! - **Source paths are as the text shortens them**: `/rustc/<commit>/library/std/src/…`
+//!   reads as `std/src/…`, a cargo registry or git checkout path from the
+//!   crate's directory on (the JSON has the full path).
 //! - **Strings are as the text escapes them**: control characters and
 //!   invalid UTF-8 are `\xNN` (the text renderer leaves such escapes as they
 //!   are, so they round-trip); a command line is split on spaces.
@@ -407,6 +410,10 @@ pub struct Runtime {
     pub worker_figures: Vec<WorkerFigures>,
     /// With `--cfg tokio_unstable`.
     pub unstable: Option<UnstableFigures>,
+    /// How long after the Threads section's capture these figures were
+    /// read (two snapshots); null without a capture round.
+    #[serde(default)]
+    pub read_after_capture_ns: Option<u64>,
     pub task_dump: TaskDump,
 }
 
@@ -485,6 +492,10 @@ pub struct TaskGroup {
     pub task_ids: Vec<String>,
     /// One stack per leaf future, from its poll outward.
     pub traces: Vec<Vec<Frame>>,
+    /// One per trace: its last frame is the call in the task's root future,
+    /// which tokio's trace leaves out and guru found in the code.
+    #[serde(default)]
+    pub root_call_found: Vec<bool>,
 }
 
 /// The Processes section.

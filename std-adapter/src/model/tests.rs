@@ -535,6 +535,7 @@ fn runtime(name: &str, task_dump: TaskDump, unstable: bool) -> Runtime {
             remote_schedules: None,
             budget_forced_yields: Some(0),
         }),
+        read_after_capture_ns: unstable.then_some(2_500_000),
         task_dump,
     }
 }
@@ -558,14 +559,17 @@ fn green_threads_round_trip_through_text() {
                     ],
                     vec![model_frame(0, 0x2200, Some("other"))],
                 ],
+                root_call_found: vec![true, false],
             },
             TaskGroup {
                 task_ids: vec!["2".into()],
                 traces: vec![],
+                root_call_found: vec![],
             },
             TaskGroup {
                 task_ids: vec!["7".into()],
                 traces: vec![vec![model_frame(0, 0x2300, Some("only"))]],
+                root_call_found: vec![false],
             },
         ],
     };
@@ -574,7 +578,7 @@ fn green_threads_round_trip_through_text() {
         runtime(
             "side",
             TaskDump::NotTaken {
-                reason: "task traces not built in: build with --cfg tokio_unstable".into(),
+                reason: "not built in: build with --cfg tokio_unstable".into(),
             },
             false,
         ),

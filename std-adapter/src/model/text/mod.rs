@@ -252,6 +252,39 @@ fn write_package(w: &mut String, p: &Package) {
     line("  git commit: ", &format!("{commit}{dirty}"));
 }
 
+/// A frame's source path as the text report prints it: the part a reader
+/// needs, not the build machine's prefix (the JSON report keeps the full
+/// path). `/rustc/<commit>/library/std/src/…` → `std/src/…`;
+/// `…/.cargo/registry/src/<index>-<hash>/axum-0.8.9/src/…` →
+/// `axum-0.8.9/src/…`; `…/.cargo/git/checkouts/<repo>-<hash>/<rev>/src/…` →
+/// `<repo>-<hash>/<rev>/src/…`. Any other path is left as it is.
+pub(in crate::model) fn short_path(file: &str) -> &str {
+    if let Some(rest) = file.strip_prefix("/rustc/")
+        && let Some((commit, tail)) = rest.split_once('/')
+        && !commit.is_empty()
+        && commit.bytes().all(|b| b.is_ascii_hexdigit())
+        && let Some(lib) = tail.strip_prefix("library/")
+        && !lib.is_empty()
+    {
+        return lib;
+    }
+    if let Some(i) = file.find("/.cargo/registry/src/") {
+        let rest = &file[i + "/.cargo/registry/src/".len()..];
+        if let Some((_index, krate)) = rest.split_once('/')
+            && !krate.is_empty()
+        {
+            return krate;
+        }
+    }
+    if let Some(i) = file.find("/.cargo/git/checkouts/") {
+        let rest = &file[i + "/.cargo/git/checkouts/".len()..];
+        if !rest.is_empty() {
+            return rest;
+        }
+    }
+    file
+}
+
 /// One frame: a line per DWARF function (inlined ones first), or one line
 /// with the ELF symbol or `module+0xoffset`.
 pub(super) fn write_frame(w: &mut String, f: &Frame) {
@@ -267,7 +300,7 @@ pub(super) fn write_frame(w: &mut String, f: &Frame) {
             esc(w, func.name.as_deref().unwrap_or("??"));
             if let Some(file) = &func.file {
                 w.push_str(" at ");
-                esc(w, file);
+                esc(w, short_path(file));
                 if let Some(line) = func.line {
                     let _ = write!(w, ":{line}");
                 }
@@ -484,5 +517,40 @@ mod tests {
         let mut same = clean.clone();
         seal(&mut same, 0);
         assert_eq!(same, clean);
+    }
+}
+
+#[cfg(test)]
+mod short_path_tests {
+    use super::short_path;
+
+    #[test]
+    fn toolchain_registry_and_git_paths_are_shortened() {
+        assert_eq!(
+            short_path(
+                "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/std/src/thread/functions.rs"
+            ),
+            "std/src/thread/functions.rs"
+        );
+        assert_eq!(
+            short_path(
+                "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/axum-0.8.9/src/routing/mod.rs"
+            ),
+            "axum-0.8.9/src/routing/mod.rs"
+        );
+        assert_eq!(
+            short_path("/home/u/.cargo/git/checkouts/hyper-5e1b1d5a3d8e0f2c/1a2b3c4/src/lib.rs"),
+            "hyper-5e1b1d5a3d8e0f2c/1a2b3c4/src/lib.rs"
+        );
+        // Left alone: the application's own paths, and look-alikes.
+        for p in [
+            "src/main.rs",
+            "/work/app/src/main.rs",
+            "/rustc/not-a-commit/library/std/src/rt.rs",
+            "/rustc/abc/library/",
+            "/root/.cargo/registry/src/index-only",
+        ] {
+            assert_eq!(short_path(p), p);
+        }
     }
 }
