@@ -305,10 +305,18 @@ pub(crate) fn collect(
     let t0 = Instant::now();
     state.symbolizer.heavy_debug_info = settings.is_some_and(|s| s.heavy_debug_info);
     let engine = guru_core::engine().filter(|_| settings.is_some());
-    let trigger = match &source {
-        Source::Signal(t) => Some(*t),
-        _ => None,
+    // A report without a signal says what asked for it, in the recent
+    // triggers as in "requested by".
+    let request = |code| Trigger {
+        unix_ns: guru_core::sys::realtime_ns(),
+        code,
+        ..Trigger::default()
     };
+    let trigger = Some(match &source {
+        Source::Signal(t) => *t,
+        Source::File(_) => request(guru_core::trigger::CODE_FILE_TRIGGER),
+        Source::Call => request(guru_core::trigger::CODE_CALL),
+    });
     let role = match &source {
         Source::Call => "calling guru::report",
         _ => "the reporter",

@@ -574,6 +574,14 @@ impl Builder {
         let prewarm = self.prewarm_symbols;
         let trigger_signal = self.signal.unwrap_or(0);
         let min_interval = self.min_interval;
+        // guru's own section worker starts now, not during the first report
+        // (which would then count one thread more in Process than it lists).
+        // If it cannot start, the first report tries again and says why.
+        let _ = STATE
+            .lock()
+            .get_or_insert_with(ReporterState::default)
+            .runner
+            .start();
         let thread = std::thread::Builder::new()
             .name("guru-reporter".into())
             .spawn(move || {
@@ -1027,6 +1035,7 @@ fn reporter_loop(
             } else {
                 guru_core::note_trigger(&guru_core::Trigger {
                     unix_ns: guru_core::sys::realtime_ns(),
+                    code: guru_core::trigger::CODE_FILE_TRIGGER,
                     ..guru_core::Trigger::default()
                 });
             }

@@ -745,6 +745,8 @@ pub struct RecentTrigger {
     pub time: String,
     /// 0 for a request without a signal.
     pub signal: i32,
+    /// The signal's `si_code`; without a signal, what asked: 1 the file
+    /// trigger, 2 a call to `guru::report`, 0 anything else.
     pub si_code: i32,
     pub sender_pid: i32,
     pub sender_uid: u32,

@@ -604,6 +604,21 @@ fn green_threads_round_trip_through_text() {
             },
             true,
         ),
+        runtime(
+            "one",
+            TaskDump::Taken {
+                tasks: 1,
+                left_out: 0,
+                dump_ns: 2_000,
+                resolve_ns: 3_000,
+                groups: vec![TaskGroup {
+                    task_ids: vec!["5".into()],
+                    traces: vec![vec![model_frame(0, 0x2400, Some("single"))]],
+                    root_call_found: vec![true],
+                }],
+            },
+            false,
+        ),
     ];
     let report = Report {
         schema: SCHEMA.into(),
@@ -624,6 +639,19 @@ fn green_threads_round_trip_through_text() {
         "{text}"
     );
     assert!(text.contains("  -- waiting on leaf 2 of 2:"), "{text}");
+    // One task, one trace: singular (issue 11: not "1 tasks").
+    assert!(
+        text.contains("  task traces: 1 task, 1 distinct trace; the dump took "),
+        "{text}"
+    );
+    assert!(
+        text.contains("  task traces: 1004 tasks, 3 distinct traces;"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  (#0: the call in the task's root future"),
+        "{text}"
+    );
     let parsed = Report::from_text(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(parsed.to_text(), text);
     // What the text carries comes back as it was (symbols of frames with
