@@ -191,9 +191,9 @@ pub(super) fn take(
         ));
     }
     if !current && m.num_workers() >= 2 {
-        let blocked = blocked_workers(&m, PROBE_WINDOW);
-        if !blocked.is_empty() {
-            let list: Vec<String> = blocked.iter().map(usize::to_string).collect();
+        let blocked_now = blocked_workers(&m, PROBE_WINDOW);
+        if !blocked_now.is_empty() {
+            let list: Vec<String> = blocked_now.iter().map(usize::to_string).collect();
             return blocked(format!(
                 "no task dump requested: worker {} has not been back in its scheduler for {} ms (blocked in a poll?); tokio's dump would not wait for it and could leave the runtime stuck",
                 list.join(", "),
@@ -219,9 +219,9 @@ pub(super) fn take(
             } else {
                 "no worker took the dump (all blocked?); it stays pending in tokio until they do, and no new dump is requested until it ends".to_string()
             };
-            return Tasks::TimedOut {
-                timeout_ms: timeout.as_millis(),
-                detail,
+            return TaskDump::TimedOut {
+                timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                reason: detail,
             };
         }
         Outcome::Failed(why) if why.starts_with("still running") => {
@@ -274,20 +274,14 @@ pub(super) fn take(
     }
 }
 
-fn not_taken(reason: impl Into<String>) -> TaskDump {
-    TaskDump::NotTaken {
-        reason: reason.into(),
-    }
+fn not_taken(reason: String) -> TaskDump {
+    TaskDump::NotTaken { reason }
 }
 
-fn blocked(reason: impl Into<String>) -> TaskDump {
-    TaskDump::Blocked {
-        reason: reason.into(),
-    }
+fn blocked(reason: String) -> TaskDump {
+    TaskDump::Blocked { reason }
 }
 
-fn failed(reason: impl Into<String>) -> TaskDump {
-    TaskDump::Failed {
-        reason: reason.into(),
-    }
+fn failed(reason: String) -> TaskDump {
+    TaskDump::Failed { reason }
 }

@@ -34,8 +34,6 @@ pub(super) fn take(
     not_taken(format!("not built in: {how}"))
 }
 
-fn not_taken(reason: impl Into<String>) -> TaskDump {
-    TaskDump::NotTaken {
-        reason: reason.into(),
-    }
+fn not_taken(reason: String) -> TaskDump {
+    TaskDump::NotTaken { reason }
 }
