@@ -99,6 +99,16 @@
 //! `debug = "line-tables-only"` in the release profile for `file:line`;
 //! without debug info, frames still show the ELF symbol and `module+0xoffset`.
 //!
+//! # A report interrupts blocking calls
+//!
+//! Every thread runs guru's capture handler for a few microseconds during a
+//! report, so a thread blocked in `nanosleep`, `poll`, `epoll_wait`,
+//! `sigtimedwait`, or a `read`/`recv` with a timeout returns `EINTR` once
+//! per report (Linux does so for those calls whatever `SA_RESTART` says).
+//! Rust's standard library retries where it should (`std::thread::sleep`,
+//! std's I/O types); code that calls libc directly must handle `EINTR`, as
+//! it must for any signal.
+//!
 //! # Rate limit
 //!
 //! Reports from triggers (signal and file) start at least
