@@ -30,7 +30,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
-use crate::report::{FrameData, Progress, ThreadData};
+use crate::model::{Frame, Hex, SameStack, Thread};
 
 /// What the last report saw of one thread.
 #[derive(Debug, Clone, Copy)]
@@ -50,20 +50,16 @@ pub(crate) struct History {
 }
 
 /// The hash of a stack (see the module docs).
-pub(crate) fn stack_hash(frames: &[FrameData]) -> u64 {
+pub(crate) fn stack_hash(frames: &[Frame]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for (n, f) in frames.iter().enumerate() {
         // The innermost frame by its function: its DWARF name, else its ELF
         // symbol's start, else the address.
-        let physical = f
-            .symbolized
-            .functions
-            .last()
-            .and_then(|func| func.name.as_deref());
-        match (n, physical, &f.symbolized.symbol) {
+        let physical = f.functions.last().and_then(|func| func.name.as_deref());
+        match (n, physical, f.symbol_offset) {
             (0, Some(name), _) => name.hash(&mut h),
-            (0, None, Some((_, off))) => f.address.wrapping_sub(*off).hash(&mut h),
-            _ => f.address.hash(&mut h),
+            (0, None, Some(off)) => f.address.0.wrapping_sub(off.0).hash(&mut h),
+            _ => f.address.0.hash(&mut h),
         }
     }
     frames.len().hash(&mut h);
@@ -89,7 +85,7 @@ fn cpu_from_stat(stat: &str, ticks_per_s: u64) -> Option<u64> {
 impl History {
     /// Reads each captured thread's CPU time and compares it with the last
     /// report; remembers this report for the next.
-    pub(crate) fn annotate(&mut self, threads: &mut [ThreadData], sequence: u64, now_ns: u64) {
+    pub(crate) fn annotate(&mut self, threads: &mut [Thread], sequence: u64, now_ns: u64) {
         let mut next = HashMap::with_capacity(threads.len());
         for t in threads.iter_mut() {
             if t.unresponsive.is_some() || t.frames.is_empty() {
@@ -97,11 +93,11 @@ impl History {
             }
             t.cpu_ns = thread_cpu_ns(t.tid);
             let hash = stack_hash(&t.frames);
-            t.stack_hash = Some(hash);
+            t.stack_hash = Some(Hex(hash));
             let seen = match self.threads.get(&t.tid) {
                 Some(prev) if prev.hash == hash && !t.writing_report => {
-                    t.progress = Some(Progress {
-                        same_as_report: prev.since_report,
+                    t.same_stack = Some(SameStack {
+                        as_report: prev.since_report,
                         ago_ns: now_ns.saturating_sub(prev.since_ns),
                         cpu_delta_ns: match (t.cpu_ns, prev.since_cpu_ns) {
                             (Some(now), Some(then)) => Some(now.saturating_sub(then)),

@@ -68,11 +68,11 @@
 //! - Not in a forked child: the reporter thread does not exist there.
 
 use std::cell::Cell;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::model::{HeartbeatState, Recovery, Stall, Stalled, WatchdogNotes};
 use crate::sys;
 
 /// The default of [`Builder::watchdog_min_interval`](crate::Builder::watchdog_min_interval).
@@ -234,102 +234,14 @@ fn entries() -> Vec<Arc<Entry>> {
 // ---------------------------------------------------------------------------
 // Stalls
 
-/// What stalled.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum StallKind {
-    Heartbeat {
-        name: String,
-    },
-    /// A tokio worker that has not come back to its scheduler.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    TokioWorker {
-        runtime: String,
-        worker: usize,
-    },
-}
-
-/// A stall an automatic report is made for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Stall {
-    pub(crate) kind: StallKind,
-    /// The deadline (heartbeat) or threshold (tokio worker).
-    pub(crate) deadline_ns: u64,
-    /// How long it had been silent when seen.
-    pub(crate) silent_ns: u64,
-    /// Its thread, if known, and that thread's name.
-    pub(crate) tid: Option<i32>,
-    pub(crate) thread_name: Option<String>,
-}
-
-/// "500 ms", "1.5 s", "2 s".
-pub(crate) fn short_duration(ns: u64) -> String {
-    if ns < 1_000_000_000 {
-        format!("{} ms", ns.div_ceil(1_000_000))
-    } else if ns.is_multiple_of(1_000_000_000) {
-        format!("{} s", ns / 1_000_000_000)
-    } else {
-        format!("{:.1} s", ns as f64 / 1e9)
-    }
-}
-
-fn escaped(s: &str) -> String {
-    let mut out = String::new();
-    let _ = guru_core::format::write_escaped(&mut out, s.as_bytes());
-    out
-}
-
-impl Stall {
-    /// `watchdog: heartbeat "event-loop" missed its 500 ms deadline (last
-    /// beat 0.73 s ago, thread 1234 "event-loop")`.
-    pub(crate) fn describe(&self) -> String {
-        let mut s = String::from("watchdog: ");
-        let thread = match (self.tid, &self.thread_name) {
-            (Some(tid), Some(n)) => format!("thread {tid} \"{}\"", escaped(n)),
-            (Some(tid), None) => format!("thread {tid}"),
-            _ => "thread not known".into(),
-        };
-        let silent = self.silent_ns as f64 / 1e9;
-        match &self.kind {
-            StallKind::Heartbeat { name } => {
-                let _ = write!(
-                    s,
-                    "heartbeat \"{}\" missed its {} deadline (last beat {silent:.2} s ago, {thread})",
-                    escaped(name),
-                    short_duration(self.deadline_ns)
-                );
-            }
-            StallKind::TokioWorker { runtime, worker } => {
-                let _ = write!(
-                    s,
-                    "tokio runtime \"{}\" worker {worker} has not come back to its scheduler for {silent:.2} s (threshold {}, {thread})",
-                    escaped(runtime),
-                    short_duration(self.deadline_ns)
-                );
-            }
-        }
-        s
-    }
-
-    /// The line shown under the stalled thread's header.
-    pub(crate) fn thread_note(&self) -> String {
-        let d = self.describe();
-        d.strip_prefix("watchdog: ").unwrap_or(&d).to_string()
-    }
-}
-
-/// What the next report shows about the watchdog (taken by it).
+/// The watchdog's notes for the next report, kept until it takes them.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Notes {
-    /// "heartbeat "x" recovered after 2.3 s ..."
-    pub(crate) recovered: Vec<String>,
+pub(crate) struct Pending {
+    /// Stalls that ended.
+    pub(crate) recovered: Vec<Recovery>,
     /// Stalls that got no report (the rate limit held them back until they
     /// ended).
     pub(crate) suppressed: u64,
-    /// The registered heartbeats now: (name, deadline, ns since last beat,
-    /// tid, stalled).
-    pub(crate) heartbeats: Vec<(String, u64, u64, i32, bool)>,
-    /// The automatic-report limit (None: no reporter installed).
-    pub(crate) min_interval: Option<Duration>,
 }
 
 /// One ongoing stall episode.
@@ -356,7 +268,7 @@ pub(crate) struct State {
     resumed_ns: u64,
     /// Monotonic time of the last automatic report.
     last_auto_ns: Option<u64>,
-    pub(crate) notes: Notes,
+    pub(crate) notes: Pending,
 }
 
 /// Clock readings for one check.
@@ -375,10 +287,13 @@ impl Now {
     }
 }
 
-fn thread_name(tid: i32) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
-        .ok()
-        .map(|s| s.trim_end_matches('\n').to_string())
+/// A thread's name (`comm`), escaped like the Threads section's names.
+pub(crate) fn thread_name(tid: i32) -> Option<String> {
+    let comm = std::fs::read(format!("/proc/self/task/{tid}/comm")).ok()?;
+    let comm = comm.strip_suffix(b"\n").unwrap_or(&comm);
+    let mut name = String::new();
+    let _ = guru_core::format::write_escaped(&mut name, comm);
+    Some(name)
 }
 
 impl State {
@@ -414,18 +329,13 @@ impl State {
             if let Some(i) = pos {
                 if packed != self.episodes[i].1.packed {
                     let (_, ep) = self.episodes.remove(i);
-                    let silent = beat_ns.saturating_sub(ep.since_ns);
-                    self.notes.recovered.push(format!(
-                        "heartbeat \"{}\" recovered after {:.2} s without a beat (deadline {}; {})",
-                        escaped(&e.name),
-                        silent as f64 / 1e9,
-                        short_duration(deadline),
-                        if ep.reported {
-                            "its stall was reported"
-                        } else {
-                            "its stall was not reported: held back by the rate limit"
-                        }
-                    ));
+                    self.notes.recovered.push(Recovery {
+                        what: ep.stall.what.clone(),
+                        silent_ns: beat_ns.saturating_sub(ep.since_ns),
+                        deadline_ns: deadline,
+                        reported: ep.reported,
+                        runtime_unregistered: false,
+                    });
                     if !ep.reported {
                         self.notes.suppressed += 1;
                     }
@@ -439,8 +349,8 @@ impl State {
                     e.id,
                     Episode {
                         stall: Stall {
-                            kind: StallKind::Heartbeat {
-                                name: e.name.clone(),
+                            what: Stalled::Heartbeat {
+                                heartbeat: e.name.clone(),
                             },
                             deadline_ns: deadline,
                             silent_ns: silent,
@@ -551,20 +461,19 @@ impl State {
         true
     }
 
-    /// Ends the stall under `key` (it recovered after `silent_ns`).
+    /// Ends the stall under `key`: it recovered after `silent_ns`, or
+    /// (`unregistered`) its tokio runtime is no longer registered.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn end_external(&mut self, key: u64, what: &str, silent_ns: u64) {
+    pub(crate) fn end_external(&mut self, key: u64, silent_ns: u64, unregistered: bool) {
         if let Some(i) = self.episodes.iter().position(|(k, _)| *k == key) {
             let (_, ep) = self.episodes.remove(i);
-            self.notes.recovered.push(format!(
-                "{what} recovered after {:.2} s ({})",
-                silent_ns as f64 / 1e9,
-                if ep.reported {
-                    "its stall was reported"
-                } else {
-                    "its stall was not reported: held back by the rate limit"
-                }
-            ));
+            self.notes.recovered.push(Recovery {
+                what: ep.stall.what.clone(),
+                silent_ns,
+                deadline_ns: ep.stall.deadline_ns,
+                reported: ep.reported,
+                runtime_unregistered: unregistered,
+            });
             if !ep.reported {
                 self.notes.suppressed += 1;
             }
@@ -581,11 +490,9 @@ static STATE: Mutex<State> = Mutex::new(State {
     last_offset: None,
     resumed_ns: 0,
     last_auto_ns: None,
-    notes: Notes {
+    notes: Pending {
         recovered: Vec::new(),
         suppressed: 0,
-        heartbeats: Vec::new(),
-        min_interval: None,
     },
 });
 /// The automatic-report limit of the installed reporter (ns; `u64::MAX`:
@@ -615,7 +522,7 @@ impl Hook {
         let mut st = lock(&STATE);
         st.check(&entries, now, &thread_name);
         #[cfg(feature = "tokio")]
-        crate::tokio_watch::sample(&mut st, now, false);
+        crate::tokio::watch::sample(&mut st, now, false);
         let since = last_report.map(|t| nanos(t.elapsed()));
         st.take_due(now, self.interval, since, self.min_interval)
     }
@@ -629,7 +536,7 @@ impl Hook {
         #[allow(unused_mut)]
         let mut next = st.next_wake(&entries, now, self.interval, since, self.min_interval);
         #[cfg(feature = "tokio")]
-        if let Some(t) = crate::tokio_watch::next_sample(now) {
+        if let Some(t) = crate::tokio::watch::next_sample(now) {
             next = Some(next.map_or(t, |n| n.min(t)));
         }
         let Some(at) = next else { return -1 };
@@ -648,32 +555,44 @@ impl Drop for Hook {
     }
 }
 
-/// For a report: checks for recoveries, and takes the notes.
-pub(crate) fn take_notes() -> Notes {
+/// For a report: checks for recoveries, and takes the notes. `None` when
+/// there is nothing to say: no heartbeat, no stall ended, nothing
+/// suppressed, and the report is not an automatic one (`automatic`).
+pub(crate) fn take_notes(automatic: bool) -> Option<WatchdogNotes> {
     let now = Now::read();
     let entries = entries();
     let mut st = lock(&STATE);
     st.check(&entries, now, &thread_name);
     #[cfg(feature = "tokio")]
-    crate::tokio_watch::sample(&mut st, now, true);
-    let mut notes = std::mem::take(&mut st.notes);
-    notes.heartbeats = entries
+    crate::tokio::watch::sample(&mut st, now, true);
+    let pending = std::mem::take(&mut st.notes);
+    let heartbeats: Vec<HeartbeatState> = entries
         .iter()
         .map(|e| {
             let (beat_ns, tid) = unpack(e.last.load(Ordering::Relaxed));
-            let stalled = st.episodes.iter().any(|(id, _)| *id == e.id);
-            (
-                e.name.clone(),
-                nanos(e.deadline),
-                now.mono_ns.saturating_sub(beat_ns),
+            HeartbeatState {
+                name: e.name.clone(),
+                deadline_ns: nanos(e.deadline),
+                since_last_beat_ns: now.mono_ns.saturating_sub(beat_ns),
                 tid,
-                stalled,
-            )
+                stalled: st.episodes.iter().any(|(id, _)| *id == e.id),
+            }
         })
         .collect();
+    if !automatic
+        && heartbeats.is_empty()
+        && pending.recovered.is_empty()
+        && pending.suppressed == 0
+    {
+        return None;
+    }
     let interval = AUTO_INTERVAL_NS.load(Ordering::Relaxed);
-    notes.min_interval = (interval != u64::MAX).then(|| Duration::from_nanos(interval));
-    notes
+    Some(WatchdogNotes {
+        recovered: pending.recovered,
+        suppressed_reports: pending.suppressed,
+        min_interval_ns: (interval != u64::MAX).then_some(interval),
+        heartbeats,
+    })
 }
 
 #[cfg(test)]
@@ -726,11 +645,16 @@ mod tests {
             )
             .expect("due");
         assert_eq!(s.tid, Some(77));
-        assert!(
-            s.describe().starts_with(
-                "watchdog: heartbeat \"hb1\" missed its 500 ms deadline (last beat 0.6"
-            )
+        assert_eq!(
+            s.what,
+            Stalled::Heartbeat {
+                heartbeat: "hb1".into()
+            }
         );
+        assert_eq!(s.deadline_ns, 500 * MS);
+        // Last beat at 1 s, seen at 1.6 s (the beat's time is kept in units
+        // of 2^20 ns: up to 1 ms more).
+        assert!((600 * MS..602 * MS).contains(&s.silent_ns), "{s:?}");
         // Still silent: no second report.
         st.check(std::slice::from_ref(&e), at(5000, 5000), &no_name);
         assert!(
@@ -741,7 +665,10 @@ mod tests {
         st.check(std::slice::from_ref(&e), at(5200, 5200), &no_name);
         assert!(st.episodes.is_empty());
         assert_eq!(st.notes.recovered.len(), 1, "{:?}", st.notes.recovered);
-        assert!(st.notes.recovered[0].contains("recovered after 4.1"));
+        let r = &st.notes.recovered[0];
+        assert!(r.reported && !r.runtime_unregistered, "{r:?}");
+        // Silent from the beat at 1 s to the beat at 5.1 s.
+        assert!((4099 * MS..4101 * MS).contains(&r.silent_ns), "{r:?}");
         assert_eq!(st.notes.suppressed, 0);
     }
 
@@ -832,7 +759,7 @@ mod tests {
     fn external_stalls_survive_heartbeat_checks_and_recover() {
         let mut st = State::default();
         let stall = Stall {
-            kind: StallKind::TokioWorker {
+            what: Stalled::TokioWorker {
                 runtime: "rt".into(),
                 worker: 1,
             },
@@ -849,14 +776,19 @@ mod tests {
                 .is_some()
         );
         st.check(&[], at(1200, 1200), &no_name);
-        st.end_external(
-            EXTERNAL_KEYS + 1,
-            "tokio runtime \"rt\" worker 1",
-            2_000 * MS,
-        );
+        st.end_external(EXTERNAL_KEYS + 1, 2_000 * MS, false);
         assert_eq!(
             st.notes.recovered,
-            ["tokio runtime \"rt\" worker 1 recovered after 2.00 s (its stall was reported)"]
+            [Recovery {
+                what: Stalled::TokioWorker {
+                    runtime: "rt".into(),
+                    worker: 1
+                },
+                silent_ns: 2_000 * MS,
+                deadline_ns: 300 * MS,
+                reported: true,
+                runtime_unregistered: false,
+            }]
         );
     }
 

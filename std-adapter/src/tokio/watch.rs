@@ -43,15 +43,14 @@
 //! - `block_in_place` hands a worker to another thread: the thread noted by
 //!   the probe may then be the old one.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ::tokio::runtime::{Handle, RuntimeFlavor, RuntimeMetrics};
-use serde_json::{Value, json};
 
-use crate::watchdog::{EXTERNAL_KEYS, Now, Stall, StallKind, State};
+use crate::model::{Stall, Stalled, StalledWorker};
+use crate::watchdog::{EXTERNAL_KEYS, Now, State};
 
 /// The threshold in ns (0: off).
 static THRESHOLD_NS: AtomicU64 = AtomicU64::new(0);
@@ -112,14 +111,6 @@ struct RuntimeWatch {
 /// At most one probe task per runtime in this time.
 const PROBE_EVERY_NS: u64 = 1_000_000_000;
 
-/// A stalled worker, for the Green Threads section.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct WorkerStall {
-    worker: usize,
-    silent_ns: u64,
-    tid: Option<i32>,
-}
-
 fn figures(m: &RuntimeMetrics, w: usize) -> (u64, u64, u64, u64) {
     #[cfg(tokio_unstable)]
     let polls = m.worker_poll_count(w);
@@ -140,7 +131,7 @@ fn sample_interval(threshold_ns: u64) -> u64 {
 /// When the watch wants the next sample (None: nothing to watch).
 pub(crate) fn next_sample(_now: Now) -> Option<u64> {
     let threshold = THRESHOLD_NS.load(Ordering::Relaxed);
-    if threshold == 0 || crate::tokio::registered().is_empty() {
+    if threshold == 0 || super::registered().is_empty() {
         return None;
     }
     Some(LAST_SAMPLE_NS.load(Ordering::Relaxed) + sample_interval(threshold))
@@ -232,17 +223,18 @@ pub(crate) fn sample(st: &mut State, now: Now, force: bool) {
         return;
     }
     LAST_SAMPLE_NS.store(now.mono_ns, Ordering::Relaxed);
-    let registered = crate::tokio::registered();
+    let registered = super::registered();
     let mut watch = lock(&WATCH);
     // Follow the registry: drop runtimes unregistered, add new ones.
     watch.retain(|rw| {
-        let keep = registered.iter().any(|(n, _)| *n == rw.name).then_some(());
-        if keep.is_none() {
-            for w in 0..rw.workers.len() {
-                st.end_external(key(rw.id, w), "tokio worker (runtime unregistered)", 0);
+        let keep = registered.iter().any(|(n, _)| *n == rw.name);
+        if !keep {
+            for (w, ww) in rw.workers.iter().enumerate().filter(|(_, ww)| ww.stalled) {
+                let silent = now.mono_ns.saturating_sub(ww.moved_ns);
+                st.end_external(key(rw.id, w), silent, true);
             }
         }
-        keep.is_some()
+        keep
     });
     for (name, handle) in registered {
         if handle.runtime_flavor() != RuntimeFlavor::MultiThread {
@@ -278,8 +270,8 @@ pub(crate) fn sample(st: &mut State, now: Now, force: bool) {
                 if ww.stalled {
                     st.end_external(
                         key(rw.id, w),
-                        &format!("tokio runtime \"{}\" worker {w}", rw.name),
                         now.mono_ns.saturating_sub(ww.moved_ns),
+                        false,
                     );
                 }
                 rw.workers[w] = WorkerWatch {
@@ -303,14 +295,14 @@ pub(crate) fn sample(st: &mut State, now: Now, force: bool) {
             st.start_external(
                 key(rw.id, w),
                 Stall {
-                    kind: StallKind::TokioWorker {
+                    what: Stalled::TokioWorker {
                         runtime: rw.name.clone(),
                         worker: w,
                     },
                     deadline_ns: threshold,
                     silent_ns: silent,
                     tid,
-                    thread_name: tid.and_then(comm),
+                    thread_name: tid.and_then(crate::watchdog::thread_name),
                 },
                 now,
             );
@@ -322,8 +314,8 @@ fn key(runtime: u64, worker: usize) -> u64 {
     EXTERNAL_KEYS + (runtime << 16) + worker as u64
 }
 
-/// The workers of runtime `name` stalled now.
-pub(crate) fn stalled_workers(name: &str) -> Vec<WorkerStall> {
+/// The workers of runtime `name` stalled now, for its Green Threads data.
+pub(crate) fn stalled_workers(name: &str) -> Vec<StalledWorker> {
     let now = crate::sys::coarse_monotonic_ns();
     let watch = lock(&WATCH);
     let Some(rw) = watch.iter().find(|rw| rw.name == name) else {
@@ -333,38 +325,10 @@ pub(crate) fn stalled_workers(name: &str) -> Vec<WorkerStall> {
         .iter()
         .enumerate()
         .filter(|(_, ww)| ww.stalled)
-        .map(|(w, ww)| WorkerStall {
+        .map(|(w, ww)| StalledWorker {
             worker: w,
             silent_ns: now.saturating_sub(ww.moved_ns),
             tid: worker_tid(rw, w),
         })
         .collect()
-}
-
-/// The Green Threads lines for stalled workers.
-pub(crate) fn write_stalled(w: &mut String, stalled: &[WorkerStall]) {
-    for s in stalled {
-        let _ = write!(
-            w,
-            "  worker {} stalled: has not come back to its scheduler for {:.2} s",
-            s.worker,
-            s.silent_ns as f64 / 1e9
-        );
-        match s.tid {
-            Some(t) => {
-                let _ = writeln!(w, " (thread {t})");
-            }
-            None => w.push_str(" (thread not known)\n"),
-        }
-    }
-}
-
-/// The `stalled_workers` array of a runtime in JSON.
-pub(crate) fn stalled_json(stalled: &[WorkerStall]) -> Value {
-    Value::Array(
-        stalled
-            .iter()
-            .map(|s| json!({ "worker": s.worker, "silent_ns": s.silent_ns, "tid": s.tid }))
-            .collect(),
-    )
 }
