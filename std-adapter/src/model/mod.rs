@@ -37,7 +37,11 @@
 //!   time) and `si_code` beyond what the wording says (`from pid` reads as
 //!   `SI_USER`, 0), `git_dirty` when not dirty (null), Threads `capacity`
 //!   (taken from the Report section), a runtime's task dump status among
-//!   `not_taken`/`blocked`/`failed` (told apart by their wording).
+//!   `not_taken`/`blocked`/`failed` (told apart by their wording), a
+//!   thread's [`Thread::stack_hash`] (absent), [`Figures::watchdog`] when
+//!   the text has none of its lines (absent, not empty), the watchdog's
+//!   deadlines as the text rounds them (`500 ms`, `1.5 s`) and its other
+//!   seconds to 10 ms (`0.73 s`; a same-stack line's to 100 ms).
 //! - **Source paths are as the text shortens them**: `/rustc/<commit>/library/std/src/…`
 //!   reads as `std/src/…`, a cargo registry or git checkout path from the
 //!   crate's directory on (the JSON has the full path).

@@ -136,6 +136,35 @@
 //! the only public way to get the frames' addresses); guru then symbolizes
 //! the addresses itself. That first resolution parses the binary's DWARF
 //! once more, in the reporter thread, outside the dump's timeout.
+//!
+//! # Stalled workers
+//!
+//! [`Builder::tokio_stall_threshold`](crate::Builder::tokio_stall_threshold)
+//! (opt-in) makes an automatic report when a worker of a registered
+//! `multi_thread` runtime has not come back to its scheduler for longer
+//! than the threshold — a task blocking its worker inside one poll. guru
+//! sees it in the metrics above: the worker's park count, park/unpark count
+//! and busy time (with `--cfg tokio_unstable` also its poll count) stop
+//! moving while it is not parked. The report's begin line names the runtime,
+//! the worker and its thread (first in Threads, marked `stalled`), and Green
+//! Threads says `worker <n> stalled: has not come back to its scheduler for
+//! <x.xx> s (thread <tid>)`; the next report after it came back says it
+//! recovered. Automatic reports share the heartbeats' rate limit
+//! ([`crate::watchdog`]).
+//!
+//! Costs: while on, guru's reporter thread samples every quarter of the
+//! threshold (at least every 10 ms; atomic loads only), and spawns a small
+//! probe task (at most one a second per runtime, only until every worker's
+//! thread is known) that notes `tokio::runtime::worker_index()` and its
+//! thread id; off (the default), nothing is sampled. Limits: only
+//! `multi_thread` runtimes are watched; a busy worker publishes its
+//! figures only every 61 scheduler ticks, so a threshold below 61 × the
+//! longest legitimate poll can see a busy worker as stalled (keep it in the
+//! hundreds of ms); a worker no probe ran on is found by elimination (the
+//! one thread with a worker's name not waiting in `futex`/`epoll_wait`),
+//! else the report says `thread not known`; a runtime dropped while still
+//! registered can look stalled (call [`unregister`] first); after
+//! `block_in_place` the noted thread may be the worker's old one.
 
 // Used by task dumps only; compiled (and unit-tested) in every build.
 #[cfg(not(all(

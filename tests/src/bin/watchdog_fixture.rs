@@ -20,7 +20,9 @@
 //! "spinner" (spinning in `spin_in_place`), "mover" (in `mover_phase_one`
 //! until the command `move`, then in `mover_phase_two`: prints `moved`).
 //!
-//! Every mode prints `thread <name> <tid>` lines and `ready`.
+//! Every mode prints `thread <name> <tid>` lines and `ready`. With
+//! `WATCHDOG_FIXTURE_JSON=1` in the environment its reports are JSON
+//! (`tests/tests/report_model_watchdog.rs`).
 
 use std::hint::black_box;
 use std::io::BufRead;
@@ -65,10 +67,21 @@ fn wedged_holding_lock(lock: &Mutex<u64>, ms: u64) {
     *g += 1;
 }
 
-fn heartbeat_mode(deadline_ms: u64, auto_ms: u64) {
-    let _guard = guru::Builder::new(guru::package!())
+/// The fixture's reporter: no rate limit for manual reports, JSON when
+/// `WATCHDOG_FIXTURE_JSON` is set.
+fn builder() -> guru::Builder {
+    let b = guru::Builder::new(guru::package!())
         .service_name("watchdog-fixture")
-        .min_interval(Duration::ZERO)
+        .min_interval(Duration::ZERO);
+    if std::env::var_os("WATCHDOG_FIXTURE_JSON").is_some() {
+        b.format(guru::Format::Json)
+    } else {
+        b
+    }
+}
+
+fn heartbeat_mode(deadline_ms: u64, auto_ms: u64) {
+    let _guard = builder()
         .watchdog_min_interval(Duration::from_millis(auto_ms))
         .install()
         .expect("install guru");
@@ -174,9 +187,7 @@ fn tokio_mode(threshold_ms: u64) {
         .enable_all()
         .build()
         .expect("runtime");
-    let _guard = guru::Builder::new(guru::package!())
-        .service_name("watchdog-fixture")
-        .min_interval(Duration::ZERO)
+    let _guard = builder()
         .watchdog_min_interval(Duration::ZERO)
         .tokio_runtime("rt", rt.handle().clone())
         .tokio_stall_threshold(Duration::from_millis(threshold_ms))
@@ -259,11 +270,7 @@ fn mover_phase_two() {
 }
 
 fn stuck_mode() {
-    let _guard = guru::Builder::new(guru::package!())
-        .service_name("watchdog-fixture")
-        .min_interval(Duration::ZERO)
-        .install()
-        .expect("install guru");
+    let _guard = builder().install().expect("install guru");
     let mut fds = [0i32; 2];
     // SAFETY: `fds` is a valid array of two ints for pipe to fill.
     #[allow(unsafe_code)]

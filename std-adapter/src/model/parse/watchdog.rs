@@ -197,13 +197,18 @@ pub(super) fn notes(l: &mut Lines<'_>) -> Result<Option<WatchdogNotes>> {
         n.suppressed_reports = count;
         any = true;
     }
-    if let Some(rest) = l.take("  watchdog: automatic reports at least ") {
-        let ns = rest
-            .strip_suffix(" apart")
-            .and_then(seconds_ns)
-            .filter(|&ns| interval_words(ns) == format!("automatic reports at least {rest}"))
-            .ok_or_else(|| l.err("  watchdog: automatic reports at least <s> s apart"))?;
-        n.min_interval_ns = Some(ns);
+    if let Some(rest) = l.take("  watchdog: automatic reports ") {
+        let ns = if rest == "not rate-limited" {
+            Some(0)
+        } else {
+            rest.strip_prefix("at least ")
+                .and_then(|r| r.strip_suffix(" apart"))
+                .and_then(seconds_ns)
+                .filter(|&ns| interval_words(ns) == format!("automatic reports {rest}"))
+        };
+        n.min_interval_ns = Some(ns.ok_or_else(|| {
+            l.err("  watchdog: automatic reports at least <s> s apart (or not rate-limited)")
+        })?);
         any = true;
     }
     while let Some(line) = l
@@ -261,4 +266,272 @@ pub(super) fn stalled_worker(line: &str) -> Option<StalledWorker> {
         tid,
     };
     (stalled_worker_line(&parsed) == line).then_some(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::{
+        Content, Data, Figures, GreenThreads, Report, SCHEMA, Section, Thread, Threads, Trigger,
+    };
+    use super::*;
+
+    #[test]
+    fn durations_read_back_at_every_boundary() {
+        for ns in [
+            0,
+            1,
+            10_000_000,
+            999_000_000,
+            999_000_001,
+            999_999_999,
+            1_000_000_000,
+            1_040_000_000,
+            1_949_999_999,
+            1_950_000_000,
+            1_999_999_999,
+            2_000_000_001,
+            86_400_000_000_000,
+        ] {
+            let text = short_duration(ns);
+            let back = short_ns(&text).unwrap_or_else(|| panic!("{ns} as {text:?}"));
+            assert_eq!(short_duration(back), text, "{ns}");
+        }
+        for bad in ["1001 ms", "01 ms", "2.00 s", "1 ms ", "-1 ms", "1.5 ms"] {
+            assert_eq!(short_ns(bad), None, "{bad}");
+        }
+        assert_eq!(centis_ns("0.73"), Some(730_000_000));
+        assert_eq!(centis_ns("0.7"), None);
+    }
+
+    fn a_stall(what: Stalled, tid: Option<i32>, name: Option<&str>) -> Stall {
+        Stall {
+            what,
+            deadline_ns: 1_500_000_000,
+            silent_ns: 2_340_000_000,
+            tid,
+            thread_name: name.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn stalls_recoveries_and_heartbeats_read_back() {
+        let hb = Stalled::Heartbeat {
+            heartbeat: "loop \"a\", missed".into(),
+        };
+        let worker = Stalled::TokioWorker {
+            runtime: "api (v2)".into(),
+            worker: 3,
+        };
+        for s in [
+            a_stall(hb.clone(), Some(12), Some("event\\x0aloop")),
+            a_stall(hb.clone(), Some(12), None),
+            a_stall(worker.clone(), None, None),
+            a_stall(worker.clone(), Some(7), Some("tokio-rt-w")),
+        ] {
+            let text = stall_words(&s);
+            assert_eq!(stall(&text), Some(s), "{text}");
+        }
+        for (what, unregistered) in [(hb, false), (worker.clone(), false), (worker, true)] {
+            for reported in [true, false] {
+                let r = Recovery {
+                    what: what.clone(),
+                    silent_ns: 4_100_000_000,
+                    deadline_ns: 300_000_000,
+                    reported,
+                    runtime_unregistered: unregistered,
+                };
+                let text = recovery_words(&r);
+                assert_eq!(recovery(&text), Some(r), "{text}");
+            }
+        }
+        let h = HeartbeatState {
+            name: "x\": deadline".into(),
+            deadline_ns: 10_000_000,
+            since_last_beat_ns: 120_000_000,
+            tid: 4_194_303,
+            stalled: true,
+        };
+        assert_eq!(heartbeat(&heartbeat_words(&h)), Some(h));
+        assert_eq!(stall("heartbeat \"x\" missed its 500 ms deadline"), None);
+        assert_eq!(recovery("heartbeat \"x\" recovered after 1 s"), None);
+    }
+
+    #[test]
+    fn same_stack_and_stalled_workers_read_back() {
+        for cpu in [None, Some(0), Some(999_000_000), Some(11_900_000_000)] {
+            let s = SameStack {
+                as_report: 3,
+                ago_ns: 12_400_000_000,
+                cpu_delta_ns: cpu,
+            };
+            assert_eq!(same_stack(&same_stack_words(&s)), Some(s));
+        }
+        assert_eq!(
+            same_stack("same stack as report #3 (1.0 s ago), CPU +0.5 s"),
+            None,
+            "under a second is written in ms"
+        );
+        for tid in [None, Some(99)] {
+            let w = StalledWorker {
+                worker: 1,
+                silent_ns: 1_230_000_000,
+                tid,
+            };
+            assert_eq!(stalled_worker(&stalled_worker_line(&w)), Some(w));
+        }
+    }
+
+    /// A watchdog report with every watchdog field, at text precision: its
+    /// text reads back into the same model, and its JSON too.
+    #[test]
+    fn a_watchdog_report_round_trips_through_text_and_json() {
+        let trigger = Trigger::Watchdog(a_stall(
+            Stalled::Heartbeat {
+                heartbeat: "event-loop".into(),
+            },
+            Some(12),
+            Some("event-loop"),
+        ));
+        let thread = |tid: i32, stalled: bool, same: Option<SameStack>| Thread {
+            tid,
+            name: format!("t{tid}"),
+            captured: true,
+            state: "in syscall read".into(),
+            pause_ns: 4_000,
+            writing_report: false,
+            frames: Vec::new(),
+            stack_end: None,
+            frames_scanned_from: None,
+            unresponsive: None,
+            elided: Vec::new(),
+            cpu_ns: Some(10_000_000),
+            stack_hash: None,
+            same_stack: same,
+            stalled,
+        };
+        let same = SameStack {
+            as_report: 1,
+            ago_ns: 1_500_000_000,
+            cpu_delta_ns: Some(0),
+        };
+        let mut runtime = super::super::stacks::runtime_header(
+            "Runtime \"rt\" (multi_thread): 0 workers, 0 alive tasks, global queue depth 0",
+        )
+        .expect("runtime header");
+        runtime.task_dump = super::super::super::TaskDump::NotTaken {
+            reason: "not built in".into(),
+        };
+        runtime.stalled_workers = vec![StalledWorker {
+            worker: 1,
+            silent_ns: 310_000_000,
+            tid: Some(13),
+        }];
+        let figures = Figures {
+            requested_by: Some(trigger.clone()),
+            round: None,
+            capacity: 0,
+            recent_triggers: Vec::new(),
+            unresponsive_threads: Vec::new(),
+            symbolization: None,
+            sections_ns: None,
+            total_ns: None,
+            trigger_settings: None,
+            ignored_file_touches: None,
+            blocking_capture: None,
+            watchdog: Some(WatchdogNotes {
+                recovered: vec![Recovery {
+                    what: Stalled::TokioWorker {
+                        runtime: "rt".into(),
+                        worker: 0,
+                    },
+                    silent_ns: 2_000_000_000,
+                    deadline_ns: 300_000_000,
+                    reported: false,
+                    runtime_unregistered: false,
+                }],
+                suppressed_reports: 1,
+                min_interval_ns: Some(30_000_000_000),
+                heartbeats: vec![HeartbeatState {
+                    name: "event-loop".into(),
+                    deadline_ns: 1_500_000_000,
+                    since_last_beat_ns: 2_340_000_000,
+                    tid: 12,
+                    stalled: true,
+                }],
+            }),
+        };
+        let section = |title: &str, data| Section {
+            title: title.into(),
+            content: Content::Ok(data),
+        };
+        let report = Report {
+            schema: SCHEMA.into(),
+            pid: 12,
+            sequence: 2,
+            time: "2026-01-01T00:00:00.000Z".into(),
+            time_unix_ns: 1_767_225_600_000_000_000,
+            trigger,
+            sections: vec![
+                section(
+                    "Threads",
+                    Data::Threads(Threads {
+                        threads: vec![thread(12, true, None), thread(13, false, Some(same))],
+                        left_out: 0,
+                        capacity: 0,
+                    }),
+                ),
+                section(
+                    "Green Threads",
+                    Data::GreenThreads(GreenThreads {
+                        runtimes: vec![runtime],
+                    }),
+                ),
+                section("Report", Data::Report(Box::new(figures))),
+            ],
+            read_from_text: false,
+        };
+        let text = report.to_text();
+        for line in [
+            " triggered by watchdog: heartbeat \"event-loop\" missed its 1.5 s deadline (last beat 2.34 s ago, thread 12 \"event-loop\")\n",
+            "------ Thread 12 \"t12\" (in syscall read; paused 4.0 µs; cpu 0.010 s; stalled) ------\n  stalled: heartbeat \"event-loop\" missed its 1.5 s deadline",
+            "  same stack as report #1 (1.5 s ago), CPU +0 ms\n",
+            "  worker 1 stalled: has not come back to its scheduler for 0.31 s (thread 13)\n",
+            "  requested by: the watchdog (automatic)\n  watchdog: heartbeat \"event-loop\" missed",
+            "  watchdog: tokio runtime \"rt\" worker 0 recovered after 2.00 s (threshold 300 ms; its stall was not reported: held back by the rate limit)\n",
+            "  watchdog: 1 automatic report suppressed by the rate limit since the last report\n",
+            "  watchdog: automatic reports at least 30.000 s apart\n",
+            "  heartbeat \"event-loop\": deadline 1.5 s, last beat 2.34 s ago by thread 12, stalled\n",
+        ] {
+            assert!(text.contains(line), "{line:?} not in:\n{text}");
+        }
+        let mut parsed = Report::from_text(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(parsed.to_text(), text);
+        parsed.read_from_text = false;
+        assert_eq!(parsed, report);
+        assert_eq!(Report::from_json(&report.to_json()).expect("json"), report);
+        // No rate limit, and no reporter installed, read back too.
+        for limit in [Some(0), None] {
+            let mut r = report.clone();
+            if let Some(Content::Ok(Data::Report(f))) =
+                r.sections.last_mut().map(|s| &mut s.content)
+                && let Some(n) = &mut f.watchdog
+            {
+                n.min_interval_ns = limit;
+            }
+            let text = r.to_text();
+            assert_eq!(
+                text.contains("  watchdog: automatic reports not rate-limited\n"),
+                limit == Some(0)
+            );
+            let mut parsed = Report::from_text(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            parsed.read_from_text = false;
+            assert_eq!(parsed, r);
+        }
+        // A stalled thread's note must be the begin line's stall.
+        let forged = text.replace(
+            "  stalled: heartbeat \"event-loop\"",
+            "  stalled: heartbeat \"other\"",
+        );
+        assert!(Report::from_text(&forged).is_err());
+    }
 }

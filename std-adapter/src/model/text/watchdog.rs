@@ -100,9 +100,14 @@ pub(in crate::model) fn suppressed_words(n: u64) -> String {
     )
 }
 
-/// `automatic reports at least 30.000 s apart`.
+/// `automatic reports at least 30.000 s apart`, or `automatic reports not
+/// rate-limited` (0).
 pub(in crate::model) fn interval_words(ns: u64) -> String {
-    format!("automatic reports at least {} apart", seconds(ns))
+    if ns == 0 {
+        "automatic reports not rate-limited".into()
+    } else {
+        format!("automatic reports at least {} apart", seconds(ns))
+    }
 }
 
 /// `heartbeat "x": deadline 500 ms, last beat 0.12 s ago by thread 1234[, stalled]`.
