@@ -1,7 +1,8 @@
 //! The stall watchdog end to end (`tests/src/bin/watchdog_fixture.rs`):
 //! heartbeats that stop, flap, are dropped; a stall in a blocking call, a
 //! spin loop, holding a lock others wait for; a tokio worker blocked in a
-//! poll; stuck and spinning threads across two manual reports.
+//! poll, and a whole runtime blocked (both workers, with a heartbeat beaten
+//! by a task); stuck and spinning threads across two manual reports.
 //!
 //! Each test first takes one manual report and waits for it: the reporter
 //! thread then runs its loop (it indexes debug info first) and symbols are
@@ -227,6 +228,43 @@ fn tokio_worker_blocked_in_a_poll_gives_one_report_naming_it() {
             && section.contains("recovered after"),
         "{section}"
     );
+}
+
+#[test]
+fn whole_tokio_runtime_blocked_still_fires_the_heartbeat_and_both_workers() {
+    // A heartbeat beaten by a task, then both workers blocked in a poll:
+    // nothing of the runtime runs, the watchdog (on guru's own thread)
+    // reports the heartbeat once and each worker once.
+    let mut fx = start(&["tokio", "300"]);
+    fx.send_line("beat 300");
+    fx.wait_for_line("beating", WAIT);
+    std::thread::sleep(Duration::from_millis(200));
+    fx.send_line("block-all 3000");
+    fx.wait_for_line("all-blocked", WAIT);
+    fx.wait_for_line("all-unblocked", WAIT);
+    let all = fx.wait_for_reports(4, WAIT);
+    let auto = automatic(&all);
+    let heartbeat: Vec<_> = auto
+        .iter()
+        .filter(|r| begin_line(r).contains("watchdog: heartbeat \"tokio-beat\" missed its 300 ms"))
+        .collect();
+    assert_eq!(heartbeat.len(), 1, "{}", fx.stderr_text());
+    let stalled = &heartbeat[0].threads[0];
+    assert!(
+        stalled.header.contains("; stalled)") && stalled.frame_index("blocking_in_poll").is_some(),
+        "the heartbeat's last thread, a worker, blocked in the poll:\n{}",
+        heartbeat[0].text
+    );
+    let mut workers: Vec<&str> = auto
+        .iter()
+        .filter_map(|r| {
+            let b = begin_line(r);
+            let rest = b.split("watchdog: tokio runtime \"rt\" worker ").nth(1)?;
+            rest.split(' ').next()
+        })
+        .collect();
+    workers.sort_unstable();
+    assert_eq!(workers, ["0", "1"], "{}", fx.stderr_text());
 }
 
 #[test]

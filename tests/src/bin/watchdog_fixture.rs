@@ -14,7 +14,10 @@
 //! registered, with `tokio_stall_threshold`; commands `block <ms>` (a task
 //! that sleeps synchronously in `blocking_in_poll`: prints `blocking` and
 //! `unblocked`), `busy <ms>` (many short tasks keep both workers busy:
-//! prints `busy-done`).
+//! prints `busy-done`), `beat <deadline_ms>` (a task beats a heartbeat
+//! "tokio-beat" every 20 ms: prints `beating`), `block-all <ms>` (two tasks
+//! block both workers in `blocking_in_poll` at once: prints `all-blocked`
+//! once both run, `all-unblocked` after).
 //!
 //! `watchdog_fixture stuck`: threads "reader" (blocked in `read`),
 //! "spinner" (spinning in `spin_in_place`), "mover" (in `mover_phase_one`
@@ -205,6 +208,47 @@ fn tokio_mode(threshold_ms: u64) {
                     say(&format!("blocking {}", gettid()));
                     blocking_in_poll(ms);
                     say("unblocked");
+                });
+            }
+            "beat" => {
+                let hb = guru::heartbeat("tokio-beat", Duration::from_millis(ms));
+                rt.spawn(async move {
+                    loop {
+                        hb.beat();
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                });
+                say("beating");
+            }
+            "block-all" => {
+                use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+                let running = Arc::new(AtomicUsize::new(0));
+                let together = Arc::new(AtomicUsize::new(0));
+                let tasks: Vec<_> = (0..2)
+                    .map(|_| {
+                        let (running, together) = (running.clone(), together.clone());
+                        rt.spawn(async move {
+                            // Both tasks run at once only on both workers (an
+                            // idle worker steals the second from a blocked one).
+                            running.fetch_add(1, SeqCst);
+                            let until = Instant::now() + Duration::from_secs(5);
+                            while running.load(SeqCst) < 2 && Instant::now() < until {
+                                std::thread::sleep(Duration::from_millis(1));
+                            }
+                            if Instant::now() < until && together.fetch_add(1, SeqCst) == 1 {
+                                say("all-blocked");
+                            }
+                            blocking_in_poll(ms);
+                        })
+                    })
+                    .collect();
+                std::thread::spawn(move || {
+                    for t in tasks {
+                        while !t.is_finished() {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                    }
+                    say("all-unblocked");
                 });
             }
             "busy" => {
