@@ -318,6 +318,24 @@ pub fn monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)
 }
 
+/// `CLOCK_MONOTONIC` in nanoseconds through libc's `clock_gettime` (the
+/// vDSO: ~20 ns instead of a system call's ~100 ns), for the thread-context
+/// write path (breadcrumbs), which runs in normal context.
+///
+/// # Async-signal safety
+/// `clock_gettime` is async-signal-safe (POSIX); not used in handlers anyway.
+pub fn monotonic_ns_fast() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
 /// `CLOCK_REALTIME` in nanoseconds since the Unix epoch.
 ///
 /// # Async-signal safety
