@@ -211,10 +211,9 @@ impl<'a, const N: usize> Truncating<'a, N> {
     }
 
     /// Replaces [`FIELD_SEPARATOR`] and [`VALUE_SEPARATOR`] by `?` in what is
-    /// written from now on.
-    pub fn strip_separators(mut self, on: bool) -> Self {
+    /// written from now on (while `on`).
+    pub fn set_strip_separators(&mut self, on: bool) {
         self.strip_separators = on;
-        self
     }
 
     /// Whether something was cut.

@@ -111,10 +111,35 @@ fn threads_json(t: &ThreadsData) -> Value {
                 "stack_end": th.end.as_deref().map(|e| e.trim().trim_start_matches("-- ")),
                 "frames_scanned_from": (th.scanned_from > 0).then_some(th.scanned_from),
                 "unresponsive": th.unresponsive.as_deref().map(str::trim),
+                "context": th.context.as_ref().map(context_json),
             })
         })
         .collect();
     json!({ "threads": threads, "left_out": t.left_out, "capacity": t.capacity })
+}
+
+/// A thread's labels, spans and breadcrumbs (crate::context), masked.
+fn context_json(c: &crate::report::ContextData) -> Value {
+    let pairs = |v: &[(String, String)]| -> Vec<Value> {
+        v.iter()
+            .map(|(k, v)| json!({ "key": k, "value": v }))
+            .collect()
+    };
+    json!({
+        "being_updated": c.being_updated,
+        "labels": pairs(&c.labels),
+        "labels_not_kept": c.labels_not_kept,
+        "spans": c.spans.iter().map(|s| json!({
+            "name": s.name,
+            "fields": pairs(&s.fields),
+        })).collect::<Vec<_>>(),
+        "spans_not_kept": c.spans_not_kept,
+        "breadcrumbs": c.breadcrumbs.iter().map(|(age, text)| json!({
+            "age_ns": age,
+            "text": text,
+        })).collect::<Vec<_>>(),
+        "breadcrumbs_dropped": c.breadcrumbs_dropped,
+    })
 }
 
 /// Output dropped since the last report written whole (`null` when none).

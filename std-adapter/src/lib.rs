@@ -175,6 +175,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod config;
+pub mod context;
 mod error;
 mod json;
 mod output;
@@ -190,8 +191,11 @@ mod sys;
 mod text;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 
 pub use config::DEFAULT_SECRET_KEYS;
+pub use context::{LabelGuard, breadcrumb, label};
 pub use error::Error;
 pub use json::SCHEMA;
 pub use package::Package;

@@ -597,9 +597,36 @@ pub(crate) fn redact_sections(sections: &mut [crate::report::Section], r: &Redac
         }
         match &mut s.body {
             Ok(crate::report::Body::Text(t)) => *t = r.redact_text(t),
+            Ok(crate::report::Body::Threads(t)) => {
+                for c in t.threads.iter_mut().filter_map(|t| t.context.as_mut()) {
+                    redact_context(c, r);
+                }
+            }
             Err(why) => *why = r.redact_text(why),
             Ok(_) => {}
         }
+    }
+}
+
+/// A thread's context (crate::context) with the configuration's rules: a
+/// label or span field whose name is secret shows [`MASK`]; every key,
+/// value, span name and breadcrumb is scanned for credential shapes.
+fn redact_context(c: &mut crate::report::ContextData, r: &Redactor) {
+    let pair = |(k, v): &mut (String, String)| {
+        *v = if r.is_secret_key(k) {
+            MASK.to_string()
+        } else {
+            r.redact_text(v)
+        };
+        *k = r.redact_text(k);
+    };
+    c.labels.iter_mut().for_each(pair);
+    for s in &mut c.spans {
+        s.name = r.redact_text(&s.name);
+        s.fields.iter_mut().for_each(pair);
+    }
+    for (_, text) in &mut c.breadcrumbs {
+        *text = r.redact_text(text);
     }
 }
 

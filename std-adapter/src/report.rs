@@ -86,6 +86,53 @@ pub(crate) struct ThreadData {
     pub(crate) scanned_from: u16,
     /// For a thread that did not answer: the core's block for it.
     pub(crate) unresponsive: Option<String>,
+    /// Its labels, spans and breadcrumbs, if it has any (crate::context).
+    pub(crate) context: Option<ContextData>,
+}
+
+/// A thread's context as its capture handler copied it (masked by
+/// `redact::redact_sections` before rendering).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ContextData {
+    /// The handler interrupted a write: nothing else is known.
+    pub(crate) being_updated: bool,
+    /// (key, value), shadowed labels left out, oldest first.
+    pub(crate) labels: Vec<(String, String)>,
+    pub(crate) labels_not_kept: u32,
+    /// Outermost first.
+    pub(crate) spans: Vec<SpanData>,
+    pub(crate) spans_not_kept: u32,
+    /// (nanoseconds before the capture, text), oldest first.
+    pub(crate) breadcrumbs: Vec<(u64, String)>,
+    pub(crate) breadcrumbs_dropped: u64,
+}
+
+/// An entered span.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SpanData {
+    pub(crate) name: String,
+    pub(crate) fields: Vec<(String, String)>,
+}
+
+impl ContextData {
+    fn from_view(v: &guru_core::context::ContextView<'_>) -> ContextData {
+        let own = |s: &str| s.to_string();
+        ContextData {
+            being_updated: v.being_updated(),
+            labels: v.labels().map(|(k, v)| (own(k), own(v))).collect(),
+            labels_not_kept: v.labels_not_kept(),
+            spans: v
+                .spans()
+                .map(|s| SpanData {
+                    name: own(s.name()),
+                    fields: s.fields().map(|(k, v)| (own(k), own(v))).collect(),
+                })
+                .collect(),
+            spans_not_kept: v.spans_not_kept(),
+            breadcrumbs: v.breadcrumbs().map(|(t, b)| (t, own(b))).collect(),
+            breadcrumbs_dropped: v.breadcrumbs_dropped(),
+        }
+    }
 }
 
 /// The Threads section.
@@ -195,6 +242,7 @@ struct RawThread {
     end: Option<String>,
     scanned_from: u16,
     unresponsive: Option<String>,
+    context: Option<ContextData>,
 }
 
 fn name_text(raw: &[u8]) -> String {
@@ -265,6 +313,10 @@ fn capture(
                             end: (!end.is_empty()).then_some(end),
                             scanned_from: view.summary.scanned_from,
                             unresponsive: None,
+                            context: round
+                                .context(&view)
+                                .filter(|c| !c.is_empty())
+                                .map(|c| ContextData::from_view(&c)),
                         }
                     }
                     ThreadCapture::Missing { tid, phase } => {
@@ -282,6 +334,7 @@ fn capture(
                             end: None,
                             scanned_from: 0,
                             unresponsive: Some(block),
+                            context: None,
                         }
                     }
                 })
@@ -392,6 +445,7 @@ pub(crate) fn collect(
                         end: t.end,
                         scanned_from: t.scanned_from,
                         unresponsive: t.unresponsive,
+                        context: t.context,
                     }
                 })
                 .collect(),

@@ -290,6 +290,9 @@ fn write_threads(w: &mut String, t: &ThreadsData) {
             continue;
         }
         w.push_str(&th.header);
+        if let Some(c) = &th.context {
+            write_thread_context(w, c);
+        }
         // Like std's short backtraces, the runtime's start-up frames (from
         // `__rust_begin_short_backtrace` outwards: std::rt, std::thread,
         // libc's start_thread/clone) are summarized in one line; JSON has them.
@@ -339,6 +342,71 @@ fn write_threads(w: &mut String, t: &ThreadsData) {
             "------ {} more threads left out: the slot table holds {} (raise Options::max_threads) ------\n",
             t.left_out, t.capacity
         );
+    }
+}
+
+/// A thread's context lines (crate::context), one line each, escaped:
+/// `  labels: k="v" …`, `  spans: a{f=v} > b`, `  breadcrumbs (oldest
+/// first[, N older dropped]): -1.204 s text | …`.
+fn write_thread_context(w: &mut String, c: &crate::report::ContextData) {
+    use guru_core::context::{write_age, write_quoted};
+    if c.being_updated {
+        w.push_str(
+            "  context: being updated when captured (not shown: a torn value is never shown)\n",
+        );
+        return;
+    }
+    if !c.labels.is_empty() || c.labels_not_kept > 0 {
+        w.push_str("  labels:");
+        for (k, v) in &c.labels {
+            w.push(' ');
+            push_escaped_line(w, k);
+            w.push('=');
+            let _ = write_quoted(w, v);
+        }
+        if c.labels_not_kept > 0 {
+            let _ = write!(w, " (+{} not kept)", c.labels_not_kept);
+        }
+        w.push('\n');
+    }
+    if !c.spans.is_empty() || c.spans_not_kept > 0 {
+        w.push_str("  spans: ");
+        for (n, s) in c.spans.iter().enumerate() {
+            if n > 0 {
+                w.push_str(" > ");
+            }
+            push_escaped_line(w, &s.name);
+            if !s.fields.is_empty() {
+                w.push('{');
+                for (i, (k, v)) in s.fields.iter().enumerate() {
+                    if i > 0 {
+                        w.push(' ');
+                    }
+                    push_escaped_line(w, k);
+                    w.push('=');
+                    push_escaped_line(w, v);
+                }
+                w.push('}');
+            }
+        }
+        if c.spans_not_kept > 0 {
+            let _ = write!(w, " > (+{} not kept)", c.spans_not_kept);
+        }
+        w.push('\n');
+    }
+    if !c.breadcrumbs.is_empty() {
+        w.push_str("  breadcrumbs (oldest first");
+        if c.breadcrumbs_dropped > 0 {
+            let _ = write!(w, ", {} older dropped", c.breadcrumbs_dropped);
+        }
+        w.push_str("):");
+        for (n, (age, text)) in c.breadcrumbs.iter().enumerate() {
+            w.push_str(if n > 0 { " | " } else { " " });
+            let _ = write_age(w, *age);
+            w.push(' ');
+            push_escaped_line(w, text);
+        }
+        w.push('\n');
     }
 }
 
