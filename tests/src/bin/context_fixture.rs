@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use guru_tests::alloc_guard::{self, ALLOCATIONS, GuardedAlloc};
+use guru_tests::alloc_guard::{self, GuardedAlloc};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -201,11 +201,11 @@ fn count_allocations() {
     guru::breadcrumb("warm");
     drop(span.enter());
     let count = |f: &dyn Fn()| {
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = alloc_guard::thread_allocations();
         for _ in 0..10_000 {
             f();
         }
-        ALLOCATIONS.load(Ordering::Relaxed) - before
+        alloc_guard::thread_allocations() - before
     };
     let label = count(&|| drop(guru::label("request", format_args!("GET /{}", 42))));
     let crumb = count(&|| guru::breadcrumb(format_args!("step {}", 7)));
