@@ -221,6 +221,7 @@ impl<'a, const N: usize> Truncating<'a, N> {
         self.truncated
     }
 
+    #[inline]
     fn push(&mut self, s: &str) {
         if self.truncated {
             return;
@@ -249,6 +250,7 @@ impl<'a, const N: usize> Truncating<'a, N> {
 }
 
 impl<const N: usize> Write for Truncating<'_, N> {
+    #[inline]
     fn write_str(&mut self, s: &str) -> fmt::Result {
         if !self.strip_separators {
             self.push(s);
@@ -398,6 +400,7 @@ impl Record {
 
     /// Changes the live data under the sequence counter. The caller is the
     /// owner thread; `f` runs no user code.
+    #[inline]
     fn write<R>(&self, f: impl FnOnce(&mut Data) -> R) -> R {
         let s = self.seq.load(Ordering::Relaxed);
         self.seq.store(s.wrapping_add(1) | 1, Ordering::Relaxed);
@@ -460,7 +463,9 @@ impl Record {
         self.snap_tid.store(tid, Ordering::Relaxed);
         self.snap_being_updated
             .store(u32::from(being_updated), Ordering::Relaxed);
-        self.snap_at_ns.store(sys::monotonic_ns(), Ordering::Relaxed);
+        // The clock breadcrumbs are stamped with (ages are exact to a tick).
+        self.snap_at_ns
+            .store(sys::monotonic_coarse_ns_syscall(), Ordering::Relaxed);
         self.snap_state
             .store(snap_pack(generation, SNAP_DONE), Ordering::Release);
         true
@@ -913,6 +918,7 @@ impl ThreadContext {
         })
     }
 
+    #[inline]
     fn owned(&self) -> bool {
         self.record.owner.load(Ordering::Relaxed) == self.tid
     }
@@ -929,6 +935,7 @@ impl ThreadContext {
         self.set_label_text(key, text)
     }
 
+    #[inline]
     fn set_label_text(&self, key: &'static str, value: String<MAX_VALUE_BYTES>) -> LabelId {
         if !self.owned() {
             return LabelId { id: 0, kept: false };
@@ -947,6 +954,7 @@ impl ThreadContext {
     }
 
     /// Removes a label set by [`set_label`](Self::set_label) (in any order).
+    #[inline]
     pub fn remove_label(&self, label: LabelId) {
         if !self.owned() {
             return;
@@ -961,11 +969,13 @@ impl ThreadContext {
     }
 
     /// Appends a breadcrumb (formatted now, cut at
-    /// [`ContextOptions::breadcrumb_bytes`]) with the monotonic time; the
-    /// oldest beyond [`ContextOptions::breadcrumbs`] are counted as dropped.
+    /// [`ContextOptions::breadcrumb_bytes`]) with the coarse monotonic time
+    /// (`CLOCK_MONOTONIC_COARSE`: one kernel tick of resolution, 1–10 ms, for
+    /// a few nanoseconds instead of ~40); the oldest beyond
+    /// [`ContextOptions::breadcrumbs`] are counted as dropped.
     pub fn breadcrumb(&self, text: impl fmt::Display) {
         let mut crumb = Crumb {
-            monotonic_ns: sys::monotonic_ns_fast(),
+            monotonic_ns: sys::monotonic_coarse_ns(),
             text: String::new(),
         };
         let _ = write!(
@@ -985,6 +995,7 @@ impl ThreadContext {
     /// the spans entered at once, e.g. tracing's span id), with `text`: its
     /// name, then [`FIELD_SEPARATOR`] `field` [`VALUE_SEPARATOR`] `value` per
     /// field (cut at [`ContextOptions::span_bytes`]).
+    #[inline]
     pub fn enter_span(&self, id: u64, text: &str) {
         if !self.owned() {
             return;
@@ -1007,6 +1018,7 @@ impl ThreadContext {
 
     /// Records that the thread left span `id` (the innermost entry with
     /// that id goes; if none is kept, one not-kept span is uncounted).
+    #[inline]
     pub fn exit_span(&self, id: u64) {
         if !self.owned() {
             return;

@@ -234,5 +234,6 @@ fn a_thousand_threads_and_threads_exiting_while_read() {
     assert_eq!(s["wrong"], 0);
     let s = summary(&mut fx, "churn ");
     assert_eq!(s["reports"], 50);
+    assert!(s["shown"] > 0, "no churning thread was ever shown: {s:?}");
     assert_eq!(s["wrong"], 0, "a label under another thread's header: {s:?}");
 }

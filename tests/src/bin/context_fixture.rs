@@ -340,6 +340,9 @@ fn threads() {
                         .spawn(|| {
                             let _me = guru::label("me", gettid());
                             guru::breadcrumb("about to exit");
+                            // Long enough to be listed by some rounds,
+                            // short enough to exit during others.
+                            std::thread::sleep(Duration::from_micros(300));
                         })
                         .unwrap()
                 })
