@@ -848,7 +848,11 @@ impl<'r> ContextView<'r> {
     /// The most recent breadcrumbs, oldest first: (nanoseconds before the
     /// capture, text).
     pub fn breadcrumbs(&self) -> impl Iterator<Item = (u64, &'r str)> + 'r {
-        let skip = self.data.crumbs.len().saturating_sub(self.limits.breadcrumbs);
+        let skip = self
+            .data
+            .crumbs
+            .len()
+            .saturating_sub(self.limits.breadcrumbs);
         let at = self.at_ns;
         self.data
             .crumbs
@@ -1170,7 +1174,7 @@ mod tests {
     fn truncates_at_char_boundary_with_marker() {
         let mut s = String::<16>::new();
         let mut w = Truncating::new(&mut s, 10);
-        write!(w, "{}", "ééééééé").unwrap();
+        w.write_str("ééééééé").unwrap();
         assert!(w.truncated());
         assert_eq!(s.as_str(), "ééé…");
         assert!(s.len() <= 10);

@@ -223,7 +223,10 @@ pub fn write_thread_context(w: &mut impl Write, view: &SlotView<'_>) -> fmt::Res
     let Some(engine) = crate::engine() else {
         return Ok(());
     };
-    match engine.contexts.read(view.context, view.tid, view.generation) {
+    match engine
+        .contexts
+        .read(view.context, view.tid, view.generation)
+    {
         Some(c) if !c.is_empty() => crate::context::write_context_lines(w, &c),
         _ => Ok(()),
     }

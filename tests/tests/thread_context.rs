@@ -55,21 +55,38 @@ fn labels_nested_shadowed_dropped_truncated_and_masked() {
     let labels = line(&lines, "labels:");
     // Shadowed: the inner `request` is shown, once, after `tenant`.
     assert!(
-        labels.starts_with("labels: tenant=\"acme\" request=\"GET /users/42 (retry 2)\" long=\"xxx"),
+        labels
+            .starts_with("labels: tenant=\"acme\" request=\"GET /users/42 (retry 2)\" long=\"xxx"),
         "{labels}"
     );
     assert_eq!(labels.matches("request=").count(), 1, "{labels}");
     // Dropped before the report: gone.
     assert!(!labels.contains("gone="), "{labels}");
     // Truncated at 64 bytes with the marker.
-    let long = labels.split("long=\"").nth(1).unwrap().split('"').next().unwrap();
+    let long = labels
+        .split("long=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
     assert_eq!(long, format!("{}…", "x".repeat(61)), "{labels}");
     // Escaped, one line.
-    assert!(labels.contains(r#"quoted="say \"hi\"\x0anext""#), "{labels}");
+    assert!(
+        labels.contains(r#"quoted="say \"hi\"\x0anext""#),
+        "{labels}"
+    );
     // Masked: by name and by shape.
     assert!(labels.contains("api_token=\"***\""), "{labels}");
-    assert!(labels.contains("dsn=\"postgres://app:***@db/x\""), "{labels}");
-    assert!(!report.text.contains("S3CRET"), "a secret leaked:\n{}", report.text);
+    assert!(
+        labels.contains("dsn=\"postgres://app:***@db/x\""),
+        "{labels}"
+    );
+    assert!(
+        !report.text.contains("S3CRET"),
+        "a secret leaked:\n{}",
+        report.text
+    );
     // Threads that never used context show nothing.
     assert!(context_lines(&report, "guru-reporter").is_empty());
 
@@ -80,7 +97,10 @@ fn labels_nested_shadowed_dropped_truncated_and_masked() {
     let report = fx.wait_for_reports(2, WAIT).remove(1);
     let lines = context_lines(&report, "labels");
     let labels = line(&lines, "labels:");
-    assert!(labels.starts_with("labels: tenant=\"acme\" long="), "{labels}");
+    assert!(
+        labels.starts_with("labels: tenant=\"acme\" long="),
+        "{labels}"
+    );
     assert!(!labels.contains("request="), "{labels}");
 }
 
@@ -96,7 +116,10 @@ fn breadcrumbs_order_overflow_truncation_and_masking() {
     let texts: Vec<&str> = items
         .split(" | ")
         .map(|c| {
-            assert!(c.starts_with("-0.") || c.starts_with("-1.") || c.starts_with("-2."), "{c}");
+            assert!(
+                c.starts_with("-0.") || c.starts_with("-1.") || c.starts_with("-2."),
+                "{c}"
+            );
             c.splitn(3, ' ').nth(2).unwrap()
         })
         .collect();
@@ -105,8 +128,14 @@ fn breadcrumbs_order_overflow_truncation_and_masking() {
 
     let lines = context_lines(&report, "longcrumb");
     let crumbs = line(&lines, "breadcrumbs");
-    assert!(crumbs.starts_with("breadcrumbs (oldest first): "), "{crumbs}");
-    assert!(crumbs.contains(&format!(" {}… |", "y".repeat(93))), "{crumbs}");
+    assert!(
+        crumbs.starts_with("breadcrumbs (oldest first): "),
+        "{crumbs}"
+    );
+    assert!(
+        crumbs.contains(&format!(" {}… |", "y".repeat(93))),
+        "{crumbs}"
+    );
     assert!(crumbs.contains("Authorization: Bearer ***"), "{crumbs}");
     assert!(crumbs.contains("redis://:***@cache:6379"), "{crumbs}");
     assert!(!report.text.contains("S3CRET"), "a secret leaked");
@@ -158,7 +187,10 @@ fn json_has_typed_context_fields() {
         {
             break doc;
         }
-        assert!(std::time::Instant::now() < deadline, "no JSON report:\n{text}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no JSON report:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(!doc.to_string().contains("S3CRET"), "a secret leaked");
@@ -176,7 +208,10 @@ fn json_has_typed_context_fields() {
     };
     let c = &named("labels")["context"];
     assert_eq!(c["being_updated"], false);
-    assert_eq!(c["labels"][0], serde_json::json!({"key": "tenant", "value": "acme"}));
+    assert_eq!(
+        c["labels"][0],
+        serde_json::json!({"key": "tenant", "value": "acme"})
+    );
     assert_eq!(c["labels"][1]["value"], "GET /users/42 (retry 2)");
     let c = &named("crumbs")["context"];
     assert_eq!(c["breadcrumbs_dropped"], 4);
@@ -235,5 +270,8 @@ fn a_thousand_threads_and_threads_exiting_while_read() {
     let s = summary(&mut fx, "churn ");
     assert_eq!(s["reports"], 50);
     assert!(s["shown"] > 0, "no churning thread was ever shown: {s:?}");
-    assert_eq!(s["wrong"], 0, "a label under another thread's header: {s:?}");
+    assert_eq!(
+        s["wrong"], 0,
+        "a label under another thread's header: {s:?}"
+    );
 }
