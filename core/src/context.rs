@@ -791,9 +791,9 @@ impl<'r> SpanView<'r> {
 
     /// Its fields, (name, value), in the order recorded (a field cut by
     /// truncation has what fitted, ending in [`TRUNCATION_MARKER`]).
-    pub fn fields(&self) -> impl Iterator<Item = (&'r str, &'r str)> + 'r {
-        self.text
-            .split(FIELD_SEPARATOR)
+    pub fn fields(&self) -> impl Iterator<Item = (&'r str, &'r str)> + use<'r> {
+        let text: &'r str = self.text;
+        text.split(FIELD_SEPARATOR)
             .skip(1)
             .map(|f| f.split_once(VALUE_SEPARATOR).unwrap_or((f, "")))
     }
@@ -818,8 +818,9 @@ impl<'r> ContextView<'r> {
 
     /// The labels in effect, oldest first: a label shadowed by a later one
     /// with the same key is left out.
-    pub fn labels(&self) -> impl Iterator<Item = (&'static str, &'r str)> + 'r {
-        let labels = &self.data.labels;
+    pub fn labels(&self) -> impl Iterator<Item = (&'static str, &'r str)> + use<'r> {
+        let data: &'r Data = self.data;
+        let labels = &data.labels;
         labels.iter().enumerate().filter_map(move |(i, l)| {
             let shadowed = labels
                 .get(i + 1..)
@@ -834,8 +835,9 @@ impl<'r> ContextView<'r> {
     }
 
     /// The spans entered, outermost first.
-    pub fn spans(&self) -> impl Iterator<Item = SpanView<'r>> + 'r {
-        self.data.spans.iter().map(|s| SpanView {
+    pub fn spans(&self) -> impl Iterator<Item = SpanView<'r>> + use<'r> {
+        let data: &'r Data = self.data;
+        data.spans.iter().map(|s| SpanView {
             text: s.text.as_str(),
         })
     }
@@ -847,15 +849,15 @@ impl<'r> ContextView<'r> {
 
     /// The most recent breadcrumbs, oldest first: (nanoseconds before the
     /// capture, text).
-    pub fn breadcrumbs(&self) -> impl Iterator<Item = (u64, &'r str)> + 'r {
+    pub fn breadcrumbs(&self) -> impl Iterator<Item = (u64, &'r str)> + use<'r> {
+        let data: &'r Data = self.data;
         let skip = self
             .data
             .crumbs
             .len()
             .saturating_sub(self.limits.breadcrumbs);
         let at = self.at_ns;
-        self.data
-            .crumbs
+        data.crumbs
             .oldest_ordered()
             .skip(skip)
             .map(move |c| (at.saturating_sub(c.monotonic_ns), c.text.as_str()))
@@ -1047,24 +1049,93 @@ impl ThreadContext {
     }
 }
 
-/// `"text"` with `"` and `\` escaped and control characters as `\xNN`.
+/// `"text"`: `"` and `\` escaped with a backslash, control characters as
+/// `\xNN` (their code point), U+2028 and U+2029 (line breaks to some
+/// readers) as `\u{2028}` and `\u{2029}`: reversible, one line.
 ///
 /// # Async-signal safety
 /// Formats only.
 pub fn write_quoted(w: &mut impl Write, s: &str) -> fmt::Result {
     w.write_char('"')?;
     let mut rest = s;
-    while let Some(i) = rest.find(['"', '\\']) {
+    while let Some(i) = rest.find(['"', '\\', '\u{2028}', '\u{2029}']) {
         crate::format::write_escaped(w, rest.get(..i).unwrap_or("").as_bytes())?;
-        w.write_char('\\')?;
-        w.write_str(rest.get(i..i + 1).unwrap_or(""))?;
-        rest = rest.get(i + 1..).unwrap_or("");
+        let c = rest.get(i..).and_then(|r| r.chars().next()).unwrap_or('"');
+        match c {
+            '"' | '\\' => {
+                w.write_char('\\')?;
+                w.write_char(c)?;
+            }
+            _ => write!(w, "\\u{{{:x}}}", u32::from(c))?,
+        }
+        rest = rest.get(i + c.len_utf8()..).unwrap_or("");
     }
     crate::format::write_escaped(w, rest.as_bytes())?;
     w.write_char('"')
 }
 
-/// `-1.204 s` for an age in nanoseconds.
+/// Where a piece of text stands in a context line; it decides whether the
+/// text can be written as it is (bare) or is quoted ([`write_quoted`]), so
+/// that every line reads back unambiguously.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// A label's key or a span field's name (`key=`).
+    Key,
+    /// A span's name (`name{…}`).
+    SpanName,
+    /// A span field's value (`=value`).
+    FieldValue,
+    /// A breadcrumb's text (`-0.311 s text | …`).
+    Breadcrumb,
+}
+
+/// Whether `s` is written bare at `place`: not empty, no control character,
+/// U+2028 or U+2029, not starting with `"`, and none of the place's
+/// delimiters — keys and span names: whitespace, `=` (keys), `{`, `}`, `"`;
+/// field values: whitespace, `}`; breadcrumbs: `|`, leading or trailing
+/// whitespace. Anything else is quoted.
+///
+/// # Async-signal safety
+/// Scans `s`.
+pub fn is_bare(s: &str, place: Place) -> bool {
+    let Some(first) = s.chars().next() else {
+        return false;
+    };
+    if first == '"' {
+        return false;
+    }
+    let plain = |c: char| !c.is_control() && c != '\u{2028}' && c != '\u{2029}';
+    match place {
+        Place::Key => s
+            .chars()
+            .all(|c| plain(c) && !c.is_whitespace() && !matches!(c, '=' | '{' | '}' | '"')),
+        Place::SpanName => s
+            .chars()
+            .all(|c| plain(c) && !c.is_whitespace() && !matches!(c, '{' | '}' | '"')),
+        Place::FieldValue => s
+            .chars()
+            .all(|c| plain(c) && !c.is_whitespace() && c != '}'),
+        Place::Breadcrumb => {
+            s.chars().all(|c| plain(c) && c != '|')
+                && !first.is_whitespace()
+                && !s.ends_with(char::is_whitespace)
+        }
+    }
+}
+
+/// `s` bare if [`is_bare`] at `place`, else quoted.
+///
+/// # Async-signal safety
+/// Formats only.
+pub fn write_text(w: &mut impl Write, s: &str, place: Place) -> fmt::Result {
+    if is_bare(s, place) {
+        w.write_str(s)
+    } else {
+        write_quoted(w, s)
+    }
+}
+
+/// `-1.204 s` for an age in nanoseconds (milliseconds, rounded down).
 ///
 /// # Async-signal safety
 /// Formats only.
@@ -1073,73 +1144,128 @@ pub fn write_age(w: &mut impl Write, age_ns: u64) -> fmt::Result {
     write!(w, "-{}.{:03} s", ms / 1000, ms % 1000)
 }
 
-/// Writes a thread's context lines (`  labels: …`, `  spans: …`,
-/// `  breadcrumbs …: …`, each only when there is something), unmasked (the
-/// core has no masking rules; the std adapter masks before rendering).
+/// The line of a thread whose record was being written when its handler
+/// ran (nothing else of its context is shown).
+pub const BEING_UPDATED_LINE: &str =
+    "  context: being updated when captured (not shown: a torn value is never shown)";
+
+/// The context lines of a thread, from its parts: `labels` (key, value) in
+/// effect, `spans` (name, fields) outermost first, `crumbs` (age in ns,
+/// text) oldest first, and what was not kept of each. Each line is written
+/// only when it has something:
+///
+/// ```text
+///   labels: request="GET /users/42" tenant="acme" (+1 not kept)
+///   spans: http_request{method=GET path=/users/42} > db_query{table=users} > (+2 not kept)
+///   breadcrumbs (oldest first, 3 older dropped): -1.204 s accepted conn 17 | -0.002 s "query | sent"
+/// ```
+///
+/// Label values are always quoted; keys, span names, field values and
+/// breadcrumbs are bare unless [`is_bare`] says otherwise. The std
+/// adapter's text renderer writes its (masked) model through this function
+/// too, so both read back the same way.
 ///
 /// # Async-signal safety
-/// Formats a snapshot; no allocation.
-pub fn write_context_lines(w: &mut impl Write, view: &ContextView<'_>) -> fmt::Result {
-    if view.being_updated() {
-        return writeln!(
-            w,
-            "  context: being updated when captured (not shown: a torn value is never shown)"
-        );
-    }
-    if view.labels().next().is_some() || view.labels_not_kept() > 0 {
+/// Formats only; the iterators are the caller's (the core's walk a snapshot).
+pub fn write_context_parts<'a, L, S, F, B>(
+    w: &mut impl Write,
+    labels: L,
+    labels_not_kept: u64,
+    spans: S,
+    spans_not_kept: u64,
+    crumbs: B,
+    crumbs_dropped: u64,
+) -> fmt::Result
+where
+    L: Iterator<Item = (&'a str, &'a str)>,
+    S: Iterator<Item = (&'a str, F)>,
+    F: Iterator<Item = (&'a str, &'a str)>,
+    B: Iterator<Item = (u64, &'a str)>,
+{
+    let mut labels = labels.peekable();
+    if labels.peek().is_some() || labels_not_kept > 0 {
         w.write_str("  labels:")?;
-        for (k, v) in view.labels() {
+        for (k, v) in labels {
             w.write_char(' ')?;
-            crate::format::write_escaped(w, k.as_bytes())?;
+            write_text(w, k, Place::Key)?;
             w.write_char('=')?;
             write_quoted(w, v)?;
         }
-        if view.labels_not_kept() > 0 {
-            write!(w, " (+{} not kept)", view.labels_not_kept())?;
+        if labels_not_kept > 0 {
+            write!(w, " (+{labels_not_kept} not kept)")?;
         }
         writeln!(w)?;
     }
-    if view.spans().next().is_some() || view.spans_not_kept() > 0 {
+    let mut spans = spans.peekable();
+    if spans.peek().is_some() || spans_not_kept > 0 {
         w.write_str("  spans: ")?;
-        for (n, s) in view.spans().enumerate() {
-            if n > 0 {
+        let mut any = false;
+        for (name, fields) in spans {
+            if any {
                 w.write_str(" > ")?;
             }
-            crate::format::write_escaped(w, s.name().as_bytes())?;
-            let mut fields = s.fields().peekable();
+            any = true;
+            write_text(w, name, Place::SpanName)?;
+            let mut fields = fields.peekable();
             if fields.peek().is_some() {
                 w.write_char('{')?;
                 for (i, (k, v)) in fields.enumerate() {
                     if i > 0 {
                         w.write_char(' ')?;
                     }
-                    crate::format::write_escaped(w, k.as_bytes())?;
+                    write_text(w, k, Place::Key)?;
                     w.write_char('=')?;
-                    crate::format::write_escaped(w, v.as_bytes())?;
+                    write_text(w, v, Place::FieldValue)?;
                 }
                 w.write_char('}')?;
             }
         }
-        if view.spans_not_kept() > 0 {
-            write!(w, " > (+{} not kept)", view.spans_not_kept())?;
+        if spans_not_kept > 0 {
+            if any {
+                w.write_str(" > ")?;
+            }
+            write!(w, "(+{spans_not_kept} not kept)")?;
         }
         writeln!(w)?;
     }
-    if view.breadcrumbs().next().is_some() {
+    let mut crumbs = crumbs.peekable();
+    if crumbs.peek().is_some() || crumbs_dropped > 0 {
         w.write_str("  breadcrumbs (oldest first")?;
-        if view.breadcrumbs_dropped() > 0 {
-            write!(w, ", {} older dropped", view.breadcrumbs_dropped())?;
+        if crumbs_dropped > 0 {
+            write!(w, ", {crumbs_dropped} older dropped")?;
         }
         w.write_str("):")?;
-        for (n, (age, text)) in view.breadcrumbs().enumerate() {
+        for (n, (age, text)) in crumbs.enumerate() {
             w.write_str(if n > 0 { " | " } else { " " })?;
             write_age(w, age)?;
             w.write_char(' ')?;
-            crate::format::write_escaped(w, text.as_bytes())?;
+            write_text(w, text, Place::Breadcrumb)?;
         }
         writeln!(w)?;
     }
     Ok(())
+}
+
+/// Writes a thread's context lines ([`write_context_parts`], or
+/// [`BEING_UPDATED_LINE`]), unmasked (the core has no masking rules; the
+/// std adapter masks its model before rendering).
+///
+/// # Async-signal safety
+/// Formats a snapshot; no allocation.
+pub fn write_context_lines(w: &mut impl Write, view: &ContextView<'_>) -> fmt::Result {
+    if view.being_updated() {
+        return writeln!(w, "{BEING_UPDATED_LINE}");
+    }
+    let labels = view.labels();
+    write_context_parts(
+        w,
+        labels.map(|(k, v)| -> (&str, &str) { (k, v) }),
+        u64::from(view.labels_not_kept()),
+        view.spans().map(|s| (s.name(), s.fields())),
+        u64::from(view.spans_not_kept()),
+        view.breadcrumbs(),
+        view.breadcrumbs_dropped(),
+    )
 }
 
 #[cfg(test)]

@@ -12,14 +12,17 @@
 //!   breadcrumbs (oldest first, 3 older dropped): -1.204 s accepted conn 17 | -0.002 s query sent
 //! ```
 //!
-//! and in JSON a `context` object on the thread (docs/json-schema.md).
+//! (quoted where the text needs it to read back whole:
+//! `docs/report-format.md`), and in the report model (and so in JSON) a
+//! [`ThreadContext`](crate::model::ThreadContext) on the thread
+//! ([`crate::model::Thread::context`]).
 //! Secrets are masked with the configuration's rules ([`crate::redact`]):
 //! a label or span field whose name is secret shows `***`, and every label
 //! value, span field and breadcrumb is scanned for credential shapes.
 //!
 //! # Cost
 //!
-//! Measured by `examples/src/bin/bench.rs` (BENCHMARKS.md, "Thread
+//! Measured by `examples/src/bin/bench_context.rs` (BENCHMARKS.md, "Thread
 //! context"): a `label` set and dropped, a `breadcrumb`, a span entered and
 //! left through the layer each cost tens of nanoseconds, with no allocation
 //! after the thread's first use (the first use takes a record, ~7 KiB, from

@@ -123,6 +123,16 @@
 //! `debug = "line-tables-only"` in the release profile for `file:line`;
 //! without debug info, frames still show the ELF symbol and `module+0xoffset`.
 //!
+//! # A report interrupts blocking calls
+//!
+//! Every thread runs guru's capture handler for a few microseconds during a
+//! report, so a thread blocked in `nanosleep`, `poll`, `epoll_wait`,
+//! `sigtimedwait`, or a `read`/`recv` with a timeout returns `EINTR` once
+//! per report (Linux does so for those calls whatever `SA_RESTART` says).
+//! Rust's standard library retries where it should (`std::thread::sleep`,
+//! std's I/O types); code that calls libc directly must handle `EINTR`, as
+//! it must for any signal.
+//!
 //! # Rate limit
 //!
 //! Reports from triggers (signal and file) start at least
@@ -193,6 +203,14 @@
 //! limits: [`redact`]. Section titles, bodies and errors are escaped, so no
 //! line inside a report starts like its begin or end line.
 //!
+//! The text report prints source paths short, as a reader needs them: the
+//! toolchain's `/rustc/<commit>/library/std/src/…` as `std/src/…` (also
+//! `core/`, `alloc/`), a dependency's
+//! `~/.cargo/registry/src/index.crates.io-<hash>/axum-0.8.9/src/…` as
+//! `axum-0.8.9/src/…`, a git dependency's `~/.cargo/git/checkouts/…` from
+//! the checkout's directory on; the application's own paths as DWARF has
+//! them. The JSON report always has the full path.
+//!
 //! # Portability
 //!
 //! Linux (x86_64 and aarch64, glibc or musl), like `guru-core`.
@@ -201,7 +219,8 @@
 mod config;
 pub mod context;
 mod error;
-mod json;
+mod frames;
+pub mod model;
 mod output;
 mod package;
 mod procinfo;
@@ -210,9 +229,9 @@ mod report;
 mod reporter;
 mod secret;
 mod sections;
+mod state;
 mod symbols;
 mod sys;
-mod text;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 #[cfg(feature = "tracing")]
@@ -221,7 +240,7 @@ pub mod tracing;
 pub use config::DEFAULT_SECRET_KEYS;
 pub use context::{LabelGuard, breadcrumb, label};
 pub use error::Error;
-pub use json::SCHEMA;
+pub use model::SCHEMA;
 pub use package::Package;
 pub use reporter::{
     Builder, DEFAULT_MIN_INTERVAL, Format, GUARD_DROP_WAIT, Guard, report, report_as, setup_autorun,

@@ -84,6 +84,9 @@
 //! variable `PWD` is the shell's working directory and stays visible.
 //! Masking may hide more than the secret: the rest of a line after a
 //! credential with spaces, or a URL with `@` in its path.
+//!
+//! Size: over 600 lines on purpose: every masking rule lives here, in one
+//! place, next to the tests that pin each one (about half the file).
 
 use crate::secret::MASK;
 
@@ -590,20 +593,21 @@ impl Redactor {
 /// Scans the application-supplied text of a report's sections — titles,
 /// registered sections' bodies and every failed section's error (a panic
 /// message may quote a connection string) — for credential shapes.
-pub(crate) fn redact_sections(sections: &mut [crate::report::Section], r: &Redactor) {
+pub(crate) fn redact_sections(sections: &mut [crate::model::Section], r: &Redactor) {
+    use crate::model::{Content, Custom, Data, Kind};
     for s in sections {
-        if s.kind == "custom" {
+        if s.kind() == Kind::Custom {
             s.title = r.redact_text(&s.title);
         }
-        match &mut s.body {
-            Ok(crate::report::Body::Text(t)) => *t = r.redact_text(t),
-            Ok(crate::report::Body::Threads(t)) => {
+        match &mut s.content {
+            Content::Ok(Data::Custom(Custom { text })) => *text = r.redact_text(text),
+            Content::Ok(Data::Threads(t)) => {
                 for c in t.threads.iter_mut().filter_map(|t| t.context.as_mut()) {
                     redact_context(c, r);
                 }
             }
-            Err(why) => *why = r.redact_text(why),
-            Ok(_) => {}
+            Content::Failed { error, .. } => *error = r.redact_text(error),
+            Content::Ok(_) => {}
         }
     }
 }
@@ -611,22 +615,22 @@ pub(crate) fn redact_sections(sections: &mut [crate::report::Section], r: &Redac
 /// A thread's context (crate::context) with the configuration's rules: a
 /// label or span field whose name is secret shows [`MASK`]; every key,
 /// value, span name and breadcrumb is scanned for credential shapes.
-fn redact_context(c: &mut crate::report::ContextData, r: &Redactor) {
-    let pair = |(k, v): &mut (String, String)| {
-        *v = if r.is_secret_key(k) {
+fn redact_context(c: &mut crate::model::ThreadContext, r: &Redactor) {
+    let pair = |l: &mut crate::model::Label| {
+        l.value = if r.is_secret_key(&l.key) {
             MASK.to_string()
         } else {
-            r.redact_text(v)
+            r.redact_text(&l.value)
         };
-        *k = r.redact_text(k);
+        l.key = r.redact_text(&l.key);
     };
     c.labels.iter_mut().for_each(pair);
     for s in &mut c.spans {
         s.name = r.redact_text(&s.name);
         s.fields.iter_mut().for_each(pair);
     }
-    for (_, text) in &mut c.breadcrumbs {
-        *text = r.redact_text(text);
+    for b in &mut c.breadcrumbs {
+        b.text = r.redact_text(&b.text);
     }
 }
 

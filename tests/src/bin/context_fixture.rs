@@ -12,6 +12,12 @@
 //!   `dropped`) and `allocs` (counts allocations of 10 000 label set+drop,
 //!   breadcrumbs and span enter+exit after first use: `allocs label=N
 //!   breadcrumb=N span=N`) until stdin closes. `--json` for JSON reports.
+//!   A thread `awkward` holds text the report must quote (a key with a
+//!   space, empty values, a span name with a space, field values with
+//!   `}` and spaces, breadcrumbs with `|`, padding, quotes, a tab).
+//! - `core`: guru-core alone (its handler writes the report on SIGUSR2);
+//!   a thread `ctx-core` with labels, two spans and 19 breadcrumbs set
+//!   through `guru_core::context::ThreadContext`.
 //! - `storm`: one thread rewrites its label in a tight loop while the main
 //!   thread takes 1 000 reports (`guru::report()`); every `value="…"` shown
 //!   must be one of the values written, whole. Prints `storm reports=N
@@ -153,6 +159,32 @@ fn basic(json: bool) {
         })
         .unwrap();
 
+    let t = tx.clone();
+    std::thread::Builder::new()
+        .name("awkward".into())
+        .spawn(move || {
+            // Text the report must quote to read back whole
+            // (tests/tests/report_model_context.rs).
+            let _k = guru::label("two words", "v");
+            let _e = guru::label("empty", "");
+            let span =
+                tracing::info_span!("awkward span", list = ?vec![1, 2], note = "a}b", empty = "");
+            let _s = span.enter();
+            for crumb in [
+                "a | b",
+                "",
+                " padded ",
+                "pipe|end",
+                "\"quoted\" start",
+                "tab\there",
+            ] {
+                guru::breadcrumb(crumb);
+            }
+            t.send(("awkward".into(), gettid())).unwrap();
+            park_forever();
+        })
+        .unwrap();
+
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("ctx-worker")
@@ -171,7 +203,7 @@ fn basic(json: bool) {
         println!("worker {tid}");
     }
     drop(tx);
-    for (name, tid) in rx.iter().take(4) {
+    for (name, tid) in rx.iter().take(5) {
         println!("thread {name} {tid}");
     }
     // The workers enter their spans right after announcing themselves;
@@ -365,14 +397,51 @@ fn threads() {
     std::process::exit(0);
 }
 
+/// guru-core alone (SIGUSR2 → the core's report on stderr, from its
+/// handler), one thread with context set through the core's API.
+fn core_only() {
+    use guru_core::context::{FIELD_SEPARATOR as F, VALUE_SEPARATOR as V};
+    let engine = guru_core::install(guru_core::Options::default()).unwrap_or_else(|e| {
+        eprintln!("context_fixture: install failed: {e}");
+        std::process::exit(2)
+    });
+    // The trigger handler renders the report itself: both handlers run
+    // under the allocation guard.
+    alloc_guard::wrap_installed_handler(libc::SIGUSR2);
+    alloc_guard::wrap_installed_handler(engine.capture_signal());
+    let (tx, rx) = std::sync::mpsc::channel::<i32>();
+    std::thread::Builder::new()
+        .name("ctx-core".into())
+        .spawn(move || {
+            let ctx = guru_core::context::ThreadContext::current().expect("a context record");
+            let _job = ctx.set_label("job", format_args!("{}", 42));
+            let _q = ctx.set_label("quoted key", "say \"hi\"");
+            ctx.enter_span(1, &format!("fetch{F}table{V}users{F}filter{V}age > 3"));
+            ctx.enter_span(2, "decode");
+            for i in 0..18 {
+                ctx.breadcrumb(format_args!("row {i}"));
+            }
+            ctx.breadcrumb("a | b");
+            tx.send(gettid()).unwrap();
+            park_forever();
+        })
+        .unwrap();
+    let tid = rx.recv().unwrap();
+    println!("thread ctx-core {tid}");
+    println!("ready pid={}", std::process::id());
+    for _ in std::io::stdin().lock().lines() {}
+    std::process::exit(0);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("basic") => basic(args.iter().any(|a| a == "--json")),
+        Some("core") => core_only(),
         Some("storm") => storm(),
         Some("threads") => threads(),
         _ => {
-            eprintln!("usage: context_fixture basic [--json] | storm | threads");
+            eprintln!("usage: context_fixture basic [--json] | core | storm | threads");
             std::process::exit(2);
         }
     }
