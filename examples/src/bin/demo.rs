@@ -120,6 +120,10 @@ fn wait_for_input(fd: i32) -> isize {
 
 #[inline(never)]
 fn io_reader(fd: i32) {
+    // The span it waits in: every report shows `spans: read_input{fd=N}`
+    // under this thread.
+    let span = tracing::info_span!("read_input", fd);
+    let _entered = span.enter();
     while wait_for_input(fd) > 0 {}
 }
 
