@@ -69,9 +69,10 @@
 //! with feature `tracing`, the spans it has entered
 //! (`tracing_subscriber::registry().with(guru::tracing::layer())`; on a
 //! tokio worker, those of the task being polled). Costs, measured in
-//! BENCHMARKS.md ("Thread context", thread-CPU time on the 2-CPU test
-//! machine under load): label set + drop 51–60 ns, breadcrumb 50–80 ns, the
-//! layer's span enter + exit 90–110 ns; no allocation after a thread's
+//! BENCHMARKS.md ("Thread context", thread-CPU time on the shared 2-CPU
+//! test machine): label set + drop 33–36 ns, breadcrumb 32–42 ns, the
+//! layer's overhead per span enter + exit 66 ns at load average 3.7 (51–60,
+//! 50–80 and 90 ns at load 16); no allocation after a thread's
 //! first use, which takes a ~7 KiB record. Masked like configuration;
 //! capacities and limits in [`context`].
 //!

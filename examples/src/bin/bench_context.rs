@@ -54,9 +54,11 @@ fn span_enter_exit() -> f64 {
 }
 
 fn main() {
-    let _guard = guru::Builder::new(guru::package!())
+    // Installed for the whole run (the process exits at the end).
+    guru::Builder::new(guru::package!())
         .install()
-        .expect("install guru");
+        .expect("install guru")
+        .keep();
     let n = black_box(42u32);
     let label = per_call(|| drop(black_box(guru::label("request", n))));
     let label_str = per_call(|| drop(black_box(guru::label("request", "GET /users/42"))));
