@@ -185,7 +185,10 @@ impl Slot {
     }
 }
 
-/// The fixed-capacity table of slots and their frame storage.
+/// The fixed-capacity table of slots and their frame storage. Hand-written
+/// rather than heapless/arrayvec containers: its capacity is an install-time
+/// option, and every thread's handler writes its own slot through `&self`
+/// (atomics), which those `&mut` containers cannot offer.
 #[derive(Debug)]
 pub struct SlotTable {
     slots: Store<Slot>,
