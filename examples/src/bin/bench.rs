@@ -1428,6 +1428,15 @@ fn main() {
             text.push_str(&block);
             text.push('\n');
         }
+        // The thread-context figures come from bench_context, which writes
+        // its own section: keep it.
+        let kept = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|old| context_section(&old).map(str::to_string));
+        let text = match kept {
+            Some(section) => format!("{}\n\n{section}", text.trim_end()),
+            None => text,
+        };
         match std::fs::write(path, &text) {
             Ok(()) => eprintln!("bench: wrote {}", path.display()),
             Err(e) => eprintln!("bench: cannot write {}: {e}", path.display()),
@@ -1438,3 +1447,11 @@ fn main() {
 /// The block `watchdog_bench` writes into BENCHMARKS.md (kept by this one).
 const WATCHDOG_BLOCK_START: &str = "<!-- watchdog_bench: begin -->";
 const WATCHDOG_BLOCK_END: &str = "<!-- watchdog_bench: end -->";
+
+/// The `## Thread context` section of a BENCHMARKS.md (bench_context's), if any.
+fn context_section(text: &str) -> Option<&str> {
+    let start = text.find("\n## Thread context")? + 1;
+    let rest = &text[start..];
+    let end = rest[1..].find("\n## ").map_or(rest.len(), |e| e + 2);
+    Some(rest[..end].trim_end())
+}

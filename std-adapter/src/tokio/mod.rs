@@ -492,6 +492,7 @@ mod tests {
             stack_hash: None,
             same_stack: None,
             stalled: false,
+            context: None,
         };
         let threads = Threads {
             threads: vec![

@@ -160,6 +160,7 @@ pub(super) fn captured_header(s: &str) -> Option<Thread> {
         stack_hash: None,
         same_stack: None,
         stalled,
+        context: None,
     })
 }
 
@@ -226,6 +227,7 @@ pub(super) fn threads(l: &mut Lines<'_>, trigger: &Trigger) -> Result<Threads> {
                 stack_hash: None,
                 same_stack: None,
                 stalled: false,
+                context: None,
             });
             continue;
         };
@@ -243,6 +245,7 @@ pub(super) fn threads(l: &mut Lines<'_>, trigger: &Trigger) -> Result<Threads> {
                     .ok_or_else(|| l.err("  same stack as report #<n> (<x.y> s ago), CPU …"))?,
             );
         }
+        th.context = super::context::context(l)?;
         loop {
             frames(l, &mut th.frames)?;
             match l.peek().and_then(elided) {

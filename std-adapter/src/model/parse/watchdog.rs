@@ -408,6 +408,14 @@ mod tests {
             stack_hash: None,
             same_stack: same,
             stalled,
+            // With the thread-context lines, which come after the watchdog's.
+            context: Some(super::super::super::ThreadContext {
+                labels: vec![super::super::super::Label {
+                    key: "request".into(),
+                    value: "GET /".into(),
+                }],
+                ..Default::default()
+            }),
         };
         let same = SameStack {
             as_report: 1,
