@@ -212,6 +212,83 @@
 //! the checkout's directory on; the application's own paths as DWARF has
 //! them. The JSON report always has the full path.
 //!
+//! # Watchdog
+//!
+//! A hang should produce a report by itself. Register a [`heartbeat`] on
+//! each loop that must keep turning and [`beat`](Heartbeat::beat) it every
+//! turn:
+//!
+//! ```no_run
+//! # use std::time::Duration;
+//! let _guard = guru::setup_autorun(guru::package!())?;
+//! let hb = guru::heartbeat("event-loop", Duration::from_millis(500));
+//! loop {
+//!     hb.beat();
+//!     // ... one turn ...
+//! #   break;
+//! }
+//! # Ok::<(), guru::Error>(())
+//! ```
+//!
+//! When it misses its deadline, guru makes one automatic report whose begin
+//! line and Report section say
+//! `watchdog: heartbeat "event-loop" missed its 500 ms deadline (last beat 0.73 s ago, thread 1234 "event-loop")`,
+//! with that thread first in Threads, marked `stalled`; the next report
+//! after it beats again says it recovered and after how long. The watchdog
+//! runs on guru's own reporter thread, so it fires whether the heartbeat's
+//! thread is blocked in a system call, spinning, or holding a lock others
+//! wait for. Automatic reports share one rate limit
+//! ([`Builder::watchdog_min_interval`], default
+//! [`DEFAULT_WATCHDOG_MIN_INTERVAL`], 30 s); stalls it holds back until
+//! they end are counted in the next report. A machine suspend is not a
+//! stall. Costs: `beat()` is one coarse clock read and one relaxed atomic
+//! store (about 10 ns of thread-CPU measured, BENCHMARKS.md); with no
+//! heartbeat the reporter sleeps without a timeout (0 wake-ups, 0 CPU);
+//! with heartbeats it sleeps
+//! until the earliest deadline — about one wake-up per second for ten
+//! heartbeats of 1 s that keep beating — and once per deadline while one is
+//! stalled. Details and limits: [`watchdog`].
+//!
+//! # Tokio stall detection
+//!
+//! With feature `tokio`, `Builder::tokio_stall_threshold` (opt-in) makes
+//! an automatic report when a worker of a registered `multi_thread` runtime
+//! has not come back to its scheduler for longer than the threshold — a
+//! task blocking its worker inside one poll. guru sees it in tokio's
+//! metrics: the worker's park and busy figures stop moving while it is not
+//! parked. The report names the worker and its thread (first in Threads,
+//! marked stalled), and Green Threads says which worker and for how long.
+//! It needs sampling: while on, the reporter wakes four times per threshold
+//! (8 wake-ups a second for 500 ms; atomic loads only), and spawns a tiny
+//! probe task (at most one a second, only until every worker's thread is
+//! known) that notes `tokio::runtime::worker_index()` and its thread id; a
+//! worker no probe ran on is found by elimination (the one thread with a
+//! worker's name not waiting in `futex`/`epoll_wait`), else the report says
+//! "thread not known". Limits: only `multi_thread` runtimes are watched; a
+//! threshold below 61 × the longest legitimate poll can flag a busy worker
+//! (tokio publishes a busy worker's figures every 61 scheduler ticks: keep
+//! it in the hundreds of ms); a runtime dropped while still registered can
+//! look stalled (unregister it first); after `block_in_place` the noted
+//! thread may be the worker's old one.
+//!
+//! # Stuck threads
+//!
+//! Every report (manual, crash, automatic) compares each captured thread
+//! with the previous report of the process: its CPU time (`utime + stime`
+//! from `/proc/self/task/<tid>/stat`, read by the reporter after the round,
+//! never in a handler) and a hash of its stack (every return address; the
+//! innermost frame by its function, so a loop inside one function matches
+//! wherever it was caught). Every thread header shows its total CPU time
+//! (`; cpu 0.010 s`), and a thread whose stack did not change gets
+//! `same stack as report #3 (12.4 s ago), CPU +0 ms` (stuck) or
+//! `..., CPU +11.9 s` (spinning in place) under its header — the jstack
+//! "three dumps and compare them" routine in one look. Costs: one small
+//! `/proc` read per thread per report. Limits: clock-tick CPU resolution
+//! (usually 10 ms); a spinning loop that calls other non-inlined functions
+//! is seen as having moved on when two reports catch it in different
+//! callees; threads that did not answer are not compared; a reused thread
+//! id is compared with the old thread's stack.
+//!
 //! # Portability
 //!
 //! Linux (x86_64 and aarch64, glibc or musl), like `guru-core`.
@@ -231,12 +308,14 @@ mod reporter;
 mod secret;
 mod sections;
 mod state;
+mod stuck;
 mod symbols;
 mod sys;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 #[cfg(feature = "tracing")]
 pub mod tracing;
+pub mod watchdog;
 
 pub use config::DEFAULT_SECRET_KEYS;
 pub use context::{LabelGuard, breadcrumb, label};
@@ -248,6 +327,7 @@ pub use reporter::{
 };
 pub use secret::{MASK, Secret};
 pub use sections::{SectionOutput, register_section};
+pub use watchdog::{DEFAULT_WATCHDOG_MIN_INTERVAL, Heartbeat, heartbeat};
 
 /// The capture engine, for its options and figures.
 pub use guru_core as core;

@@ -62,6 +62,8 @@ pub(crate) enum Source {
     File(PathBuf),
     /// [`crate::report`] was called.
     Call,
+    /// The watchdog: a missed heartbeat or a stalled tokio worker.
+    Watchdog(Box<model::Stall>),
 }
 
 /// A report as produced: the model, and what the round's summary said of
@@ -158,6 +160,10 @@ fn capture(
                                 .then_some(view.summary.scanned_from),
                             unresponsive: None,
                             elided: Vec::new(),
+                            cpu_ns: None,
+                            stack_hash: None,
+                            same_stack: None,
+                            stalled: false,
                             context: round
                                 .context(&view)
                                 .filter(|c| !c.is_empty())
@@ -181,6 +187,10 @@ fn capture(
                             frames_scanned_from: None,
                             unresponsive: Some(block.trim().to_string()),
                             elided: Vec::new(),
+                            cpu_ns: None,
+                            stack_hash: None,
+                            same_stack: None,
+                            stalled: false,
                             context: None,
                         };
                         (thread, Vec::new())
@@ -259,6 +269,7 @@ fn trigger_of(source: &Source) -> model::Trigger {
             path: p.display().to_string(),
         },
         Source::Call => model::Trigger::Call,
+        Source::Watchdog(stall) => model::Trigger::Watchdog((**stall).clone()),
     }
 }
 
@@ -357,6 +368,7 @@ pub(crate) fn collect(
         Source::Signal(t) => *t,
         Source::File(_) => request(guru_core::trigger::CODE_FILE_TRIGGER),
         Source::Call => request(guru_core::trigger::CODE_CALL),
+        Source::Watchdog(_) => request(guru_core::trigger::CODE_WATCHDOG),
     });
     let role = match &source {
         Source::Call => "calling guru::report",
@@ -378,7 +390,7 @@ pub(crate) fn collect(
     // Symbolize outside the round: other threads already run on. The raw
     // threads are moved out of the round, not copied.
     let mut sym_stats = symbols::Stats::default();
-    let threads = round.as_mut().map_err(|e| e.clone()).map(|r| {
+    let mut threads = round.as_mut().map_err(|e| e.clone()).map(|r| {
         let modules = r.modules;
         let raw = std::mem::take(&mut r.threads);
         model::Threads {
@@ -404,6 +416,18 @@ pub(crate) fn collect(
                 .collect(),
         }
     });
+    // Compared with the previous report (stuck and spinning threads); an
+    // automatic report's stalled thread first.
+    if let (Ok(t), Ok(r)) = (threads.as_mut(), round.as_ref()) {
+        state.stuck.annotate(
+            &mut t.threads,
+            r.summary.sequence,
+            guru_core::sys::monotonic_ns(),
+        );
+        if let Source::Watchdog(stall) = &source {
+            stalled_first(&mut t.threads, stall);
+        }
+    }
     let capture_signal = engine.map(|e| e.capture_signal());
     let unresponsive_tids: Vec<i32> = threads
         .as_ref()
@@ -577,6 +601,7 @@ pub(crate) fn collect(
                 blocked_at_install: notes.capture_blocked_at_install,
                 tids: blocking_tids,
             }),
+        watchdog: crate::watchdog::take_notes(matches!(source, Source::Watchdog(_))),
     };
     out.push(model::Section::new(
         "Report",
@@ -600,6 +625,16 @@ pub(crate) fn collect(
             read_from_text: false,
         },
         output_dropped: round.as_ref().ok().map(|r| r.summary.output_dropped),
+    }
+}
+
+/// Puts the stalled thread first and marks it.
+fn stalled_first(threads: &mut Vec<model::Thread>, stall: &model::Stall) {
+    let Some(tid) = stall.tid else { return };
+    if let Some(i) = threads.iter().position(|t| t.tid == tid) {
+        let mut t = threads.remove(i);
+        t.stalled = true;
+        threads.insert(0, t);
     }
 }
 

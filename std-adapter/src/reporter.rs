@@ -210,6 +210,7 @@ pub struct Builder {
     heavy_debug_info: bool,
     prewarm_symbols: bool,
     min_interval: Duration,
+    watchdog_min_interval: Duration,
     core: guru_core::Options,
 }
 
@@ -252,6 +253,7 @@ impl Builder {
             heavy_debug_info: false,
             prewarm_symbols: true,
             min_interval: DEFAULT_MIN_INTERVAL,
+            watchdog_min_interval: crate::watchdog::DEFAULT_WATCHDOG_MIN_INTERVAL,
             core: guru_core::Options {
                 trigger_signal: None,
                 ..guru_core::Options::default()
@@ -439,6 +441,19 @@ impl Builder {
         self
     }
 
+    /// The least time between the starts of two automatic reports (missed
+    /// heartbeats, stalled tokio workers; default
+    /// [`DEFAULT_WATCHDOG_MIN_INTERVAL`](crate::DEFAULT_WATCHDOG_MIN_INTERVAL),
+    /// 30 s; at most 1 hour). Shared by every automatic trigger; an
+    /// automatic report also waits for [`Builder::min_interval`] after any
+    /// triggered report. A stall that ends before the limit lets its report
+    /// start is counted as suppressed in the next report (see
+    /// [the watchdog](crate::watchdog#rate-limit)).
+    pub fn watchdog_min_interval(mut self, interval: Duration) -> Builder {
+        self.watchdog_min_interval = interval;
+        self
+    }
+
     /// Options of the capture engine (round deadline, thread and frame
     /// capacity, capture signal). `trigger_signal` is ignored: the adapter
     /// installs its own trigger. They take effect at the first install in a
@@ -492,6 +507,11 @@ impl Builder {
         }
         if self.min_interval > Duration::from_secs(3600) {
             return Err(Error::InvalidOption("min_interval must be at most 1 hour"));
+        }
+        if self.watchdog_min_interval > Duration::from_secs(3600) {
+            return Err(Error::InvalidOption(
+                "watchdog_min_interval must be at most 1 hour",
+            ));
         }
         if self.output_timeout < Duration::from_millis(1)
             || self.output_timeout > Duration::from_secs(3600)
@@ -574,6 +594,8 @@ impl Builder {
         let prewarm = self.prewarm_symbols;
         let trigger_signal = self.signal.unwrap_or(0);
         let min_interval = self.min_interval;
+        let watchdog_interval = self.watchdog_min_interval;
+        crate::watchdog::set_wake_fd(pipe_write.as_raw_fd());
         // guru's own section worker starts now, not during the first report
         // (which would then count one thread more in Process than it lists).
         // If it cannot start, the first report tries again and says why.
@@ -593,7 +615,8 @@ impl Builder {
                 if prewarm {
                     prewarm_symbols(engine);
                 }
-                reporter_loop(&pipe_read, watch, &thread_stop, min_interval)
+                let hook = crate::watchdog::Hook::new(watchdog_interval, min_interval);
+                reporter_loop(&pipe_read, watch, &thread_stop, min_interval, &hook)
             })
             .map_err(|source| {
                 // Taken out under the lock, dropped outside it (the lock
@@ -601,6 +624,7 @@ impl Builder {
                 // application code, such as a configuration's Drop, runs).
                 let installed = lock(&INSTALLED).take();
                 drop(installed);
+                crate::watchdog::clear_wake_fd();
                 Error::Io {
                     operation: "spawn guru-reporter",
                     source,
@@ -744,6 +768,9 @@ fn note_on_stderr(line: &str) {
 impl Drop for Guard {
     fn drop(&mut self) {
         let in_child = guru_core::sys::getpid() != self.owner_pid;
+        // Heartbeats created from now on do not write to the pipe (closed
+        // when the guard's fields are dropped).
+        crate::watchdog::clear_wake_fd();
         if let Some((signal, id)) = self.signal.take() {
             TRIGGER_SIGNAL.store(0, Ordering::Release);
             // After this returns no handler runs the action any more, so the
@@ -981,6 +1008,7 @@ fn reporter_loop(
     mut watch: Option<Watch>,
     stop: &AtomicBool,
     min_interval: Duration,
+    hook: &crate::watchdog::Hook,
 ) {
     let mut fds = vec![pipe.as_raw_fd()];
     if let Some(w) = &watch {
@@ -995,6 +1023,12 @@ fn reporter_loop(
             (None, _) => -1,
             (Some(_), None) => 0,
             (Some(_), Some(t)) => ms_until(t + min_interval),
+        };
+        // The watchdog's next deadline (-1 with no heartbeat: no wake-up).
+        let timeout = match (timeout, hook.timeout_ms(last_start)) {
+            (-1, w) => w,
+            (t, -1) => t,
+            (t, w) => t.min(w),
         };
         let ready = match sys::poll_readable(&fds, timeout) {
             Ok(r) => r,
@@ -1044,6 +1078,10 @@ fn reporter_loop(
         if due && let Some(source) = held.take() {
             last_start = Some(Instant::now());
             produce_and_emit(source);
+        }
+        if let Some(stall) = hook.due(last_start) {
+            last_start = Some(Instant::now());
+            produce_and_emit(Source::Watchdog(Box::new(stall)));
         }
     }
 }

@@ -1,5 +1,6 @@
 //! What the reporter keeps from one report to the next: the symbolizer (its
-//! caches) and the section worker.
+//! caches), the section worker, and each thread's stack and CPU time in the
+//! last report (for stuck and spinning threads: [`crate::stuck`]).
 
 use crate::sections::Runner;
 use crate::symbols::Symbolizer;
@@ -9,4 +10,6 @@ use crate::symbols::Symbolizer;
 pub(crate) struct ReporterState {
     pub(crate) symbolizer: Symbolizer,
     pub(crate) runner: Runner,
+    /// Each thread's stack and CPU time in the last report.
+    pub(crate) stuck: crate::stuck::History,
 }

@@ -583,6 +583,46 @@ pub(crate) fn fsync(fd: &OwnedFd) -> io::Result<()> {
     check(unsafe { libc::fsync(fd.as_raw_fd()) }).map(|_| ())
 }
 
+/// `clock_gettime(clock)` in nanoseconds (0 if the clock is not there).
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; a bad clock id only makes it fail.
+    if unsafe { libc::clock_gettime(clock, &raw mut ts) } != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
+/// `CLOCK_MONOTONIC_COARSE` (the vDSO's last tick: a few ns to read, one
+/// jiffy of resolution), the clock of heartbeats.
+#[inline]
+pub(crate) fn coarse_monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC_COARSE)
+}
+
+/// `CLOCK_BOOTTIME`: like `CLOCK_MONOTONIC`, plus the time suspended.
+pub(crate) fn boottime_ns() -> u64 {
+    clock_ns(libc::CLOCK_BOOTTIME)
+}
+
+/// The resolution of `CLOCK_MONOTONIC_COARSE` (one jiffy), in ns.
+pub(crate) fn coarse_resolution_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer.
+    if unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &raw mut ts) } != 0 {
+        return 4_000_000;
+    }
+    (ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64).max(1)
+}
+
 /// Unblocks the capture signal in the calling thread (for guru's own
 /// threads, which must answer it whatever mask they inherited).
 pub(crate) fn unblock_capture_signal() {

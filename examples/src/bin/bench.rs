@@ -1416,6 +1416,18 @@ fn main() {
     );
     println!("{text}");
     if let Some(path) = &cfg.out {
+        // The watchdog's figures come from their own binary
+        // (`watchdog_bench`): keep its block.
+        let mut text = text;
+        if let Some(block) = std::fs::read_to_string(path).ok().and_then(|old| {
+            let start = old.find(WATCHDOG_BLOCK_START)?;
+            let end = old.find(WATCHDOG_BLOCK_END)? + WATCHDOG_BLOCK_END.len();
+            old.get(start..end).map(str::to_string)
+        }) {
+            text.push('\n');
+            text.push_str(&block);
+            text.push('\n');
+        }
         // The thread-context figures come from bench_context, which writes
         // its own section: keep it.
         let kept = std::fs::read_to_string(path)
@@ -1431,6 +1443,10 @@ fn main() {
         }
     }
 }
+
+/// The block `watchdog_bench` writes into BENCHMARKS.md (kept by this one).
+const WATCHDOG_BLOCK_START: &str = "<!-- watchdog_bench: begin -->";
+const WATCHDOG_BLOCK_END: &str = "<!-- watchdog_bench: end -->";
 
 /// The `## Thread context` section of a BENCHMARKS.md (bench_context's), if any.
 fn context_section(text: &str) -> Option<&str> {

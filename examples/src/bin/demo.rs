@@ -16,12 +16,15 @@
 //!
 //! Options: `--json` (JSON reports), `--log-dir DIR` (one file per report),
 //! `--report-after-ms N` (the self-triggered report, default 300; 0 = none),
-//! `--exit-after-ms N` (exit after N ms; default: run until killed).
+//! `--exit-after-ms N` (exit after N ms; default: run until killed),
+//! `--wedge-after-ms N` (after N ms the main loop, which beats a heartbeat
+//! "main-loop" with a 500 ms deadline, wedges in `wedged_main_loop`: the
+//! watchdog then makes a report by itself).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, channel};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -125,6 +128,21 @@ fn io_reader(fd: i32) {
     let span = tracing::info_span!("read_input", fd);
     let _entered = span.enter();
     while wait_for_input(fd) > 0 {}
+}
+
+/// Where `--wedge-after-ms` leaves the main loop: asleep, holding up its
+/// heartbeat, until `until` (or for ever).
+#[inline(never)]
+fn wedged_main_loop(until: Option<Instant>) {
+    loop {
+        let left = until.map_or(Duration::from_secs(3600), |t| {
+            t.saturating_duration_since(Instant::now())
+        });
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left);
+    }
 }
 
 fn arg(name: &str) -> Option<String> {
@@ -266,11 +284,31 @@ fn main() {
             libc::kill(libc::getpid(), libc::SIGUSR2)
         };
     }
-    match arg("--exit-after-ms").and_then(|v| v.parse().ok()) {
-        Some(ms) => std::thread::sleep(Duration::from_millis(ms)),
-        None => loop {
-            std::thread::sleep(Duration::from_secs(3600));
-        },
+    // The main loop beats a heartbeat: if it stops for more than 500 ms,
+    // guru makes a report by itself (`--wedge-after-ms N` shows it).
+    let heartbeat = guru::heartbeat("main-loop", Duration::from_millis(500));
+    let start = Instant::now();
+    let ms = |name| {
+        arg(name)
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+    };
+    let exit_at = ms("--exit-after-ms").map(|d| start + d);
+    let wedge_at = ms("--wedge-after-ms").map(|d| start + d);
+    loop {
+        heartbeat.beat();
+        let now = Instant::now();
+        if exit_at.is_some_and(|t| now >= t) {
+            break;
+        }
+        if wedge_at.is_some_and(|t| now >= t) {
+            println!(
+                "demo: the main loop wedges now (heartbeat \"main-loop\", deadline 500 ms): a watchdog report follows"
+            );
+            wedged_main_loop(exit_at);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
     let _ = std::fs::remove_file(&trigger_file);
 }

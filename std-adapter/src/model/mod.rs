@@ -37,7 +37,11 @@
 //!   time) and `si_code` beyond what the wording says (`from pid` reads as
 //!   `SI_USER`, 0), `git_dirty` when not dirty (null), Threads `capacity`
 //!   (taken from the Report section), a runtime's task dump status among
-//!   `not_taken`/`blocked`/`failed` (told apart by their wording).
+//!   `not_taken`/`blocked`/`failed` (told apart by their wording), a
+//!   thread's [`Thread::stack_hash`] (absent), [`Figures::watchdog`] when
+//!   the text has none of its lines (absent, not empty), the watchdog's
+//!   deadlines as the text rounds them (`500 ms`, `1.5 s`) and its other
+//!   seconds to 10 ms (`0.73 s`; a same-stack line's to 100 ms).
 //! - **Source paths are as the text shortens them**: `/rustc/<commit>/library/std/src/…`
 //!   reads as `std/src/…`, a cargo registry or git checkout path from the
 //!   crate's directory on (the JSON has the full path).
@@ -177,6 +181,46 @@ pub enum Trigger {
     },
     /// `guru::report()` was called.
     Call,
+    /// The watchdog: a heartbeat missed its deadline or a tokio worker did
+    /// not come back to its scheduler (an automatic report).
+    Watchdog(Stall),
+}
+
+/// A stall the watchdog made an automatic report for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Stall {
+    /// What stalled (`stalled` is `heartbeat` or `tokio_worker`).
+    #[serde(flatten)]
+    pub what: Stalled,
+    /// The heartbeat's deadline, or the tokio stall threshold.
+    pub deadline_ns: u64,
+    /// How long it had been silent when the watchdog saw it (heartbeat:
+    /// since its last beat; worker: since its figures last moved).
+    pub silent_ns: u64,
+    /// The stalled thread (the heartbeat's last beat's, or the worker's);
+    /// null when not known.
+    pub tid: Option<i32>,
+    /// That thread's name (escaped as in the text); null when not known.
+    pub thread_name: Option<String>,
+}
+
+/// What the watchdog saw stalled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "stalled", rename_all = "snake_case")]
+pub enum Stalled {
+    /// A heartbeat (`guru::heartbeat`) that missed its deadline.
+    Heartbeat {
+        /// The heartbeat's name.
+        heartbeat: String,
+    },
+    /// A worker of a registered tokio runtime that has not come back to its
+    /// scheduler (a task blocking it inside one poll).
+    TokioWorker {
+        /// The runtime's registered name.
+        runtime: String,
+        /// The worker's index.
+        worker: usize,
+    },
 }
 
 /// One section: its banner title and its data or why it failed.
@@ -340,6 +384,23 @@ pub struct Thread {
     /// Frames the text folded and does not carry (read from text only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub elided: Vec<Elided>,
+    /// Its total CPU time (`utime + stime`, clock-tick resolution), read by
+    /// the reporter after the round; absent when not read (a thread that
+    /// did not answer, a core report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ns: Option<u64>,
+    /// The hash its stack is compared by across reports; absent when read
+    /// from text (the text does not show it) and where `cpu_ns` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_hash: Option<Hex>,
+    /// Its stack is the same as in the previous report: stuck (no CPU
+    /// used since) or spinning in place. Absent when it moved on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_stack: Option<SameStack>,
+    /// The thread of the stall that made this automatic report (the
+    /// report's [`Trigger::Watchdog`]); it comes first.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stalled: bool,
     /// What the thread was working on: its labels, entered spans and
     /// breadcrumbs (`guru::label`, `guru::breadcrumb`, the tracing layer),
     /// masked; absent when it has none.
@@ -404,6 +465,17 @@ pub struct Breadcrumb {
     pub age_ns: u64,
     /// Its text.
     pub text: String,
+}
+
+/// A thread whose stack did not change since an earlier report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SameStack {
+    /// The first report of the run of reports that saw this stack.
+    pub as_report: u64,
+    /// How long before this report that one was made.
+    pub ago_ns: u64,
+    /// CPU time the thread used since then; null when not known.
+    pub cpu_delta_ns: Option<u64>,
 }
 
 /// A range of frames a text report folded into one line.
@@ -482,6 +554,22 @@ pub struct Runtime {
     #[serde(default)]
     pub read_after_capture_ns: Option<u64>,
     pub task_dump: TaskDump,
+    /// Workers the tokio stall watch sees stalled now
+    /// (`Builder::tokio_stall_threshold`); absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stalled_workers: Vec<StalledWorker>,
+}
+
+/// A worker that has not come back to its scheduler for longer than the
+/// stall threshold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StalledWorker {
+    /// The worker's index.
+    pub worker: usize,
+    /// Since its figures last moved.
+    pub silent_ns: u64,
+    /// Its thread; null when not known.
+    pub tid: Option<i32>,
 }
 
 /// One worker's figures.
@@ -724,6 +812,59 @@ pub struct Figures {
     /// Unresponsive threads that block the capture signal; absent when none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocking_capture: Option<BlockingCapture>,
+    /// The watchdog's notes: heartbeats, stalls that ended, automatic
+    /// reports the rate limit held back; absent when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watchdog: Option<WatchdogNotes>,
+}
+
+/// What the watchdog tells a report (`guru::watchdog`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WatchdogNotes {
+    /// Stalls that ended since the last report.
+    pub recovered: Vec<Recovery>,
+    /// Stalls that got no report since the last report: the automatic-report
+    /// rate limit held them back until they ended.
+    pub suppressed_reports: u64,
+    /// The automatic-report rate limit; null when guru is not installed.
+    pub min_interval_ns: Option<u64>,
+    /// The registered heartbeats, in registration order.
+    pub heartbeats: Vec<HeartbeatState>,
+}
+
+/// A stall that ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Recovery {
+    /// What had stalled (`stalled` is `heartbeat` or `tokio_worker`).
+    #[serde(flatten)]
+    pub what: Stalled,
+    /// How long it was silent: heartbeat, between the beats before and
+    /// after the stall; worker, until its figures moved again.
+    pub silent_ns: u64,
+    /// The heartbeat's deadline, or the tokio stall threshold.
+    pub deadline_ns: u64,
+    /// Its stall got an automatic report (false: the rate limit held it
+    /// back, and it is counted in `suppressed_reports`).
+    pub reported: bool,
+    /// A worker's runtime was unregistered while it was stalled: the stall
+    /// is no longer watched rather than over.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub runtime_unregistered: bool,
+}
+
+/// A registered heartbeat when the report was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HeartbeatState {
+    /// Its name.
+    pub name: String,
+    /// Its deadline.
+    pub deadline_ns: u64,
+    /// Time since its last beat (about 1 ms resolution).
+    pub since_last_beat_ns: u64,
+    /// The thread that beat last (creating it counts as a beat).
+    pub tid: i32,
+    /// It is in a stall now.
+    pub stalled: bool,
 }
 
 /// A capture round's figures.

@@ -106,6 +106,10 @@ fn sample_thread() -> Thread {
         frames_scanned_from: Some(12),
         unresponsive: None,
         elided: vec![],
+        cpu_ns: None,
+        stack_hash: None,
+        same_stack: None,
+        stalled: false,
         context: Some(sample_context()),
     }
 }
@@ -162,6 +166,10 @@ fn unresponsive_thread() -> Thread {
         frames_scanned_from: None,
         unresponsive: Some(block.into()),
         elided: vec![],
+        cpu_ns: None,
+        stack_hash: None,
+        same_stack: None,
+        stalled: false,
         context: None,
     }
 }
@@ -180,6 +188,10 @@ fn writer_thread() -> Thread {
         frames_scanned_from: None,
         unresponsive: None,
         elided: vec![],
+        cpu_ns: None,
+        stack_hash: None,
+        same_stack: None,
+        stalled: false,
         context: None,
     }
 }
@@ -578,6 +590,7 @@ fn runtime(name: &str, task_dump: TaskDump, unstable: bool) -> Runtime {
         }),
         read_after_capture_ns: unstable.then_some(2_500_000),
         task_dump,
+        stalled_workers: Vec::new(),
     }
 }
 

@@ -136,6 +136,35 @@
 //! the only public way to get the frames' addresses); guru then symbolizes
 //! the addresses itself. That first resolution parses the binary's DWARF
 //! once more, in the reporter thread, outside the dump's timeout.
+//!
+//! # Stalled workers
+//!
+//! [`Builder::tokio_stall_threshold`](crate::Builder::tokio_stall_threshold)
+//! (opt-in) makes an automatic report when a worker of a registered
+//! `multi_thread` runtime has not come back to its scheduler for longer
+//! than the threshold — a task blocking its worker inside one poll. guru
+//! sees it in the metrics above: the worker's park count, park/unpark count
+//! and busy time (with `--cfg tokio_unstable` also its poll count) stop
+//! moving while it is not parked. The report's begin line names the runtime,
+//! the worker and its thread (first in Threads, marked `stalled`), and Green
+//! Threads says `worker <n> stalled: has not come back to its scheduler for
+//! <x.xx> s (thread <tid>)`; the next report after it came back says it
+//! recovered. Automatic reports share the heartbeats' rate limit
+//! ([`crate::watchdog`]).
+//!
+//! Costs: while on, guru's reporter thread samples every quarter of the
+//! threshold (at least every 10 ms; atomic loads only), and spawns a small
+//! probe task (at most one a second per runtime, only until every worker's
+//! thread is known) that notes `tokio::runtime::worker_index()` and its
+//! thread id; off (the default), nothing is sampled. Limits: only
+//! `multi_thread` runtimes are watched; a busy worker publishes its
+//! figures only every 61 scheduler ticks, so a threshold below 61 × the
+//! longest legitimate poll can see a busy worker as stalled (keep it in the
+//! hundreds of ms); a worker no probe ran on is found by elimination (the
+//! one thread with a worker's name not waiting in `futex`/`epoll_wait`),
+//! else the report says `thread not known`; a runtime dropped while still
+//! registered can look stalled (call [`unregister`] first); after
+//! `block_in_place` the noted thread may be the worker's old one.
 
 // Used by task dumps only; compiled (and unit-tested) in every build.
 #[cfg(not(all(
@@ -168,6 +197,7 @@ mod metrics;
 mod root_call;
 #[cfg_attr(not(all(feature = "taskdump", tokio_unstable)), allow(dead_code))]
 mod traces;
+pub(crate) mod watch;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -298,6 +328,15 @@ pub fn unregister(name: &str) -> bool {
     list.len() != before
 }
 
+/// The registered runtimes, in registration order: (name, handle), for the
+/// stall watch ([`watch`]).
+pub(crate) fn registered() -> Vec<(String, Handle)> {
+    lock(&RUNTIMES)
+        .iter()
+        .map(|r| (r.name.clone(), r.handle.clone()))
+        .collect()
+}
+
 /// How long a task dump may take before the report says it timed out and
 /// goes on (default [`DEFAULT_TASK_DUMP_TIMEOUT`]; clamped to 1 ms ..= 1 h).
 pub fn set_task_dump_timeout(timeout: Duration) {
@@ -380,6 +419,7 @@ pub(crate) fn section(
                     unstable: metrics::unstable_figures(&m),
                     read_after_capture_ns,
                     task_dump: dump::take(state, r, modules, stats, threads),
+                    stalled_workers: watch::stalled_workers(&r.name),
                 }
             })
             .collect();
@@ -448,6 +488,10 @@ mod tests {
             frames_scanned_from: None,
             unresponsive: None,
             elided: Vec::new(),
+            cpu_ns: None,
+            stack_hash: None,
+            same_stack: None,
+            stalled: false,
             context: None,
         };
         let threads = Threads {
@@ -515,6 +559,7 @@ mod tests {
                     dump_ns: 1000,
                     resolve_ns: 1000,
                 },
+                stalled_workers: Vec::new(),
             }],
         };
         let report = model::Report {

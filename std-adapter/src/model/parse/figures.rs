@@ -190,12 +190,23 @@ pub(super) fn figures(l: &mut Lines<'_>) -> Result<Figures> {
     let requested_by = match l.take("  requested by: ") {
         None => None,
         Some("a call to guru::report") => Some(Trigger::Call),
+        Some("the watchdog (automatic)") => {
+            let line = l.expect("  watchdog: ", "  watchdog: <the stall>")?;
+            Some(Trigger::Watchdog(super::watchdog::stall(line).ok_or_else(|| {
+                l.err("  watchdog: heartbeat \"…\" missed its … deadline (…) or tokio runtime \"…\" worker … has not come back …")
+            })?))
+        }
         Some(s) => Some(match s.strip_prefix("file trigger ") {
             Some(path) => Trigger::File {
                 path: path.to_string(),
             },
             None => signal_trigger(s, "").ok_or_else(|| l.err("who requested the report"))?,
         }),
+    };
+    let watchdog = if requested_by.is_some() {
+        super::watchdog::notes(l)?
+    } else {
+        None
     };
     let mut capacity = 0;
     let round = if l.take("  no capture round ran").is_some() {
@@ -420,6 +431,7 @@ pub(super) fn figures(l: &mut Lines<'_>) -> Result<Figures> {
         trigger_settings,
         ignored_file_touches,
         blocking_capture,
+        watchdog,
     })
 }
 

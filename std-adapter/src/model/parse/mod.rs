@@ -10,6 +10,7 @@ use std::fmt;
 mod context;
 mod figures;
 mod stacks;
+mod watchdog;
 mod words;
 
 use super::{
@@ -188,6 +189,10 @@ pub(super) fn report(text: &str) -> Result<Report> {
     let how = rest.get(24..).unwrap_or("");
     let trigger = if how == " on request" {
         Trigger::Call
+    } else if let Some(stall) = how.strip_prefix(" triggered by watchdog: ") {
+        Trigger::Watchdog(
+            watchdog::stall(stall).ok_or_else(|| l.err("triggered by watchdog: <the stall>"))?,
+        )
     } else if let Some(path) = how.strip_prefix(" triggered by file ") {
         Trigger::File {
             path: path.to_string(),
@@ -214,7 +219,7 @@ pub(super) fn report(text: &str) -> Result<Report> {
             l.pos += 1;
         }
         let body = Lines::new(&l.lines[start..l.pos], l.base + start);
-        sections.push(section(title, body)?);
+        sections.push(section(title, body, &trigger)?);
     }
     if !l.done() {
         l.pos += 1;
@@ -280,7 +285,7 @@ fn kind_of(title: &str) -> Kind {
     }
 }
 
-fn section(title: &str, mut l: Lines<'_>) -> Result<Section> {
+fn section(title: &str, mut l: Lines<'_>, trigger: &Trigger) -> Result<Section> {
     let kind = kind_of(title);
     if l.lines.len() == 1
         && let Some(error) = l
@@ -297,7 +302,7 @@ fn section(title: &str, mut l: Lines<'_>) -> Result<Section> {
     }
     let data = match kind {
         Kind::Package => Data::Package(Box::new(package(&mut l)?)),
-        Kind::Threads => Data::Threads(threads(&mut l)?),
+        Kind::Threads => Data::Threads(threads(&mut l, trigger)?),
         Kind::GreenThreads => Data::GreenThreads(green_threads(&mut l)?),
         Kind::Processes => Data::Processes(processes(&mut l)?),
         Kind::Configuration => Data::Configuration(configuration(&mut l)?),

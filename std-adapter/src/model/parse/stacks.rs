@@ -2,7 +2,9 @@
 //! with their DWARF functions, folded ranges, notes, unresponsive threads)
 //! and the Green Threads section (runtimes, worker figures, task traces).
 
+use super::super::Trigger;
 use super::super::text::green::{ROOT_CALL_NOTE, micros, opt, plural, secs};
+use super::super::text::watchdog::stall_words;
 use super::super::{
     Elided, ElidedWhy, Frame, Function, GreenThreads, Hex, Runtime, TaskDump, TaskGroup, Thread,
     Threads, UnstableFigures, WorkerFigures,
@@ -121,9 +123,20 @@ pub(super) fn elided(s: &str) -> Option<Elided> {
     Some(Elided { first, last, why })
 }
 
-/// `------ Thread <tid> "<name>" (<state>[; writing this report]; paused <t>) ------`
+/// `------ Thread <tid> "<name>" (<state>[; writing this report]; paused <t>[; cpu <s>][; stalled]) ------`
 pub(super) fn captured_header(s: &str) -> Option<Thread> {
     let rest = s.strip_prefix("------ Thread ")?.strip_suffix(") ------")?;
+    let (rest, stalled) = match rest.strip_suffix("; stalled") {
+        Some(r) => (r, true),
+        None => (rest, false),
+    };
+    let (rest, cpu_ns) = match rest
+        .rsplit_once("; cpu ")
+        .and_then(|(r, cpu)| Some((r, seconds_ns(cpu)?)))
+    {
+        Some((r, cpu)) => (r, Some(cpu)),
+        None => (rest, None),
+    };
     let (tid, rest) = rest.split_once(" \"")?;
     let (name, rest) = rest.split_once("\" (")?;
     let (state, pause) = rest.rsplit_once("; paused ")?;
@@ -143,6 +156,10 @@ pub(super) fn captured_header(s: &str) -> Option<Thread> {
         frames_scanned_from: None,
         unresponsive: None,
         elided: Vec::new(),
+        cpu_ns,
+        stack_hash: None,
+        same_stack: None,
+        stalled,
         context: None,
     })
 }
@@ -155,7 +172,7 @@ pub(super) fn scan_note(s: &str) -> Option<u16> {
     (n > 0 && m == n - 1).then_some(n)
 }
 
-pub(super) fn threads(l: &mut Lines<'_>) -> Result<Threads> {
+pub(super) fn threads(l: &mut Lines<'_>, trigger: &Trigger) -> Result<Threads> {
     let mut out = Threads {
         threads: Vec::new(),
         left_out: 0,
@@ -206,10 +223,28 @@ pub(super) fn threads(l: &mut Lines<'_>) -> Result<Threads> {
                 frames_scanned_from: None,
                 unresponsive: Some(format!("{header}\n  -- not captured")),
                 elided: Vec::new(),
+                cpu_ns: None,
+                stack_hash: None,
+                same_stack: None,
+                stalled: false,
                 context: None,
             });
             continue;
         };
+        // The lines under the header: why it is stalled (an automatic
+        // report's stalled thread), and that its stack did not change.
+        if let (true, Trigger::Watchdog(stall)) = (th.stalled, trigger) {
+            let why = l.expect("  stalled: ", "  stalled: <the stall>")?;
+            if why != stall_words(stall) {
+                return Err(l.err("  stalled: <the stall the begin line names>"));
+            }
+        }
+        if let Some(rest) = l.take("  same stack as report #") {
+            th.same_stack = Some(
+                super::watchdog::same_stack(&format!("same stack as report #{rest}"))
+                    .ok_or_else(|| l.err("  same stack as report #<n> (<x.y> s ago), CPU …"))?,
+            );
+        }
         th.context = super::context::context(l)?;
         loop {
             frames(l, &mut th.frames)?;
@@ -263,6 +298,7 @@ pub(super) fn runtime_header(line: &str) -> Option<Runtime> {
         task_dump: TaskDump::Failed {
             reason: String::new(),
         },
+        stalled_workers: Vec::new(),
     })
 }
 
@@ -528,6 +564,10 @@ pub(super) fn green_threads(l: &mut Lines<'_>) -> Result<GreenThreads> {
         }
         if with_unstable != r.worker_figures.iter().any(|f| f.poll_count.is_some()) {
             return Err(l.err("worker rows matching the column headings"));
+        }
+        while let Some(s) = l.peek().and_then(super::watchdog::stalled_worker) {
+            r.stalled_workers.push(s);
+            l.pos += 1;
         }
         if let Some(rest) = l.take("  blocking threads: ") {
             r.unstable = Some(unstable_line(rest).ok_or_else(|| l.err("  blocking threads: …"))?);

@@ -135,6 +135,7 @@ pub(super) fn trigger_source(s: &str) -> Option<(i32, i32, i32, u32)> {
         "a request without a signal" => return Some((0, 0, 0, 0)),
         "file trigger" => return Some((0, guru_core::trigger::CODE_FILE_TRIGGER, 0, 0)),
         "a call to guru::report" => return Some((0, guru_core::trigger::CODE_CALL, 0, 0)),
+        "the watchdog" => return Some((0, guru_core::trigger::CODE_WATCHDOG, 0, 0)),
         _ => {}
     }
     if let Some((name, rest)) = s.split_once(" from pid ") {

@@ -103,9 +103,11 @@ pub(super) fn write_figures(w: &mut String, f: &Figures, report_ns: u64) {
                 esc(w, path);
             }
             Trigger::Call => w.push_str("a call to guru::report"),
+            Trigger::Watchdog(_) => w.push_str("the watchdog (automatic)"),
         }
         w.push('\n');
     }
+    super::watchdog::write_watchdog_figures(w, f);
     let triggers: Vec<CoreTrigger> = f
         .recent_triggers
         .iter()

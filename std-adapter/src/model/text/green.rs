@@ -94,6 +94,10 @@ pub(super) fn write_green_threads(w: &mut String, g: &GreenThreads) {
             }
             w.push('\n');
         }
+        for s in &r.stalled_workers {
+            w.push_str(&super::watchdog::stalled_worker_line(s));
+            w.push('\n');
+        }
         if let Some(u) = &r.unstable {
             let _ = writeln!(
                 w,

@@ -11,6 +11,7 @@ use guru_core::{RoundSummary, Trigger as CoreTrigger};
 
 mod figures;
 pub(super) mod green;
+pub(super) mod watchdog;
 
 use super::{
     Configuration, Content, Data, ElidedWhy, Frame, Label, Package, Processes, Report, Thread,
@@ -48,6 +49,15 @@ pub(in crate::model) fn render(r: &Report) -> String {
             w.push_str(" triggered by file ");
             esc(&mut w, path);
             w.push('\n');
+        }
+        Trigger::Watchdog(stall) => {
+            let _ = write!(
+                w,
+                "==== Guru Meditation ==== pid {} report #{} at ",
+                r.pid, r.sequence
+            );
+            let _ = write_utc(&mut w, r.time_unix_ns);
+            let _ = writeln!(w, " triggered by {}", watchdog::trigger_words(stall));
         }
         _ => {
             let _ = write_begin_line(&mut w, &summary);
@@ -187,7 +197,7 @@ fn core_trigger(t: &Trigger, started_report: bool) -> CoreTrigger {
 fn write_data(w: &mut String, data: &Data, r: &Report) {
     match data {
         Data::Package(p) => write_package(w, p),
-        Data::Threads(t) => write_threads(w, t, r.read_from_text),
+        Data::Threads(t) => write_threads(w, t, r),
         Data::GreenThreads(g) => write_green_threads(w, g),
         Data::Processes(p) => write_processes(w, p),
         Data::Configuration(c) => write_configuration(w, c),
@@ -342,7 +352,7 @@ fn is_short_backtrace_marker(f: &Frame) -> bool {
         || f.symbol.as_deref().is_some_and(|n| n.contains(MARKER))
 }
 
-/// `------ Thread <tid> "<name>" (<state>[; writing this report]; paused <t>) ------`
+/// `------ Thread <tid> "<name>" (<state>[; writing this report]; paused <t>[; cpu <s>][; stalled]) ------`
 pub(super) fn write_thread_header(w: &mut String, th: &Thread) {
     let _ = write!(w, "------ Thread {} \"", th.tid);
     esc(w, &th.name);
@@ -355,6 +365,12 @@ pub(super) fn write_thread_header(w: &mut String, th: &Thread) {
     }
     w.push_str("; paused ");
     let _ = write_duration(w, th.pause_ns);
+    if let Some(cpu) = th.cpu_ns {
+        let _ = write!(w, "; cpu {}", seconds(cpu));
+    }
+    if th.stalled {
+        w.push_str("; stalled");
+    }
     w.push_str(") ------\n");
 }
 
@@ -420,7 +436,8 @@ fn write_frames(w: &mut String, th: &Thread, from_text: bool) {
     }
 }
 
-fn write_threads(w: &mut String, t: &Threads, from_text: bool) {
+fn write_threads(w: &mut String, t: &Threads, r: &Report) {
+    let from_text = r.read_from_text;
     for th in &t.threads {
         if let Some(block) = &th.unresponsive {
             w.push_str(block);
@@ -428,6 +445,7 @@ fn write_threads(w: &mut String, t: &Threads, from_text: bool) {
             continue;
         }
         write_thread_header(w, th);
+        watchdog::write_thread_notes(w, th.stalled, th.same_stack.as_ref(), &r.trigger);
         if let Some(c) = &th.context {
             write_context(w, c);
         }
