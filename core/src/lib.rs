@@ -66,6 +66,8 @@ pub mod arch;
 pub mod capture;
 pub mod elf;
 mod fixed;
+#[doc(hidden)]
+pub mod floor;
 pub mod format;
 pub mod fp;
 pub mod procfs;
@@ -654,11 +656,14 @@ extern "C" fn capture_signal_handler(
     ucontext: *mut c_void,
 ) {
     let _errno = sys::ErrnoGuard::save();
-    let cpu_start = sys::thread_cpu_ns();
     let Some(engine) = engine() else { return };
     // SAFETY: `info` is the kernel's siginfo for this SA_SIGINFO handler.
     #[allow(unsafe_code)]
     let si = unsafe { sys::read_siginfo(info) };
+    if floor::is_floor(si.value) {
+        return floor::answer(engine, &si);
+    }
+    let cpu_start = sys::thread_cpu_ns();
     if si.code != libc::SI_QUEUE || si.pid != sys::getpid() {
         return;
     }
