@@ -14,6 +14,8 @@
 //! - `--stack-kib K`: stack size of the spawned threads (default 256 KiB, so
 //!   4096 threads fit anywhere); the engine's capacity is raised to N threads
 //!   when N > 1024 (`Options::max_threads`);
+//! - `--max-frames F`: frames kept per thread (`Options::max_frames`,
+//!   default 128);
 //! - `--workers W --unit-iters K --gap-us G`: W latency workers, each doing
 //!   units of K iterations of arithmetic, sleeping G µs between units and
 //!   recording each unit's duration in a histogram;
@@ -25,8 +27,8 @@
 //! `err <text>`): `capture`, `floor`, `floor-yield` (a floor round of
 //! `guru_core::floor`), `cost capture|floor|floor-yield` (thread-CPU each
 //! parked thread spent on one such round, kernel signal delivery included),
-//! `report`, `report-std`, `rss`, `memory`, `rstack`, `lat-reset`, `lat-get`,
-//! `exit`.
+//! `evict` (CPU caches), `report`, `report-std`, `rss`, `memory`, `rstack`,
+//! `lat-reset`, `lat-get`, `exit`.
 
 use std::hint::black_box;
 use std::io::{BufRead, Write};
@@ -59,6 +61,7 @@ struct Args {
     depth: u32,
     async_depth: usize,
     stack_kib: usize,
+    max_frames: usize,
     workers: usize,
     unit_iters: u64,
     gap_us: u64,
@@ -81,6 +84,7 @@ fn parse_args() -> Args {
         depth: value("--depth").unwrap_or(16) as u32,
         async_depth: value("--async-depth").unwrap_or(0) as usize,
         stack_kib: value("--stack-kib").unwrap_or(256).max(64) as usize,
+        max_frames: value("--max-frames").unwrap_or(128).clamp(1, 4096) as usize,
         workers: value("--workers").unwrap_or(0) as usize,
         unit_iters: value("--unit-iters").unwrap_or(20_000),
         gap_us: value("--gap-us").unwrap_or(1000),
@@ -238,6 +242,22 @@ fn cmd_floor(yielding: bool) -> String {
         ),
         Err(e) => format!("err {e}"),
     }
+}
+
+/// Writes a 64 MiB buffer, line by line, so that the next round finds the
+/// CPU caches holding none of guru's data (as after a second of a server's
+/// own work between two reports).
+fn cmd_evict() -> String {
+    static BUFFER: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+    let mut b = BUFFER.lock().unwrap_or_else(|e| e.into_inner());
+    if b.is_empty() {
+        b.resize(64 << 20, 0);
+    }
+    for i in (0..b.len()).step_by(64) {
+        b[i] = b[i].wrapping_add(1);
+    }
+    black_box(&*b);
+    "ok".into()
 }
 
 /// The parked threads (named `idle-…`), listed once.
@@ -437,15 +457,16 @@ fn thread_named(name: &str) -> Option<i32> {
         })
 }
 
-/// The engine's options: the defaults, with room for `threads` threads.
-fn core_options(threads: usize) -> guru_core::Options {
+/// The engine's options: the defaults, with room for `threads` threads of
+/// `frames` frames.
+fn core_options(threads: usize, frames: usize) -> guru_core::Options {
     let o = guru_core::Options::default();
-    o.with_capacity(threads.max(o.max_threads), o.max_frames)
+    o.with_capacity(threads.max(o.max_threads), frames)
 }
 
-fn install_std(threads: usize) -> Result<(), String> {
+fn install_std(options: guru_core::Options) -> Result<(), String> {
     let guard = guru::Builder::new(guru::package!())
-        .core_options(core_options(threads))
+        .core_options(options)
         .install()
         .map_err(|e| e.to_string())?;
     Box::leak(Box::new(guard));
@@ -465,11 +486,11 @@ fn main() {
     let installed = if !args.install {
         Ok(())
     } else if args.std {
-        install_std(args.threads)
+        install_std(core_options(args.threads, args.max_frames))
     } else {
         guru_core::install(guru_core::Options {
             output_fd: out_fd,
-            ..core_options(args.threads)
+            ..core_options(args.threads, args.max_frames)
         })
         .map(|_| ())
         .map_err(|e| e.to_string())
@@ -541,6 +562,7 @@ fn main() {
             "report" => cmd_report(out_fd),
             "report-std" => cmd_report_std(),
             "rss" => format!("ok rss_kb={}", rss_kb()),
+            "evict" => cmd_evict(),
             "memory" => cmd_memory(),
             "rstack" => cmd_rstack(),
             "lat-reset" => {
