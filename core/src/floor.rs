@@ -185,10 +185,10 @@ pub(crate) fn is_floor(value: usize) -> bool {
 /// [`FloorKind::AnswerAndYield`] it then yields as a capture handler does.
 ///
 /// # Async-signal safety
-/// `getpid`, atomics, one `futex(FUTEX_WAKE)` (the last answer), and with
+/// Atomics (`getpid` once per process), one `futex(FUTEX_WAKE)` (the last answer), and with
 /// the yield bit `gettid` and `sched_yield`.
 pub(crate) fn answer(engine: &Engine, si: &sys::SigInfo) {
-    if si.code != libc::SI_QUEUE || si.pid != sys::getpid() {
+    if si.code != libc::SI_QUEUE || !crate::hot::is_own_pid(si.pid) {
         return;
     }
     let generation = (si.value as u64 >> 32) as u32;

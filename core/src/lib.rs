@@ -68,6 +68,7 @@ pub mod elf;
 mod fixed;
 #[doc(hidden)]
 pub mod floor;
+mod hot;
 pub mod format;
 pub mod fp;
 pub mod procfs;
@@ -664,7 +665,7 @@ extern "C" fn capture_signal_handler(
         return floor::answer(engine, &si);
     }
     let cpu_start = sys::thread_cpu_ns();
-    if si.code != libc::SI_QUEUE || si.pid != sys::getpid() {
+    if si.code != libc::SI_QUEUE || !hot::is_own_pid(si.pid) {
         return;
     }
     let generation = (si.value as u64 >> 32) as u32;

@@ -16,6 +16,8 @@
 //!   when N > 1024 (`Options::max_threads`);
 //! - `--max-frames F`: frames kept per thread (`Options::max_frames`,
 //!   default 128);
+//! - `--deadline-ms D`: the round deadline (`Options::round_deadline_ms`,
+//!   default 100 ms);
 //! - `--workers W --unit-iters K --gap-us G`: W latency workers, each doing
 //!   units of K iterations of arithmetic, sleeping G µs between units and
 //!   recording each unit's duration in a histogram;
@@ -62,6 +64,7 @@ struct Args {
     async_depth: usize,
     stack_kib: usize,
     max_frames: usize,
+    deadline_ms: u32,
     workers: usize,
     unit_iters: u64,
     gap_us: u64,
@@ -85,6 +88,7 @@ fn parse_args() -> Args {
         async_depth: value("--async-depth").unwrap_or(0) as usize,
         stack_kib: value("--stack-kib").unwrap_or(256).max(64) as usize,
         max_frames: value("--max-frames").unwrap_or(128).clamp(1, 4096) as usize,
+        deadline_ms: value("--deadline-ms").unwrap_or(100).clamp(1, 60_000) as u32,
         workers: value("--workers").unwrap_or(0) as usize,
         unit_iters: value("--unit-iters").unwrap_or(20_000),
         gap_us: value("--gap-us").unwrap_or(1000),
@@ -457,11 +461,14 @@ fn thread_named(name: &str) -> Option<i32> {
         })
 }
 
-/// The engine's options: the defaults, with room for `threads` threads of
-/// `frames` frames.
-fn core_options(threads: usize, frames: usize) -> guru_core::Options {
+/// The engine's options: the defaults, with room for the threads and
+/// frames asked for, and the deadline asked for.
+fn core_options(args: &Args) -> guru_core::Options {
     let o = guru_core::Options::default();
-    o.with_capacity(threads.max(o.max_threads), frames)
+    guru_core::Options {
+        round_deadline_ms: args.deadline_ms,
+        ..o.with_capacity(args.threads.max(o.max_threads), args.max_frames)
+    }
 }
 
 fn install_std(options: guru_core::Options) -> Result<(), String> {
@@ -486,11 +493,11 @@ fn main() {
     let installed = if !args.install {
         Ok(())
     } else if args.std {
-        install_std(core_options(args.threads, args.max_frames))
+        install_std(core_options(&args))
     } else {
         guru_core::install(guru_core::Options {
             output_fd: out_fd,
-            ..core_options(args.threads, args.max_frames)
+            ..core_options(&args)
         })
         .map(|_| ())
         .map_err(|e| e.to_string())
@@ -563,6 +570,12 @@ fn main() {
             "report-std" => cmd_report_std(),
             "rss" => format!("ok rss_kb={}", rss_kb()),
             "evict" => cmd_evict(),
+            "trim" => {
+                // SAFETY: malloc_trim has no preconditions.
+                #[allow(unsafe_code)]
+                let r = unsafe { libc::malloc_trim(0) };
+                format!("ok trimmed={r} rss_kb={}", rss_kb())
+            }
             "memory" => cmd_memory(),
             "rstack" => cmd_rstack(),
             "lat-reset" => {
