@@ -27,6 +27,11 @@
 //!   round is counted twice (answered, and gone at the exit check), which
 //!   can end that round before the last answer. Rounds on threads that stay
 //!   up (the bench's fixtures) are exact.
+//! - A floor round does not learn *which* threads did not answer (only how
+//!   many), so it does not add them to the list of threads whose capture
+//!   signal is still pending: a thread that blocks the signal gets one more
+//!   queued from the next capture round, which then lists it (at most one
+//!   extra queued signal per floor round; capture rounds alone queue none).
 //! - [`FloorKind::AnswerAndYield`] adds the `sched_yield` a capture handler
 //!   makes after answering (see `capture_signal_handler` in the crate root):
 //!   the floor of guru's protocol on a machine with more runnable threads
