@@ -132,6 +132,8 @@ pub struct RowView<'r> {
     pub report_std_warm: Option<Stats>,
     pub report_std_cold: Option<Stats>,
     pub rss_first_std_kb: Option<Stats>,
+    pub std_cpu_cold: Option<Stats>,
+    pub std_cpu_warm: Option<Stats>,
     pub pauses: Option<Stats>,
     pub frames: f64,
     pub floor: &'r FloorFigures,
@@ -284,6 +286,14 @@ pub fn write_targets(w: &mut String, rows: &[RowView<'_>]) {
             spread(&r.report_std_warm),
             times(x),
             verdict(x.map(|x| x <= 2.0))
+        );
+        let cpu = quotient(median(&r.std_cpu_cold), median(&r.std_cpu_warm));
+        let _ = writeln!(
+            w,
+            "| … its CPU (the reporting thread's) / a warm report's CPU | – | {} / {} = {} | – |",
+            spread(&r.std_cpu_cold),
+            spread(&r.std_cpu_warm),
+            times(cpu)
         );
     }
     if let Some(r) = row(1024, false) {

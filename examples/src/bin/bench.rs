@@ -555,6 +555,9 @@ struct Row {
     our_frames: f64,
     /// Floor rounds and where the time goes (`../bench/floor.rs`).
     floor: floor::FloorFigures,
+    /// Reporting thread's CPU in std reports: cold (first) and warm.
+    std_cpu_cold: Option<Stats>,
+    std_cpu_warm: Option<Stats>,
 }
 
 fn stats_of(v: &[f64]) -> Option<Stats> {
@@ -603,6 +606,7 @@ fn measure_row(
         (vec![], vec![], vec![], vec![]);
     let (mut prewarm, mut prewarm_cpu, mut prewarm_rss) = (vec![], vec![], vec![]);
     let mut install = vec![];
+    let mut cold_cpu = vec![];
     for _ in 0..if cfg.cold { cfg.cold_runs.max(1) } else { 0 } {
         let mut fx = Fixture::start(dir, &fixture_args(threads, busy, false))?;
         install.extend(num(&fx.ready, "install_ns"));
@@ -619,6 +623,7 @@ fn measure_row(
             let r0 = num(&fx.ask("rss")?, "rss_kb").unwrap_or(0.0);
             let a = fx.ask("report-std")?;
             cold_std.extend(num(&a, "wall_ns"));
+            cold_cpu.extend(num(&a, "cpu_ns"));
             let r1 = num(&fx.ask("rss")?, "rss_kb").unwrap_or(0.0);
             rss_std.push(r1 - r0);
         }
@@ -627,6 +632,7 @@ fn measure_row(
     row.report_core_first = stats_of(&first_core);
     row.rss_first_core_kb = stats_of(&rss_core);
     row.report_std_cold = stats_of(&cold_std);
+    row.std_cpu_cold = stats_of(&cold_cpu);
     row.rss_first_std_kb = stats_of(&rss_std);
     row.prewarm = stats_of(&prewarm);
     row.prewarm_cpu = stats_of(&prewarm_cpu);
@@ -663,10 +669,13 @@ fn measure_row(
     floors.costs(&mut fx, cfg.runs.min(5))?;
     row.floor = floors.figures();
     if std_available {
-        let mut warm = vec![];
+        let (mut warm, mut warm_cpu) = (vec![], vec![]);
         for _ in 0..cfg.runs {
             match fx.ask("report-std") {
-                Ok(a) => warm.extend(num(&a, "wall_ns")),
+                Ok(a) => {
+                    warm.extend(num(&a, "wall_ns"));
+                    warm_cpu.extend(num(&a, "cpu_ns"));
+                }
                 Err(e) => {
                     row.std_note = Some(e);
                     break;
@@ -674,6 +683,7 @@ fn measure_row(
             }
         }
         row.report_std_warm = stats_of(&warm);
+        row.std_cpu_warm = stats_of(&warm_cpu);
     }
 
     if cfg.peers {
@@ -1577,6 +1587,8 @@ fn floor_rows(rows: &[Row]) -> Vec<floor::RowView<'_>> {
             report_std_warm: r.report_std_warm,
             report_std_cold: r.report_std_cold,
             rss_first_std_kb: r.rss_first_std_kb,
+            std_cpu_cold: r.std_cpu_cold,
+            std_cpu_warm: r.std_cpu_warm,
             pauses: r.pauses,
             frames: r.our_frames,
             floor: &r.floor,
