@@ -1537,6 +1537,12 @@ fn main() {
     println!("{text}");
     if let Some(path) = &cfg.out {
         let old = std::fs::read_to_string(path).unwrap_or_default();
+        // The thread-context figures come from bench_context, which writes
+        // its own section: keep it.
+        let text = match context_section(&old) {
+            Some(section) => format!("{}\n\n{section}\n", text.trim_end()),
+            None => text,
+        };
         let text = keep_marked_blocks(&old, text);
         match std::fs::write(path, &text) {
             Ok(()) => eprintln!("bench: wrote {}", path.display()),
@@ -1624,4 +1630,12 @@ fn plot_series(rows: &[Row]) -> Vec<plot::Series> {
         series("eu-stack", &peer(Peer::EuStack)),
         series("rstack-self", &peer(Peer::RstackSelf)),
     ]
+}
+
+/// The `## Thread context` section of a BENCHMARKS.md (bench_context's), if any.
+fn context_section(text: &str) -> Option<&str> {
+    let start = text.find("\n## Thread context")? + 1;
+    let rest = &text[start..];
+    let end = rest[1..].find("\n## ").map_or(rest.len(), |e| e + 2);
+    Some(rest[..end].trim_end())
 }
