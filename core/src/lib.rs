@@ -69,9 +69,9 @@ pub mod elf;
 mod fixed;
 #[doc(hidden)]
 pub mod floor;
-mod hot;
 pub mod format;
 pub mod fp;
+mod hot;
 pub mod procfs;
 pub mod ranges;
 pub mod render;

@@ -28,7 +28,10 @@ fn floor(fx: &mut Fixture, command: &str) -> (u64, u64, u64) {
 fn allocations(fx: &mut Fixture) -> u64 {
     fx.send_line("allocs");
     let line = fx.wait_for_line("allocs ", WAIT);
-    line["allocs ".len()..].trim().parse().expect("allocation count")
+    line["allocs ".len()..]
+        .trim()
+        .parse()
+        .expect("allocation count")
 }
 
 #[test]
@@ -78,7 +81,11 @@ fn floor_round_counts_a_thread_that_blocks_the_signal() {
     fx.signal(libc::SIGUSR2);
     let report = fx.wait_for_reports(1, WAIT).remove(0);
     let blocker = report.thread_named("blocker");
-    assert!(blocker.header.contains("unresponsive"), "{}", blocker.header);
+    assert!(
+        blocker.header.contains("unresponsive"),
+        "{}",
+        blocker.header
+    );
     report
         .thread_named("sleeper")
         .assert_frames_in_order(&["fixture::sleeping_in_std_sleep"]);

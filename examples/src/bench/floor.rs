@@ -93,8 +93,14 @@ impl FloorRuns {
                     Err(e) if e.contains("no parked threads") => return Ok(()),
                     Err(e) => return Err(e),
                 };
-                self.cost.entry(round).or_default().extend(num(&a, "median_ns"));
-                self.cost_p99.entry(round).or_default().extend(num(&a, "p99_ns"));
+                self.cost
+                    .entry(round)
+                    .or_default()
+                    .extend(num(&a, "median_ns"));
+                self.cost_p99
+                    .entry(round)
+                    .or_default()
+                    .extend(num(&a, "p99_ns"));
             }
         }
         Ok(())
@@ -220,10 +226,7 @@ pub fn write_targets(w: &mut String, rows: &[RowView<'_>]) {
         && b.threads > a.threads
     {
         let growth = quotient(per_thread(b, &b.capture), per_thread(a, &a.capture));
-        let floor_growth = quotient(
-            per_thread(b, &b.floor.floor),
-            per_thread(a, &a.floor.floor),
-        );
+        let floor_growth = quotient(per_thread(b, &b.floor.floor), per_thread(a, &a.floor.floor));
         let _ = writeln!(
             w,
             "| capture per thread, N = {} → {} (idle): growth | flat (≤ 1.3) | {} → {}: {}× (the floor's: {} → {}: {}×) | {} |",
@@ -366,8 +369,8 @@ pub fn measure_deep(dir: &Path, runs: usize) -> Vec<DeepRow> {
                 floor.extend(num(&fx.ask("floor")?, "capture_ns"));
                 let a = fx.ask("capture")?;
                 capture.extend(num(&a, "capture_ns"));
-                frames = num(&a, "frames").unwrap_or(0.0)
-                    / num(&a, "captured").unwrap_or(1.0).max(1.0);
+                frames =
+                    num(&a, "frames").unwrap_or(0.0) / num(&a, "captured").unwrap_or(1.0).max(1.0);
                 pauses.extend(pauses_of(&a));
             }
             let mut cold = vec![];
@@ -418,9 +421,7 @@ pub fn write_section(w: &mut String, rows: &[RowView<'_>], deep: &[DeepRow]) {
          |---:|---:|---|---|---:|---|---:|---:|---:|---:|"
     );
     for r in rows {
-        let per = |s: &Option<Stats>| {
-            median(s).map_or("–".into(), |m| dur(m / r.threads as f64))
-        };
+        let per = |s: &Option<Stats>| median(s).map_or("–".into(), |m| dur(m / r.threads as f64));
         let _ = writeln!(
             w,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -463,7 +464,9 @@ pub fn write_section(w: &mut String, rows: &[RowView<'_>], deep: &[DeepRow]) {
             let cell = |phase: &'static str| {
                 let get = |clock| r.floor.phases.get(&(round, phase, clock)).map(|s| s.median);
                 match (get("wall"), get("cpu")) {
-                    (Some(wall), Some(cpu)) if wall > 0.0 => format!("{} / {}", dur(wall), dur(cpu)),
+                    (Some(wall), Some(cpu)) if wall > 0.0 => {
+                        format!("{} / {}", dur(wall), dur(cpu))
+                    }
                     _ => "–".into(),
                 }
             };
@@ -494,11 +497,9 @@ pub fn write_section(w: &mut String, rows: &[RowView<'_>], deep: &[DeepRow]) {
          |---:|---:|---:|---|---|---|---|---|"
     );
     for r in rows {
-        let c = |round: &str| {
-            match (r.floor.cost.get(round), r.floor.cost_p99.get(round)) {
-                (Some(m), Some(p)) => format!("{} ({})", dur(m.median), dur(p.median)),
-                _ => "–".into(),
-            }
+        let c = |round: &str| match (r.floor.cost.get(round), r.floor.cost_p99.get(round)) {
+            (Some(m), Some(p)) => format!("{} ({})", dur(m.median), dur(p.median)),
+            _ => "–".into(),
         };
         let extra = match (r.floor.cost.get("capture"), r.floor.cost.get("floor")) {
             (Some(c), Some(f)) => dur(c.median - f.median),
@@ -524,7 +525,11 @@ pub fn write_section(w: &mut String, rows: &[RowView<'_>], deep: &[DeepRow]) {
 /// Sentences computed from this run's figures.
 fn write_findings(w: &mut String, rows: &[RowView<'_>]) {
     let mut notes = vec![];
-    if let Some(r) = rows.iter().filter(|r| r.busy == 0).max_by_key(|r| r.threads) {
+    if let Some(r) = rows
+        .iter()
+        .filter(|r| r.busy == 0)
+        .max_by_key(|r| r.threads)
+    {
         let p = |round, phase, clock| {
             r.floor
                 .phases
@@ -614,12 +619,16 @@ fn write_deep(w: &mut String, deep: &[DeepRow]) {
             .filter(|d| d.label == r.label)
             .min_by(|a, b| a.frames.total_cmp(&b.frames));
         let per_frame = match (base, r.pauses) {
-            (Some(b), Some(p)) if r.frames > b.frames + 1.0 => b
-                .pauses
-                .map_or("–".into(), |bp| dur((p.median - bp.median) / (r.frames - b.frames))),
+            (Some(b), Some(p)) if r.frames > b.frames + 1.0 => b.pauses.map_or("–".into(), |bp| {
+                dur((p.median - bp.median) / (r.frames - b.frames))
+            }),
             _ => "–".into(),
         };
-        let both = |s: &Option<Stats>| s.map_or("–".into(), |p| format!("{} / {}", dur(p.median), dur(p.p99)));
+        let both = |s: &Option<Stats>| {
+            s.map_or("–".into(), |p| {
+                format!("{} / {}", dur(p.median), dur(p.p99))
+            })
+        };
         let _ = writeln!(
             w,
             "| {} ({}) | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",

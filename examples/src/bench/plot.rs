@@ -46,8 +46,14 @@ fn draw<'a>(svg: &'a mut String, series: &[Series]) -> Result<(), Box<dyn std::e
     let fold = |f: fn(f64, f64) -> f64, init: f64, pick: fn(&(f64, f64)) -> f64| {
         all.iter().map(pick).fold(init, f)
     };
-    let (x0, x1) = (fold(f64::min, f64::MAX, |p| p.0), fold(f64::max, 0.0, |p| p.0));
-    let (y0, y1) = (fold(f64::min, f64::MAX, |p| p.1), fold(f64::max, 0.0, |p| p.1));
+    let (x0, x1) = (
+        fold(f64::min, f64::MAX, |p| p.0),
+        fold(f64::max, 0.0, |p| p.0),
+    );
+    let (y0, y1) = (
+        fold(f64::min, f64::MAX, |p| p.1),
+        fold(f64::max, 0.0, |p| p.1),
+    );
     if all.is_empty() {
         return Err("no figures to plot".into());
     }
@@ -98,11 +104,7 @@ fn draw<'a>(svg: &'a mut String, series: &[Series]) -> Result<(), Box<dyn std::e
             .draw_series(LineSeries::new(points.clone(), style))?
             .label(s.name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
-        chart.draw_series(
-            points
-                .iter()
-                .map(|&p| Circle::new(p, 4, colour.filled())),
-        )?;
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, colour.filled())))?;
     }
     chart
         .configure_series_labels()
