@@ -565,12 +565,14 @@ fn write_findings(w: &mut String, rows: &[RowView<'_>]) {
             ));
         }
     }
-    if let Some(r) = rows.iter().find(|r| r.busy == 0 && r.threads == 64) {
-        if let (Some(c), Some(f), Some(p)) = (
+    if let Some(r) = rows.iter().find(|r| r.busy == 0 && r.threads == 64)
+        && let (Some(c), Some(f), Some(p)) = (
             r.floor.cost.get("capture"),
             r.floor.cost.get("floor"),
             r.pauses,
-        ) {
+        )
+    {
+        {
             notes.push(format!(
                 "A parked thread of the 64-thread row spends {} of CPU on a floor round — the \
                  kernel's signal delivery and return, which no handler can avoid — and {} on a \
