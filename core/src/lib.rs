@@ -67,8 +67,11 @@ pub mod capture;
 pub mod context;
 pub mod elf;
 mod fixed;
+#[doc(hidden)]
+pub mod floor;
 pub mod format;
 pub mod fp;
+mod hot;
 pub mod procfs;
 pub mod ranges;
 pub mod render;
@@ -672,12 +675,15 @@ extern "C" fn capture_signal_handler(
     ucontext: *mut c_void,
 ) {
     let _errno = sys::ErrnoGuard::save();
-    let cpu_start = sys::thread_cpu_ns();
     let Some(engine) = engine() else { return };
     // SAFETY: `info` is the kernel's siginfo for this SA_SIGINFO handler.
     #[allow(unsafe_code)]
     let si = unsafe { sys::read_siginfo(info) };
-    if si.code != libc::SI_QUEUE || si.pid != sys::getpid() {
+    if floor::is_floor(si.value) {
+        return floor::answer(engine, &si);
+    }
+    let cpu_start = sys::thread_cpu_ns();
+    if si.code != libc::SI_QUEUE || !hot::is_own_pid(si.pid) {
         return;
     }
     let generation = (si.value as u64 >> 32) as u32;

@@ -39,6 +39,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::arch::Registers;
 use crate::capture::{self, CaptureContext};
+use crate::floor::{PhaseClock, Phases};
 use crate::procfs;
 use crate::slots::Phase;
 use crate::symbolize::ModuleSet;
@@ -115,6 +116,8 @@ pub struct RoundSummary {
     pub fanout_ns: u64,
     /// Monotonic duration of the whole capture (fan-out + gather), ns.
     pub capture_ns: u64,
+    /// Wall and initiator thread-CPU time of each phase of the round.
+    pub phases: Phases,
     /// Longest thread-CPU time a thread spent in its capture handler, ns.
     pub max_pause_ns: u64,
     /// The thread that paused longest.
@@ -396,14 +399,43 @@ impl RoundGuard<'_> {
     /// `open`/`getdents64`/`read`/`close` on `/proc`, `rt_tgsigqueueinfo`,
     /// `futex`, `clock_gettime`; memory prepared at setup; no allocation.
     pub fn capture(&mut self, own_registers: Option<&Registers>) {
+        let t0 = sys::monotonic_ns();
+        let mut clock = PhaseClock::start(t0);
+        self.reset_answers();
+        self.list_and_arm();
+        clock.lap(&mut self.summary.phases.list);
+        self.refresh_ranges();
+        clock.lap(&mut self.summary.phases.maps);
+        let sent = self.signal_all(own_registers, 0);
+        clock.lap(&mut self.summary.phases.signal);
+        self.summary.fanout_ns = sys::monotonic_ns().saturating_sub(t0);
+        self.gather(t0, sent, true);
+        clock.lap(&mut self.summary.phases.gather);
+        self.summary.capture_ns = sys::monotonic_ns().saturating_sub(t0);
+        self.tally();
+    }
+
+    /// Starts counting answers afresh (before any thread is signalled).
+    ///
+    /// # Async-signal safety
+    /// Atomic stores.
+    pub(crate) fn reset_answers(&self) {
+        AWAITED.store(u32::MAX, Ordering::SeqCst);
+        self.engine.answered.store(0, Ordering::Release);
+    }
+
+    /// Sends the capture signal to every armed thread (the initiator, when
+    /// it runs in a signal handler with `own_registers`, captures itself
+    /// instead); `flags` are or-ed into the signal's value (0 for a capture,
+    /// [`crate::floor`]'s bits for a floor round). Returns how many signals
+    /// were sent.
+    ///
+    /// # Async-signal safety
+    /// `rt_tgsigqueueinfo` per thread, a `/proc` read for a thread that did
+    /// not answer last round; atomics on the slot table.
+    pub(crate) fn signal_all(&mut self, own_registers: Option<&Registers>, flags: u64) -> u32 {
         let engine = self.engine;
         let generation = self.summary.generation;
-        let t0 = sys::monotonic_ns();
-        AWAITED.store(u32::MAX, Ordering::SeqCst);
-        engine.answered.store(0, Ordering::Release);
-        self.list_and_arm();
-        self.refresh_ranges();
-
         let ctx = CaptureContext {
             ranges: &engine.ranges,
             caches: &engine.caches,
@@ -424,7 +456,7 @@ impl RoundGuard<'_> {
                 }
                 continue;
             }
-            let value = (u64::from(generation) << 32 | index as u64) as usize;
+            let value = (u64::from(generation) << 32 | index as u64 | flags) as usize;
             if self.capture_signal_still_pending(tid, signal) {
                 engine
                     .slots
@@ -438,11 +470,7 @@ impl RoundGuard<'_> {
                     .mark_not_signalled(index, generation, Phase::NotSignalled),
             }
         }
-        let t_fanout = sys::monotonic_ns();
-        self.summary.fanout_ns = t_fanout.saturating_sub(t0);
-        self.gather(t0, sent);
-        self.summary.capture_ns = sys::monotonic_ns().saturating_sub(t0);
-        self.tally();
+        sent
     }
 
     /// For a thread that did not answer last round: whether its capture signal
@@ -506,7 +534,7 @@ impl RoundGuard<'_> {
     /// # Async-signal safety
     /// `fstat`/`lseek`/`getdents64` on the kept `/proc/self/task` descriptor
     /// (or `open`/`close` to reopen it), atomics on the slot table.
-    fn list_and_arm(&mut self) {
+    pub(crate) fn list_and_arm(&mut self) {
         let engine = self.engine;
         let generation = self.summary.generation;
         let initiator = self.summary.initiator_tid;
@@ -640,10 +668,13 @@ impl RoundGuard<'_> {
     /// at once, so a thread exiting mid-round costs milliseconds, not the
     /// whole deadline.
     ///
+    /// With `slots_answer` false (a floor round, whose handlers write no
+    /// slot) only the count of answers is waited for.
+    ///
     /// # Async-signal safety
     /// `futex` waits with a timeout, atomics, and `tgkill(tid, 0)` per
     /// thread still armed at each check.
-    fn gather(&mut self, t0: u64, sent: u32) {
+    pub(crate) fn gather(&mut self, t0: u64, sent: u32, slots_answer: bool) {
         let engine = self.engine;
         let deadline = t0.saturating_add(engine.deadline_ns);
         let mut exited = 0u32;
@@ -652,7 +683,7 @@ impl RoundGuard<'_> {
         loop {
             let answered = engine.answered.load(Ordering::SeqCst);
             let now = sys::monotonic_ns();
-            if answered.saturating_add(exited) >= sent && self.pending() == 0 {
+            if answered.saturating_add(exited) >= sent && (!slots_answer || self.pending() == 0) {
                 return;
             }
             if now >= deadline {

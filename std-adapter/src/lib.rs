@@ -124,6 +124,19 @@
 //! `debug = "line-tables-only"` in the release profile for `file:line`;
 //! without debug info, frames still show the ELF symbol and `module+0xoffset`.
 //!
+//! # Memory after a report
+//!
+//! What a report allocates (the report model, its text or JSON) is freed
+//! when it has been written or returned, and on glibc the freed pages go
+//! back to the system (`malloc_trim(0)`): glibc keeps freed memory of its
+//! arenas resident otherwise, ~11 MiB after a report of 1024 threads. What
+//! stays is the symbol cache (parsed line tables, resolved addresses) and
+//! the pages of the capture path itself (the slot table, and the stack
+//! pages each thread's handler used). The price is that the next report
+//! faults those pages in again: about 10 ms more of the reporting thread's
+//! CPU at 1024 threads (no application thread waits for it). musl's
+//! allocator returns freed pages by itself.
+//!
 //! # A report interrupts blocking calls
 //!
 //! Every thread runs guru's capture handler for a few microseconds during a

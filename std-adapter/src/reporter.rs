@@ -1141,6 +1141,8 @@ fn produce_and_emit(source: Source) {
         produced.output_dropped,
         output_timeout,
     );
+    drop((rendered, produced));
+    sys::release_freed_heap();
 }
 
 /// What the trigger side has to tell the next report.
@@ -1172,7 +1174,10 @@ pub fn report_as(format: Format) -> String {
         Source::Call,
         notes(),
     );
-    produced.report.render(format)
+    let text = produced.report.render(format);
+    drop((produced, state));
+    sys::release_freed_heap();
+    text
 }
 
 #[cfg(test)]

@@ -448,6 +448,25 @@ pub(crate) fn release_file_pages(bytes: &[u8]) {
     }
 }
 
+/// Gives the heap pages a report freed back to the system. glibc keeps
+/// freed memory of its arenas mapped and resident (a report of 1024
+/// threads allocates and frees ~10 MiB of model, symbols and text, which
+/// then stayed in the process's RSS); `malloc_trim(0)` returns the free
+/// pages of every arena (`MADV_DONTNEED`), keeping what is still in use.
+/// The next report faults those pages back in: measured at 1024 threads,
+/// ~10 ms more reporter-thread CPU per report (no application thread
+/// waits for it) against ~11 MiB less RSS between reports.
+/// Elsewhere (musl, whose allocator returns freed pages itself) it does
+/// nothing. Normal context only: it takes the allocator's arena locks.
+pub(crate) fn release_freed_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim has no preconditions; it only releases memory the
+    // allocator holds free (no live allocation moves or changes).
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Whether this process has no child process at all (running, stopped or
 /// zombie): `waitid` fails with `ECHILD`. `WNOWAIT` reaps nothing and
 /// `WNOHANG` never blocks, so the application's own waiting is unaffected.

@@ -13,8 +13,15 @@
 //! first-report figures, default 3), `--idle-secs S` (default 10),
 //! `--phase-secs S` (latency phases, default 5), `--no-peers`,
 //! `--peer-timeout S` (a peer dump is killed after S s, default 60),
-//! `--busy-up-to N` (busy variants only up to N threads), `--out PATH`
-//! (default `BENCHMARKS.md` at the workspace root; `-` for stdout only).
+//! `--busy-up-to N` (busy variants only up to N threads, default 64), `--out
+//! PATH` (default `BENCHMARKS.md` at the workspace root; `-` for stdout
+//! only), `--plot PATH` (default `docs/bench-dump-vs-threads.svg`; `-` for
+//! none). For short development runs of a subset: `--no-cold` (no
+//! first-report processes), `--no-std`, `--no-extras` (no size, idle and
+//! latency figures), `--no-deep` (no deep-stack variants), `--only-deep`.
+//!
+//! Each row also runs floor rounds (`guru_core::floor`) between its capture
+//! rounds, in the same process: see `../bench/floor.rs`.
 //!
 //! It builds its fixture (`bench_fixture`) and the size probes
 //! (`bench_size_*`) with cargo first, so the one command above is enough.
@@ -28,6 +35,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../bench/floor.rs"]
+mod floor;
+#[path = "../bench/plot.rs"]
+mod plot;
 #[path = "../bench/stats.rs"]
 mod stats;
 
@@ -47,6 +58,14 @@ struct Config {
     peer_timeout: Duration,
     /// Busy variants only up to this many threads.
     busy_up_to: usize,
+    /// Where the plot goes (`None`: no plot).
+    plot: Option<PathBuf>,
+    /// Subsets, for development runs.
+    cold: bool,
+    std: bool,
+    extras: bool,
+    deep: bool,
+    only_deep: bool,
 }
 
 fn workspace_root() -> PathBuf {
@@ -74,7 +93,7 @@ fn parse_config() -> Config {
             if quick {
                 vec![8, 64]
             } else {
-                vec![8, 64, 256, 1024]
+                vec![8, 64, 256, 1024, 4096]
             }
         });
     let out = match value("--out") {
@@ -93,7 +112,17 @@ fn parse_config() -> Config {
         out,
         quick,
         peer_timeout: Duration::from_secs(num("--peer-timeout", 60)),
-        busy_up_to: num("--busy-up-to", u64::MAX) as usize,
+        busy_up_to: num("--busy-up-to", 64) as usize,
+        plot: match value("--plot") {
+            Some("-") => None,
+            Some(p) => Some(PathBuf::from(p)),
+            None => Some(workspace_root().join("docs/bench-dump-vs-threads.svg")),
+        },
+        cold: !argv.iter().any(|a| a == "--no-cold"),
+        std: !argv.iter().any(|a| a == "--no-std"),
+        extras: !argv.iter().any(|a| a == "--no-extras"),
+        deep: !argv.iter().any(|a| a == "--no-deep"),
+        only_deep: argv.iter().any(|a| a == "--only-deep"),
     }
 }
 
@@ -524,6 +553,11 @@ struct Row {
     peer_frames: BTreeMap<Peer, f64>,
     /// Frames per thread in our captures.
     our_frames: f64,
+    /// Floor rounds and where the time goes (`../bench/floor.rs`).
+    floor: floor::FloorFigures,
+    /// Reporting thread's CPU in std reports: cold (first) and warm.
+    std_cpu_cold: Option<Stats>,
+    std_cpu_warm: Option<Stats>,
 }
 
 fn stats_of(v: &[f64]) -> Option<Stats> {
@@ -540,8 +574,16 @@ fn fixture_args(threads: usize, busy: usize, std: bool) -> Vec<String> {
     if std {
         a.push("--std".into());
     }
+    // A round of thousands of threads on 2 busy CPUs takes longer than the
+    // default deadline (100 ms): give it time, so the figures are whole rounds.
+    if threads > 1024 {
+        a.extend(["--deadline-ms".into(), LARGE_DEADLINE_MS.to_string()]);
+    }
     a
 }
+
+/// The round deadline of rows with more than 1024 threads.
+const LARGE_DEADLINE_MS: u32 = 2000;
 
 fn measure_row(
     cfg: &Config,
@@ -551,6 +593,7 @@ fn measure_row(
     peers: &BTreeMap<Peer, Result<String, String>>,
     std_available: bool,
 ) -> Result<Row, String> {
+    let std_available = std_available && cfg.std;
     let mut row = Row {
         threads,
         busy,
@@ -563,7 +606,8 @@ fn measure_row(
         (vec![], vec![], vec![], vec![]);
     let (mut prewarm, mut prewarm_cpu, mut prewarm_rss) = (vec![], vec![], vec![]);
     let mut install = vec![];
-    for _ in 0..cfg.cold_runs.max(1) {
+    let mut cold_cpu = vec![];
+    for _ in 0..if cfg.cold { cfg.cold_runs.max(1) } else { 0 } {
         let mut fx = Fixture::start(dir, &fixture_args(threads, busy, false))?;
         install.extend(num(&fx.ready, "install_ns"));
         let r0 = num(&fx.ask("rss")?, "rss_kb").unwrap_or(0.0);
@@ -579,6 +623,7 @@ fn measure_row(
             let r0 = num(&fx.ask("rss")?, "rss_kb").unwrap_or(0.0);
             let a = fx.ask("report-std")?;
             cold_std.extend(num(&a, "wall_ns"));
+            cold_cpu.extend(num(&a, "cpu_ns"));
             let r1 = num(&fx.ask("rss")?, "rss_kb").unwrap_or(0.0);
             rss_std.push(r1 - r0);
         }
@@ -587,6 +632,7 @@ fn measure_row(
     row.report_core_first = stats_of(&first_core);
     row.rss_first_core_kb = stats_of(&rss_core);
     row.report_std_cold = stats_of(&cold_std);
+    row.std_cpu_cold = stats_of(&cold_cpu);
     row.rss_first_std_kb = stats_of(&rss_std);
     row.prewarm = stats_of(&prewarm);
     row.prewarm_cpu = stats_of(&prewarm_cpu);
@@ -597,8 +643,13 @@ fn measure_row(
     fx.ask("report")?; // warm-up: first touch of the slot table and buffers
     let (mut capture, mut fanout, mut pauses, mut report, mut unresponsive) =
         (vec![], vec![], vec![], vec![], 0.0);
+    let mut floors = floor::FloorRuns::default();
     for _ in 0..cfg.runs {
+        // The floor, at the same moment: floor rounds right before each
+        // capture round, on the same process.
+        floors.run(&mut fx)?;
         let a = fx.ask("capture")?;
+        floors.capture_phases(&a);
         capture.extend(num(&a, "capture_ns"));
         fanout.extend(num(&a, "fanout_ns"));
         unresponsive += num(&a, "unresponsive").unwrap_or(0.0);
@@ -615,11 +666,16 @@ fn measure_row(
     row.pauses = stats_of(&pauses);
     row.report_core = stats_of(&report);
     row.unresponsive = unresponsive;
+    floors.costs(&mut fx, cfg.runs.min(5))?;
+    row.floor = floors.figures();
     if std_available {
-        let mut warm = vec![];
+        let (mut warm, mut warm_cpu) = (vec![], vec![]);
         for _ in 0..cfg.runs {
             match fx.ask("report-std") {
-                Ok(a) => warm.extend(num(&a, "wall_ns")),
+                Ok(a) => {
+                    warm.extend(num(&a, "wall_ns"));
+                    warm_cpu.extend(num(&a, "cpu_ns"));
+                }
                 Err(e) => {
                     row.std_note = Some(e);
                     break;
@@ -627,6 +683,7 @@ fn measure_row(
             }
         }
         row.report_std_warm = stats_of(&warm);
+        row.std_cpu_warm = stats_of(&warm_cpu);
     }
 
     if cfg.peers {
@@ -635,7 +692,9 @@ fn measure_row(
                 Some(Ok(_)) => {
                     let mut times = vec![];
                     let mut error = None;
-                    for _ in 0..cfg.peer_runs.max(1) {
+                    // At 4096 threads one dump each (they take seconds).
+                    let peer_runs = if threads >= 4096 { 1 } else { cfg.peer_runs };
+                    for _ in 0..peer_runs.max(1) {
                         match run_peer(peer, &mut fx, cfg.peer_timeout) {
                             Ok((t, listed, frames)) => {
                                 row.peer_frames
@@ -1014,6 +1073,8 @@ fn render(
     sizes: &Sizes,
     idle: &[Idle],
     latency: &Option<(Vec<Latency>, String)>,
+    deep: &[floor::DeepRow],
+    plot: Option<&str>,
     elapsed: Duration,
 ) -> String {
     let mut s = String::new();
@@ -1024,13 +1085,16 @@ fn render(
         "Regenerated by `cargo run --release -p guru-examples --features rstack --bin bench`{}; \
          do not edit by hand. Medians with (min–max, n = runs); every figure is measured on \
          the same fixture processes (`examples/src/bin/bench_fixture.rs`) in one run: \
-         N threads in total, each parked (futex) or spinning 16 calls deep; \"busy\" rows have \
-         a third of them spinning.\n",
+         N threads in total, each parked (futex) or spinning 16 calls deep, on 256 KiB \
+         stacks; \"busy\" rows have a third of them spinning. Rows of more than 1024 threads \
+         raise the engine's capacity (`Options::max_threads`) and its round deadline to {} ms \
+         (the default 100 ms is shorter than a round of 4096 threads on 2 CPUs).\n",
         if cfg.quick {
             " -- --quick (a short run)"
         } else {
             ""
-        }
+        },
+        LARGE_DEADLINE_MS
     );
     let _ = writeln!(w, "## Machine\n");
     let _ = writeln!(w, "| | |\n|---|---|");
@@ -1065,7 +1129,19 @@ fn render(
         );
     }
 
+    if let Some(plot) = plot {
+        let _ = writeln!(
+            w,
+            "![One full dump against the number of threads, log-log: guru (core, std warm), \
+             the floor, gdb, eu-stack, rstack-self]({plot})\n\n\
+             One full dump of every thread against N (idle rows, log–log; medians of this run): \
+             guru's core report, guru's std report (warm symbols), the floor (a round whose \
+             handlers only answer, `guru_core::floor`), gdb, eu-stack and rstack-self. Written \
+             by the bench (`{plot}`).\n"
+        );
+    }
     write_targets(w, rows, memory, idle);
+    floor::write_targets(w, &floor_rows(rows));
     let _ = writeln!(w, "## Our figures\n");
     let _ = writeln!(
         w,
@@ -1102,6 +1178,7 @@ fn render(
             spread(&r.report_std_cold),
         );
     }
+    floor::write_section(w, &floor_rows(rows), deep);
     let _ = writeln!(
         w,
         "\n### Pause of each thread (thread-CPU in its capture handler)\n"
@@ -1379,7 +1456,7 @@ fn main() {
     let mut memory = None;
     for &n in &cfg.threads {
         for busy in [0, n / 3] {
-            if busy > 0 && n > cfg.busy_up_to {
+            if cfg.only_deep || (busy > 0 && n > cfg.busy_up_to) {
                 continue;
             }
             match measure_row(&cfg, &dir, n, busy, &peers, std_available.is_ok()) {
@@ -1391,15 +1468,56 @@ fn main() {
     if let Ok(mut fx) = Fixture::start(&dir, &fixture_args(2, 0, false)) {
         memory = fx.ask("memory").ok();
     }
-    let sizes = measure_sizes(&dir);
-    let idle = measure_idle(&cfg, &dir, std_available.is_ok()).unwrap_or_else(|e| {
-        eprintln!("bench: idle: {e}");
+    let extras = cfg.extras && !cfg.only_deep;
+    let sizes = if extras {
+        measure_sizes(&dir)
+    } else {
+        Sizes {
+            base: None,
+            core: None,
+            std: None,
+            stripped: [None; 3],
+        }
+    };
+    let idle = if extras {
+        measure_idle(&cfg, &dir, std_available.is_ok()).unwrap_or_else(|e| {
+            eprintln!("bench: idle: {e}");
+            vec![]
+        })
+    } else {
         vec![]
-    });
+    };
     let gdb = matches!(peers.get(&Peer::Gdb), Some(Ok(_))) && cfg.peers;
-    let latency = measure_latency(&cfg, &dir, std_available.is_ok(), gdb)
-        .map_err(|e| eprintln!("bench: latency: {e}"))
-        .ok();
+    let latency = if extras {
+        measure_latency(&cfg, &dir, std_available.is_ok(), gdb)
+            .map_err(|e| eprintln!("bench: latency: {e}"))
+            .ok()
+    } else {
+        None
+    };
+    let deep = if cfg.deep {
+        floor::measure_deep(&dir, cfg.runs)
+    } else {
+        vec![]
+    };
+    let plot_link = cfg.plot.as_ref().and_then(|path| {
+        let svg = plot::dump_vs_threads(&plot_series(&rows));
+        match std::fs::write(path, svg) {
+            Ok(()) => {
+                eprintln!("bench: wrote {}", path.display());
+                Some(
+                    path.strip_prefix(workspace_root())
+                        .unwrap_or(path)
+                        .display()
+                        .to_string(),
+                )
+            }
+            Err(e) => {
+                eprintln!("bench: cannot write {}: {e}", path.display());
+                None
+            }
+        }
+    });
     let load_end = read_first_line("/proc/loadavg");
     let text = render(
         &cfg,
@@ -1412,31 +1530,20 @@ fn main() {
         &sizes,
         &idle,
         &latency,
+        &deep,
+        plot_link.as_deref(),
         started.elapsed(),
     );
     println!("{text}");
     if let Some(path) = &cfg.out {
-        // The watchdog's figures come from their own binary
-        // (`watchdog_bench`): keep its block.
-        let mut text = text;
-        if let Some(block) = std::fs::read_to_string(path).ok().and_then(|old| {
-            let start = old.find(WATCHDOG_BLOCK_START)?;
-            let end = old.find(WATCHDOG_BLOCK_END)? + WATCHDOG_BLOCK_END.len();
-            old.get(start..end).map(str::to_string)
-        }) {
-            text.push('\n');
-            text.push_str(&block);
-            text.push('\n');
-        }
+        let old = std::fs::read_to_string(path).unwrap_or_default();
         // The thread-context figures come from bench_context, which writes
         // its own section: keep it.
-        let kept = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|old| context_section(&old).map(str::to_string));
-        let text = match kept {
-            Some(section) => format!("{}\n\n{section}", text.trim_end()),
+        let text = match context_section(&old) {
+            Some(section) => format!("{}\n\n{section}\n", text.trim_end()),
             None => text,
         };
+        let text = keep_marked_blocks(&old, text);
         match std::fs::write(path, &text) {
             Ok(()) => eprintln!("bench: wrote {}", path.display()),
             Err(e) => eprintln!("bench: cannot write {}: {e}", path.display()),
@@ -1444,9 +1551,86 @@ fn main() {
     }
 }
 
-/// The block `watchdog_bench` writes into BENCHMARKS.md (kept by this one).
-const WATCHDOG_BLOCK_START: &str = "<!-- watchdog_bench: begin -->";
-const WATCHDOG_BLOCK_END: &str = "<!-- watchdog_bench: end -->";
+/// Blocks other benchmarks write into BENCHMARKS.md between markers
+/// (`<!-- NAME: begin -->` … `<!-- NAME: end -->`, e.g. `bench_crash`'s,
+/// `watchdog_bench`'s) are kept: each block of the old file that the new
+/// text lacks is appended to it.
+fn keep_marked_blocks(old: &str, mut text: String) -> String {
+    let mut rest = old;
+    while let Some(start) = rest.find("<!-- ") {
+        let after = &rest[start..];
+        let Some(name) = after
+            .strip_prefix("<!-- ")
+            .and_then(|a| a.split_once(": begin -->"))
+            .map(|(name, _)| name)
+            .filter(|n| !n.contains(['\n', '>']))
+        else {
+            rest = &after[5..];
+            continue;
+        };
+        let end_marker = format!("<!-- {name}: end -->");
+        let Some(end) = after.find(&end_marker) else {
+            break;
+        };
+        let block = &after[..end + end_marker.len()];
+        if !text.contains(&format!("<!-- {name}: begin -->")) {
+            text = format!("{}\n\n{block}\n", text.trim_end());
+        }
+        rest = &after[end + end_marker.len()..];
+    }
+    text
+}
+
+/// The rows as the floor module reads them.
+fn floor_rows(rows: &[Row]) -> Vec<floor::RowView<'_>> {
+    rows.iter()
+        .map(|r| floor::RowView {
+            threads: r.threads,
+            busy: r.busy,
+            capture: r.capture,
+            fanout: r.fanout,
+            report_core: r.report_core,
+            report_std_warm: r.report_std_warm,
+            report_std_cold: r.report_std_cold,
+            rss_first_std_kb: r.rss_first_std_kb,
+            std_cpu_cold: r.std_cpu_cold,
+            std_cpu_warm: r.std_cpu_warm,
+            pauses: r.pauses,
+            frames: r.our_frames,
+            floor: &r.floor,
+        })
+        .collect()
+}
+
+/// The plot's series: idle rows only, medians.
+fn plot_series(rows: &[Row]) -> Vec<plot::Series> {
+    let idle: Vec<&Row> = rows.iter().filter(|r| r.busy == 0).collect();
+    let series = |name: &'static str, f: &dyn Fn(&Row) -> Option<f64>| plot::Series {
+        name,
+        points: idle
+            .iter()
+            .filter_map(|r| f(r).map(|y| (r.threads as f64, y)))
+            .collect(),
+    };
+    let peer = |p: Peer| {
+        move |r: &Row| match r.peers.get(&p) {
+            Some(Ok(Some(s))) => Some(s.median),
+            _ => None,
+        }
+    };
+    vec![
+        series("guru core report", &|r| r.report_core.map(|s| s.median)),
+        series("guru std report (warm)", &|r| {
+            r.report_std_warm.map(|s| s.median)
+        }),
+        series("floor (handlers only answer)", &|r| {
+            r.floor.floor.map(|s| s.median)
+        }),
+        series("gdb", &peer(Peer::Gdb)),
+        series("eu-stack", &peer(Peer::EuStack)),
+        series("rstack-self", &peer(Peer::RstackSelf)),
+    ]
+}
 
 /// The `## Thread context` section of a BENCHMARKS.md (bench_context's), if any.
 fn context_section(text: &str) -> Option<&str> {

@@ -8,6 +8,16 @@
 //! - `--threads N`: threads in the process in total (main thread included);
 //! - `--busy B`: how many of them spin on computation (the rest are parked);
 //! - `--depth D`: call depth at which every thread parks or spins (default 16);
+//! - `--async-depth D`: instead, every thread parks or spins in the innermost
+//!   poll of D nested async functions (each a distinct function, boxed as a
+//!   server's layers are) in a current-thread tokio runtime;
+//! - `--stack-kib K`: stack size of the spawned threads (default 256 KiB, so
+//!   4096 threads fit anywhere); the engine's capacity is raised to N threads
+//!   when N > 1024 (`Options::max_threads`);
+//! - `--max-frames F`: frames kept per thread (`Options::max_frames`,
+//!   default 128);
+//! - `--deadline-ms D`: the round deadline (`Options::round_deadline_ms`,
+//!   default 100 ms);
 //! - `--workers W --unit-iters K --gap-us G`: W latency workers, each doing
 //!   units of K iterations of arithmetic, sleeping G µs between units and
 //!   recording each unit's duration in a histogram;
@@ -16,14 +26,19 @@
 //! - `--no-install`: no guru at all (baseline for size and idle figures).
 //!
 //! Commands (one a line; each answer is one line `ok key=value ...` or
-//! `err <text>`): `capture`, `report`, `report-std`, `rss`, `memory`,
-//! `rstack`, `lat-reset`, `lat-get`, `exit`.
+//! `err <text>`): `capture`, `floor`, `floor-yield` (a floor round of
+//! `guru_core::floor`), `cost capture|floor|floor-yield` (thread-CPU each
+//! parked thread spent on one such round, kernel signal delivery included),
+//! `evict` (CPU caches), `report`, `report-std`, `rss`, `memory`, `rstack`,
+//! `lat-reset`, `lat-get`, `exit`.
 
 use std::hint::black_box;
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "../bench/deep.rs"]
+mod deep;
 #[path = "../bench/hist.rs"]
 mod hist;
 
@@ -46,6 +61,10 @@ struct Args {
     threads: usize,
     busy: usize,
     depth: u32,
+    async_depth: usize,
+    stack_kib: usize,
+    max_frames: usize,
+    deadline_ms: u32,
     workers: usize,
     unit_iters: u64,
     gap_us: u64,
@@ -66,6 +85,10 @@ fn parse_args() -> Args {
         threads: value("--threads").unwrap_or(8).max(1) as usize,
         busy: value("--busy").unwrap_or(0) as usize,
         depth: value("--depth").unwrap_or(16) as u32,
+        async_depth: value("--async-depth").unwrap_or(0) as usize,
+        stack_kib: value("--stack-kib").unwrap_or(256).max(64) as usize,
+        max_frames: value("--max-frames").unwrap_or(128).clamp(1, 4096) as usize,
+        deadline_ms: value("--deadline-ms").unwrap_or(100).clamp(1, 60_000) as u32,
         workers: value("--workers").unwrap_or(0) as usize,
         unit_iters: value("--unit-iters").unwrap_or(20_000),
         gap_us: value("--gap-us").unwrap_or(1000),
@@ -170,16 +193,127 @@ fn cmd_capture() -> String {
     let wall = t0.elapsed().as_nanos();
     match result {
         Ok((s, pauses, frames)) => format!(
-            "ok capture_ns={} fanout_ns={} wall_ns={wall} listed={} captured={} unresponsive={} frames={frames} pauses={}",
+            "ok capture_ns={} fanout_ns={} wall_ns={wall} listed={} captured={} unresponsive={} frames={frames} {} pauses={}",
             s.capture_ns,
             s.fanout_ns,
             s.threads_listed,
             s.threads_captured,
             s.threads_unresponsive,
+            phases(&s.phases),
             join_u64(&pauses)
         ),
         Err(e) => format!("err {e}"),
     }
+}
+
+/// `list_wall_ns=… list_cpu_ns=… maps_… signal_… gather_…`.
+fn phases(p: &guru_core::floor::Phases) -> String {
+    [
+        ("list", p.list),
+        ("maps", p.maps),
+        ("signal", p.signal),
+        ("gather", p.gather),
+    ]
+    .iter()
+    .map(|(name, t)| format!("{name}_wall_ns={} {name}_cpu_ns={}", t.wall_ns, t.cpu_ns))
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+fn floor_kind(yielding: bool) -> guru_core::floor::FloorKind {
+    if yielding {
+        guru_core::floor::FloorKind::AnswerAndYield
+    } else {
+        guru_core::floor::FloorKind::Answer
+    }
+}
+
+/// One floor round (`guru_core::floor::round`): the same fan-out and gather
+/// as a capture, handlers that only answer.
+fn cmd_floor(yielding: bool) -> String {
+    let t0 = Instant::now();
+    let result = guru_core::floor::round(floor_kind(yielding));
+    let wall = t0.elapsed().as_nanos();
+    match result {
+        Ok(s) => format!(
+            "ok capture_ns={} fanout_ns={} wall_ns={wall} listed={} answered={} unresponsive={} {}",
+            s.capture_ns,
+            s.fanout_ns,
+            s.threads_listed,
+            s.threads_captured,
+            s.threads_unresponsive,
+            phases(&s.phases)
+        ),
+        Err(e) => format!("err {e}"),
+    }
+}
+
+/// Writes a 64 MiB buffer, line by line, so that the next round finds the
+/// CPU caches holding none of guru's data (as after a second of a server's
+/// own work between two reports).
+fn cmd_evict() -> String {
+    static BUFFER: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+    let mut b = BUFFER.lock().unwrap_or_else(|e| e.into_inner());
+    if b.is_empty() {
+        b.resize(64 << 20, 0);
+    }
+    for i in (0..b.len()).step_by(64) {
+        b[i] = b[i].wrapping_add(1);
+    }
+    black_box(&*b);
+    "ok".into()
+}
+
+/// The parked threads (named `idle-…`), listed once.
+fn parked_threads() -> &'static [i32] {
+    static TIDS: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
+    TIDS.get_or_init(|| {
+        let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+            return vec![];
+        };
+        dir.flatten()
+            .filter_map(|e| {
+                let tid: i32 = e.file_name().to_str()?.parse().ok()?;
+                let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+                comm.starts_with("idle-").then_some(tid)
+            })
+            .collect()
+    })
+}
+
+/// Thread-CPU time every parked thread spent on one round of `what`: read
+/// from each thread's CPU clock just before and after the round, so it holds
+/// everything the signal cost that thread — the kernel's wake-up, signal
+/// frame, FPU save and restore, `rt_sigreturn` and return to its futex wait
+/// — which the handler's own pause (measured inside the handler) cannot see.
+fn cmd_cost(what: &str) -> String {
+    let tids = parked_threads();
+    if tids.is_empty() {
+        return "err no parked threads".into();
+    }
+    let before: Vec<u64> = tids.iter().map(|&t| thread_cpu_ns_of(t)).collect();
+    let answer = match what {
+        "capture" => cmd_capture(),
+        "floor" => cmd_floor(false),
+        "floor-yield" => cmd_floor(true),
+        other => return format!("err unknown round {other:?}"),
+    };
+    if !answer.starts_with("ok") {
+        return answer;
+    }
+    let mut costs: Vec<u64> = tids
+        .iter()
+        .zip(before)
+        .map(|(&t, b)| thread_cpu_ns_of(t).saturating_sub(b))
+        .collect();
+    costs.sort_unstable();
+    format!(
+        "ok threads={} median_ns={} p99_ns={} sum_ns={}",
+        costs.len(),
+        costs[costs.len() / 2],
+        costs[(costs.len() * 99 / 100).min(costs.len() - 1)],
+        costs.iter().sum::<u64>()
+    )
 }
 
 /// CPU time of the calling thread, in nanoseconds.
@@ -327,8 +461,21 @@ fn thread_named(name: &str) -> Option<i32> {
         })
 }
 
-fn install_std() -> Result<(), String> {
-    let guard = guru::setup_autorun(guru::package!()).map_err(|e| e.to_string())?;
+/// The engine's options: the defaults, with room for the threads and
+/// frames asked for, and the deadline asked for.
+fn core_options(args: &Args) -> guru_core::Options {
+    let o = guru_core::Options::default();
+    guru_core::Options {
+        round_deadline_ms: args.deadline_ms,
+        ..o.with_capacity(args.threads.max(o.max_threads), args.max_frames)
+    }
+}
+
+fn install_std(options: guru_core::Options) -> Result<(), String> {
+    let guard = guru::Builder::new(guru::package!())
+        .core_options(options)
+        .install()
+        .map_err(|e| e.to_string())?;
     Box::leak(Box::new(guard));
     Ok(())
 }
@@ -346,11 +493,11 @@ fn main() {
     let installed = if !args.install {
         Ok(())
     } else if args.std {
-        install_std()
+        install_std(core_options(&args))
     } else {
         guru_core::install(guru_core::Options {
             output_fd: out_fd,
-            ..guru_core::Options::default()
+            ..core_options(&args)
         })
         .map(|_| ())
         .map_err(|e| e.to_string())
@@ -375,7 +522,7 @@ fn main() {
     let busy = args.busy.min(spawned);
     for i in 0..spawned {
         let leaf: fn() = if i < busy { busy_leaf } else { idle_leaf };
-        let depth = args.depth;
+        let (depth, async_depth) = (args.depth, args.async_depth);
         let name = if i < busy {
             format!("busy-{i}")
         } else {
@@ -383,8 +530,13 @@ fn main() {
         };
         std::thread::Builder::new()
             .name(name)
+            .stack_size(args.stack_kib * 1024)
             .spawn(move || {
-                descend(depth, leaf);
+                if async_depth > 0 {
+                    deep::run(async_depth, leaf);
+                } else {
+                    descend(depth, leaf);
+                }
             })
             .expect("spawn thread");
     }
@@ -411,9 +563,19 @@ fn main() {
         let Ok(line) = line else { break };
         let answer = match line.trim() {
             "capture" => cmd_capture(),
+            "floor" => cmd_floor(false),
+            "floor-yield" => cmd_floor(true),
+            cost if cost.starts_with("cost ") => cmd_cost(&cost[5..]),
             "report" => cmd_report(out_fd),
             "report-std" => cmd_report_std(),
             "rss" => format!("ok rss_kb={}", rss_kb()),
+            "evict" => cmd_evict(),
+            "trim" => {
+                // SAFETY: malloc_trim has no preconditions.
+                #[allow(unsafe_code)]
+                let r = unsafe { libc::malloc_trim(0) };
+                format!("ok trimmed={r} rss_kb={}", rss_kb())
+            }
             "memory" => cmd_memory(),
             "rstack" => cmd_rstack(),
             "lat-reset" => {

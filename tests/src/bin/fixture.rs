@@ -4,7 +4,9 @@
 //! starts threads parked in known `#[inline(never)]` functions, prints one
 //! `thread <name> <tid>` line per thread and then `ready pid=<pid>`, and serves
 //! commands on stdin: `allocs` (allocations since ready), `report` (a report
-//! requested from normal context), `exit`.
+//! requested from normal context), `floor` / `floor-yield` (a floor round,
+//! `guru_core::floor::round`; answers `floor listed=… answered=…
+//! unresponsive=…`), `exit`.
 //!
 //! Its global allocator counts every allocation and **aborts the process** if
 //! one happens in guru's capture context (a capture handler, or a round
@@ -380,6 +382,26 @@ fn main() {
                 } else {
                     b"report-failed\n"
                 });
+            }
+            b"floor" | b"floor-yield" => {
+                let kind = if line[..len] == *b"floor" {
+                    guru_core::floor::FloorKind::Answer
+                } else {
+                    guru_core::floor::FloorKind::AnswerAndYield
+                };
+                let mut buf = [0u8; 128];
+                let mut w = guru_core::format::SliceWriter::new(&mut buf);
+                let _ = match guru_core::floor::round(kind) {
+                    Ok(s) => std::fmt::Write::write_fmt(
+                        &mut w,
+                        format_args!(
+                            "floor listed={} answered={} unresponsive={}\n",
+                            s.threads_listed, s.threads_captured, s.threads_unresponsive
+                        ),
+                    ),
+                    Err(_) => std::fmt::Write::write_str(&mut w, "floor-failed\n"),
+                };
+                write_stdout(w.as_str().as_bytes());
             }
             b"exit" => break,
             _ => write_stdout(b"unknown command\n"),

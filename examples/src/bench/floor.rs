@@ -1,0 +1,652 @@
+//! The floor in the benchmark (issue 16): floor rounds (`guru_core::floor`)
+//! run in the same fixture process as the capture rounds, interleaved with
+//! them, so that capture / floor compares two rounds of one moment; the time
+//! of each phase of a round; the CPU each parked thread spends on a round;
+//! and the deep-stack variants (pause against stack depth).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::stats::{Stats, dur, spread};
+use super::{Answer, Fixture, num};
+
+/// The phases of a round, as the fixture names them.
+pub const PHASES: [&str; 4] = ["list", "maps", "signal", "gather"];
+
+/// Parked-thread CPU per round is measured for these rounds.
+const COST_ROUNDS: [&str; 3] = ["capture", "floor", "floor-yield"];
+
+/// Samples gathered while a row runs.
+#[derive(Default)]
+pub struct FloorRuns {
+    floor: Vec<f64>,
+    floor_yield: Vec<f64>,
+    floor_fanout: Vec<f64>,
+    floor_unanswered: f64,
+    /// (round, phase, "wall" | "cpu") → samples.
+    phases: BTreeMap<(&'static str, &'static str, &'static str), Vec<f64>>,
+    /// round → per-run median (and p99) of the parked threads' CPU.
+    cost: BTreeMap<&'static str, Vec<f64>>,
+    cost_p99: BTreeMap<&'static str, Vec<f64>>,
+}
+
+/// What a row shows of the floor.
+#[derive(Default, Debug, Clone)]
+pub struct FloorFigures {
+    /// Floor rounds, handlers that only answer.
+    pub floor: Option<Stats>,
+    /// Floor rounds whose handlers also yield, as capture handlers do.
+    pub floor_yield: Option<Stats>,
+    /// The floor's fan-out (listing and signalling).
+    pub floor_fanout: Option<Stats>,
+    /// Signals of floor rounds not answered by the deadline (all runs).
+    pub floor_unanswered: f64,
+    /// (round, phase, "wall" | "cpu") → stats.
+    pub phases: BTreeMap<(&'static str, &'static str, &'static str), Stats>,
+    /// round → CPU a parked thread spent on it (median over threads, then
+    /// over runs), and its p99 over threads.
+    pub cost: BTreeMap<&'static str, Stats>,
+    pub cost_p99: BTreeMap<&'static str, Stats>,
+}
+
+impl FloorRuns {
+    fn record_phases(&mut self, round: &'static str, a: &Answer) {
+        for phase in PHASES {
+            for (clock, key) in [("wall", "wall_ns"), ("cpu", "cpu_ns")] {
+                if let Some(v) = num(a, &format!("{phase}_{key}")) {
+                    self.phases
+                        .entry((round, phase, clock))
+                        .or_default()
+                        .push(v);
+                }
+            }
+        }
+    }
+
+    /// One floor round and one floor round with the yield, on `fx`.
+    pub fn run(&mut self, fx: &mut Fixture) -> Result<(), String> {
+        let a = fx.ask("floor")?;
+        self.floor.extend(num(&a, "capture_ns"));
+        self.floor_fanout.extend(num(&a, "fanout_ns"));
+        self.floor_unanswered += num(&a, "unresponsive").unwrap_or(0.0);
+        self.record_phases("floor", &a);
+        let a = fx.ask("floor-yield")?;
+        self.floor_yield.extend(num(&a, "capture_ns"));
+        self.floor_unanswered += num(&a, "unresponsive").unwrap_or(0.0);
+        Ok(())
+    }
+
+    /// The phases of a capture round's answer.
+    pub fn capture_phases(&mut self, a: &Answer) {
+        self.record_phases("capture", a);
+    }
+
+    /// `runs` rounds of each kind with the parked threads' CPU clocks read
+    /// around them.
+    pub fn costs(&mut self, fx: &mut Fixture, runs: usize) -> Result<(), String> {
+        for _ in 0..runs {
+            for round in COST_ROUNDS {
+                let a = match fx.ask(&format!("cost {round}")) {
+                    Ok(a) => a,
+                    // A fixture without parked threads (all busy) has none.
+                    Err(e) if e.contains("no parked threads") => return Ok(()),
+                    Err(e) => return Err(e),
+                };
+                self.cost
+                    .entry(round)
+                    .or_default()
+                    .extend(num(&a, "median_ns"));
+                self.cost_p99
+                    .entry(round)
+                    .or_default()
+                    .extend(num(&a, "p99_ns"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn figures(&self) -> FloorFigures {
+        let map = |m: &BTreeMap<&'static str, Vec<f64>>| {
+            m.iter()
+                .filter_map(|(k, v)| Stats::of(v).map(|s| (*k, s)))
+                .collect()
+        };
+        FloorFigures {
+            floor: Stats::of(&self.floor),
+            floor_yield: Stats::of(&self.floor_yield),
+            floor_fanout: Stats::of(&self.floor_fanout),
+            floor_unanswered: self.floor_unanswered,
+            phases: self
+                .phases
+                .iter()
+                .filter_map(|(k, v)| Stats::of(v).map(|s| (*k, s)))
+                .collect(),
+            cost: map(&self.cost),
+            cost_p99: map(&self.cost_p99),
+        }
+    }
+}
+
+/// What the floor tables read of a row of the bench.
+pub struct RowView<'r> {
+    pub threads: usize,
+    pub busy: usize,
+    pub capture: Option<Stats>,
+    pub fanout: Option<Stats>,
+    pub report_core: Option<Stats>,
+    pub report_std_warm: Option<Stats>,
+    pub report_std_cold: Option<Stats>,
+    pub rss_first_std_kb: Option<Stats>,
+    pub std_cpu_cold: Option<Stats>,
+    pub std_cpu_warm: Option<Stats>,
+    pub pauses: Option<Stats>,
+    pub frames: f64,
+    pub floor: &'r FloorFigures,
+}
+
+fn median(s: &Option<Stats>) -> Option<f64> {
+    s.map(|s| s.median)
+}
+
+fn quotient(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn times(x: Option<f64>) -> String {
+    x.map_or("–".into(), |x| format!("{x:.2}"))
+}
+
+fn verdict(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "met",
+        Some(false) => "**missed**",
+        None => "not measured",
+    }
+}
+
+/// The targets of issue 16, against this run.
+pub fn write_targets(w: &mut String, rows: &[RowView<'_>]) {
+    let _ = writeln!(
+        w,
+        "## Against the floor (issue 16)\n\n\
+         Ratios of one run, each between figures of the same fixture process (floor rounds \
+         run between its capture rounds); absolute times are for orientation on a 2-CPU \
+         machine. The floor is defined under \"The floor\" below.\n"
+    );
+    let _ = writeln!(w, "| what | target | this run | |\n|---|---|---|---|");
+    let ratio_list = |busy: bool| -> (String, Option<f64>) {
+        let mut parts = vec![];
+        let mut worst: Option<f64> = None;
+        for r in rows.iter().filter(|r| (r.busy > 0) == busy) {
+            if let Some(x) = quotient(median(&r.capture), median(&r.floor.floor)) {
+                parts.push(format!("{}: {x:.2}", r.threads));
+                worst = Some(worst.map_or(x, |w: f64| w.max(x)));
+            }
+        }
+        (parts.join(", "), worst)
+    };
+    let (idle, worst_idle) = ratio_list(false);
+    let _ = writeln!(
+        w,
+        "| capture / floor, idle rows (N: ratio) | ≤ 1.3 | {idle} | {} |",
+        verdict(worst_idle.map(|x| x <= 1.3))
+    );
+    let (busy, worst_busy) = ratio_list(true);
+    let _ = writeln!(
+        w,
+        "| capture / floor, busy rows (N: ratio) | ≤ 1.0 | {busy} | {} |",
+        verdict(worst_busy.map(|x| x <= 1.0))
+    );
+    let row = |n: usize, busy: bool| rows.iter().find(|r| r.threads == n && (r.busy > 0) == busy);
+    if let Some(r) = row(1024, false) {
+        let x = quotient(median(&r.fanout), median(&r.floor.floor_fanout));
+        let _ = writeln!(
+            w,
+            "| fan-out of 1 024 idle threads / the floor's fan-out | ≤ 1.3 | {} / {} = {} | {} |",
+            spread(&r.fanout),
+            spread(&r.floor.floor_fanout),
+            times(x),
+            verdict(x.map(|x| x <= 1.3))
+        );
+    }
+    let per_thread = |r: &RowView<'_>, s: &Option<Stats>| median(s).map(|m| m / r.threads as f64);
+    let smallest = rows
+        .iter()
+        .filter(|r| r.busy == 0 && r.threads >= 64)
+        .min_by_key(|r| r.threads);
+    let largest = rows
+        .iter()
+        .filter(|r| r.busy == 0)
+        .max_by_key(|r| r.threads);
+    if let (Some(a), Some(b)) = (smallest, largest)
+        && b.threads > a.threads
+    {
+        let growth = quotient(per_thread(b, &b.capture), per_thread(a, &a.capture));
+        let floor_growth = quotient(per_thread(b, &b.floor.floor), per_thread(a, &a.floor.floor));
+        let _ = writeln!(
+            w,
+            "| capture per thread, N = {} → {} (idle): growth | flat (≤ 1.3) | {} → {}: {}× (the floor's: {} → {}: {}×) | {} |",
+            a.threads,
+            b.threads,
+            dur(per_thread(a, &a.capture).unwrap_or(f64::NAN)),
+            dur(per_thread(b, &b.capture).unwrap_or(f64::NAN)),
+            times(growth),
+            dur(per_thread(a, &a.floor.floor).unwrap_or(f64::NAN)),
+            dur(per_thread(b, &b.floor.floor).unwrap_or(f64::NAN)),
+            times(floor_growth),
+            verdict(growth.map(|g| g <= 1.3))
+        );
+    }
+    let worst = |f: &dyn Fn(&Stats) -> f64| {
+        rows.iter()
+            .filter_map(|r| r.pauses.map(|p| (f(&p), r.threads, r.busy)))
+            .fold(None, |a: Option<(f64, usize, usize)>, b| match a {
+                Some(a) if a.0 >= b.0 => Some(a),
+                _ => Some(b),
+            })
+    };
+    if let Some((m, n, b)) = worst(&|p| p.median) {
+        let _ = writeln!(
+            w,
+            "| pause of one thread, median (worst row) | ≤ 3 µs | {} (N={n}, busy={b}) | {} |",
+            dur(m),
+            verdict(Some(m <= 3e3))
+        );
+    }
+    if let Some((m, n, b)) = worst(&|p| p.p99) {
+        let _ = writeln!(
+            w,
+            "| pause of one thread, p99 (worst row) | ≤ 20 µs | {} (N={n}, busy={b}) | {} |",
+            dur(m),
+            verdict(Some(m <= 20e3))
+        );
+    }
+    let mut std_parts = vec![];
+    let mut std_worst: Option<f64> = None;
+    for r in rows {
+        if let Some(x) = quotient(median(&r.report_std_warm), median(&r.report_core)) {
+            std_parts.push(format!("{}/{}: {x:.2}", r.threads, r.busy));
+            std_worst = Some(std_worst.map_or(x, |w: f64| w.max(x)));
+        }
+    }
+    let _ = writeln!(
+        w,
+        "| std warm report / core report, same row (N/busy: ratio) | ≤ 1.2 | {} | {} |",
+        std_parts.join(", "),
+        verdict(std_worst.map(|x| x <= 1.2))
+    );
+    if let Some(r) = row(64, true) {
+        let x = quotient(median(&r.report_std_cold), median(&r.report_std_warm));
+        let _ = writeln!(
+            w,
+            "| first std report under load (64 threads, {} busy) / warm | ≤ 2 | {} / {} = {} | {} |",
+            r.busy,
+            spread(&r.report_std_cold),
+            spread(&r.report_std_warm),
+            times(x),
+            verdict(x.map(|x| x <= 2.0))
+        );
+        let cpu = quotient(median(&r.std_cpu_cold), median(&r.std_cpu_warm));
+        let _ = writeln!(
+            w,
+            "| … its CPU (the reporting thread's) / a warm report's CPU | – | {} / {} = {} | – |",
+            spread(&r.std_cpu_cold),
+            spread(&r.std_cpu_warm),
+            times(cpu)
+        );
+    }
+    if let Some(r) = row(1024, false) {
+        let mib = r.rss_first_std_kb.map(|k| k.median / 1024.0);
+        let _ = writeln!(
+            w,
+            "| extra RSS after the first std report, 1 024 threads | ≤ 8 MiB | {} | {} |",
+            mib.map_or("–".into(), |m| format!("{m:.2} MiB")),
+            verdict(mib.map(|m| m <= 8.0))
+        );
+    }
+    let _ = writeln!(w);
+}
+
+/// A deep-stack variant: 64 parked threads under a deep stack.
+#[derive(Debug, Clone)]
+pub struct DeepRow {
+    pub label: &'static str,
+    pub kind: &'static str,
+    pub frames: f64,
+    pub pauses: Option<Stats>,
+    /// Pauses of the first round of a fresh process (unwinder caches empty).
+    pub first_pauses: Option<Stats>,
+    /// Pauses of rounds that follow the eviction of the CPU caches.
+    pub cold_pauses: Option<Stats>,
+    pub capture: Option<Stats>,
+    pub floor: Option<Stats>,
+    pub cost_capture: Option<Stats>,
+    pub cost_floor: Option<Stats>,
+}
+
+/// The deep-stack variants (issue 17: a server's 75-frame async stacks
+/// paused its threads 13–23 µs, the bench's 16-frame ones 3.5–7.4 µs).
+const DEEP: [(&str, &str, &str, u32); 6] = [
+    ("recursion", "one function", "--depth", 7),
+    ("recursion", "one function", "--depth", 66),
+    ("recursion", "one function", "--depth", 141),
+    ("async", "distinct async fns", "--async-depth", 1),
+    ("async", "distinct async fns", "--async-depth", 60),
+    ("async", "distinct async fns", "--async-depth", 135),
+];
+
+/// Runs the deep-stack variants: 64 parked threads each, `runs` capture
+/// rounds and floor rounds interleaved, plus parked-thread CPU per round.
+pub fn measure_deep(dir: &Path, runs: usize) -> Vec<DeepRow> {
+    let mut out = vec![];
+    for (kind, label, flag, depth) in DEEP {
+        eprintln!("bench: deep stacks: 64 threads, {kind} {flag} {depth}");
+        let args: Vec<String> = [
+            "--threads",
+            "64",
+            flag,
+            &depth.to_string(),
+            "--max-frames",
+            "256",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let result = (|| -> Result<DeepRow, String> {
+            let pauses_of = |a: &Answer| -> Vec<f64> {
+                a.get("pauses")
+                    .map(|p| p.split(',').filter_map(|v| v.parse::<f64>().ok()).collect())
+                    .unwrap_or_default()
+            };
+            let mut fx = Fixture::start(dir, &args)?;
+            let first = pauses_of(&fx.ask("capture")?);
+            let (mut pauses, mut capture, mut floor, mut frames) = (vec![], vec![], vec![], 0.0);
+            for _ in 0..runs {
+                floor.extend(num(&fx.ask("floor")?, "capture_ns"));
+                let a = fx.ask("capture")?;
+                capture.extend(num(&a, "capture_ns"));
+                frames =
+                    num(&a, "frames").unwrap_or(0.0) / num(&a, "captured").unwrap_or(1.0).max(1.0);
+                pauses.extend(pauses_of(&a));
+            }
+            let mut cold = vec![];
+            for _ in 0..runs.min(5) {
+                fx.ask("evict")?;
+                cold.extend(pauses_of(&fx.ask("capture")?));
+            }
+            let mut runs_of = FloorRuns::default();
+            runs_of.costs(&mut fx, runs.min(5))?;
+            let costs = runs_of.figures();
+            Ok(DeepRow {
+                label: kind,
+                kind: label,
+                frames,
+                pauses: Stats::of(&pauses),
+                first_pauses: Stats::of(&first),
+                cold_pauses: Stats::of(&cold),
+                capture: Stats::of(&capture),
+                floor: Stats::of(&floor),
+                cost_capture: costs.cost.get("capture").copied(),
+                cost_floor: costs.cost.get("floor").copied(),
+            })
+        })();
+        match result {
+            Ok(r) => out.push(r),
+            Err(e) => eprintln!("bench: deep stacks {kind} {depth}: {e}"),
+        }
+    }
+    out
+}
+
+/// The floor table, where the time goes, and the deep-stack table.
+pub fn write_section(w: &mut String, rows: &[RowView<'_>], deep: &[DeepRow]) {
+    let _ = writeln!(
+        w,
+        "\n### The floor\n\n\
+         **floor**: a round built exactly like a capture round (`guru_core::floor::round`: the \
+         same `/proc/self/task` listing and slot arming, the same capture signal sent the same \
+         way, the same gather woken by the last answer's futex) whose handler only checks the \
+         signal and answers: no unwinding, no slot write, no `/proc/self/maps`. **floor + \
+         yield**: its handler also yields after answering, as a capture handler does. Floor \
+         rounds run right before each capture round on the same process. Per thread = the \
+         round's median / N.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| N | busy | capture | floor | capture / floor | floor + yield | capture / (floor + yield) | per thread: capture | floor | floor + yield |\n\
+         |---:|---:|---|---|---:|---|---:|---:|---:|---:|"
+    );
+    for r in rows {
+        let per = |s: &Option<Stats>| median(s).map_or("–".into(), |m| dur(m / r.threads as f64));
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.threads,
+            r.busy,
+            spread(&r.capture),
+            spread(&r.floor.floor),
+            times(quotient(median(&r.capture), median(&r.floor.floor))),
+            spread(&r.floor.floor_yield),
+            times(quotient(median(&r.capture), median(&r.floor.floor_yield))),
+            per(&r.capture),
+            per(&r.floor.floor),
+            per(&r.floor.floor_yield),
+        );
+    }
+    let unanswered: f64 = rows.iter().map(|r| r.floor.floor_unanswered).sum();
+    if unanswered > 0.0 {
+        let _ = writeln!(
+            w,
+            "\nFloor signals not answered by the round deadline, all rows and runs: {unanswered:.0}."
+        );
+    }
+
+    let _ = writeln!(
+        w,
+        "\n### Where the time goes\n\n\
+         Each phase of a round (`RoundSummary::phases`): wall time / the initiator's own \
+         thread-CPU in it, medians. **list**: `/proc/self/task` read and a slot armed per \
+         thread; **maps**: `/proc/self/maps` into the readable-range table (captures only); \
+         **signal**: one `rt_tgsigqueueinfo` per thread; **gather**: waiting for the last \
+         answer. Wall above CPU in *signal* is time the initiator waited for a CPU held by \
+         threads it had just woken.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| N | busy | round | list | maps | signal | gather |\n|---:|---:|---|---|---|---|---|"
+    );
+    for r in rows {
+        for round in ["capture", "floor"] {
+            let cell = |phase: &'static str| {
+                let get = |clock| r.floor.phases.get(&(round, phase, clock)).map(|s| s.median);
+                match (get("wall"), get("cpu")) {
+                    (Some(wall), Some(cpu)) if wall > 0.0 => {
+                        format!("{} / {}", dur(wall), dur(cpu))
+                    }
+                    _ => "–".into(),
+                }
+            };
+            let _ = writeln!(
+                w,
+                "| {} | {} | {round} | {} | {} | {} | {} |",
+                r.threads,
+                r.busy,
+                cell("list"),
+                cell("maps"),
+                cell("signal"),
+                cell("gather")
+            );
+        }
+    }
+    let _ = writeln!(
+        w,
+        "\nCPU a parked thread spends on one round, read from its own CPU clock \
+         (`clock_gettime` on the thread's clock id) just before and after the round: \
+         everything the signal cost it, the kernel's part included (wake-up, signal frame, \
+         FPU state saved and restored, `rt_sigreturn`, back to its futex wait), which the \
+         handler's pause (measured inside the handler) cannot see. Median over the parked \
+         threads (p99 in brackets), median of runs.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| N | busy | frames | pause in the handler (median) | capture | floor | floor + yield | capture − floor |\n\
+         |---:|---:|---:|---|---|---|---|---|"
+    );
+    for r in rows {
+        let c = |round: &str| match (r.floor.cost.get(round), r.floor.cost_p99.get(round)) {
+            (Some(m), Some(p)) => format!("{} ({})", dur(m.median), dur(p.median)),
+            _ => "–".into(),
+        };
+        let extra = match (r.floor.cost.get("capture"), r.floor.cost.get("floor")) {
+            (Some(c), Some(f)) => dur(c.median - f.median),
+            _ => "–".into(),
+        };
+        let _ = writeln!(
+            w,
+            "| {} | {} | {:.1} | {} | {} | {} | {} | {} |",
+            r.threads,
+            r.busy,
+            r.frames,
+            r.pauses.map_or("–".into(), |p| dur(p.median)),
+            c("capture"),
+            c("floor"),
+            c("floor-yield"),
+            extra
+        );
+    }
+    write_findings(w, rows);
+    write_deep(w, deep);
+}
+
+/// Sentences computed from this run's figures.
+fn write_findings(w: &mut String, rows: &[RowView<'_>]) {
+    let mut notes = vec![];
+    if let Some(r) = rows
+        .iter()
+        .filter(|r| r.busy == 0)
+        .max_by_key(|r| r.threads)
+    {
+        let p = |round, phase, clock| {
+            r.floor
+                .phases
+                .get(&(round, phase, clock))
+                .map(|s: &Stats| s.median)
+        };
+        if let (Some(cap), Some(sw), Some(sc), Some(gw)) = (
+            median(&r.capture),
+            p("capture", "signal", "wall"),
+            p("capture", "signal", "cpu"),
+            p("capture", "gather", "wall"),
+        ) {
+            notes.push(format!(
+                "At N = {} (idle) a capture took {}: signalling {} ({:.0} %), of which the \
+                 initiator ran {} on a CPU and waited the rest while the threads it had woken \
+                 ran their handlers; gathering the last answers {} more.",
+                r.threads,
+                dur(cap),
+                dur(sw),
+                100.0 * sw / cap,
+                dur(sc),
+                dur(gw)
+            ));
+        }
+        if let (Some(lw), Some(mw)) = (p("capture", "list", "wall"), p("capture", "maps", "wall")) {
+            notes.push(format!(
+                "Listing {} threads and arming their slots took {}, reading `/proc/self/maps` \
+                 ({} mappings or more: a stack and a guard page per thread) {}.",
+                r.threads,
+                dur(lw),
+                2 * r.threads,
+                dur(mw)
+            ));
+        }
+    }
+    if let Some(r) = rows.iter().find(|r| r.busy == 0 && r.threads == 64)
+        && let (Some(c), Some(f), Some(p)) = (
+            r.floor.cost.get("capture"),
+            r.floor.cost.get("floor"),
+            r.pauses,
+        )
+    {
+        {
+            notes.push(format!(
+                "A parked thread of the 64-thread row spends {} of CPU on a floor round — the \
+                 kernel's signal delivery and return, which no handler can avoid — and {} on a \
+                 capture round; {} of that is inside the capture handler (its pause), {} frames \
+                 unwound.",
+                dur(f.median),
+                dur(c.median),
+                dur(p.median),
+                r.frames.round()
+            ));
+        }
+    }
+    if !notes.is_empty() {
+        let _ = writeln!(w, "\nFindings of this run:\n");
+        for n in notes {
+            let _ = writeln!(w, "- {n}");
+        }
+    }
+}
+
+fn write_deep(w: &mut String, deep: &[DeepRow]) {
+    if deep.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        w,
+        "\n### Deep stacks (issue 17)\n\n\
+         64 parked threads, each under a stack of the given depth: **recursion** through one \
+         function (`descend`, as in every row above), or **async**: nested async functions in a \
+         current-thread tokio runtime, each level a distinct function reached through a boxed \
+         `dyn Future`, as a server's layers and handlers are (`examples/src/bench/deep.rs`). \
+         Per frame = the pause's growth over the shallowest variant of the same kind, divided by \
+         the frames added. **cold**: rounds right after the fixture wrote 64 MiB (no guru data \
+         left in the CPU caches, as after a second of a server's own work between two \
+         reports); **first**: the first round of a fresh process (the unwinder's rule caches \
+         empty as well).\n"
+    );
+    let _ = writeln!(
+        w,
+        "| stack | frames / thread | pause median | pause p99 | per frame | cold: median / p99 | first: median / p99 | capture | floor | capture / floor | parked-thread CPU: capture | floor |\n\
+         |---|---:|---|---|---|---|---|---|---|---:|---|---|"
+    );
+    for r in deep {
+        let base = deep
+            .iter()
+            .filter(|d| d.label == r.label)
+            .min_by(|a, b| a.frames.total_cmp(&b.frames));
+        let per_frame = match (base, r.pauses) {
+            (Some(b), Some(p)) if r.frames > b.frames + 1.0 => b.pauses.map_or("–".into(), |bp| {
+                dur((p.median - bp.median) / (r.frames - b.frames))
+            }),
+            _ => "–".into(),
+        };
+        let both = |s: &Option<Stats>| {
+            s.map_or("–".into(), |p| {
+                format!("{} / {}", dur(p.median), dur(p.p99))
+            })
+        };
+        let _ = writeln!(
+            w,
+            "| {} ({}) | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.label,
+            r.kind,
+            r.frames,
+            r.pauses.map_or("–".into(), |p| dur(p.median)),
+            r.pauses.map_or("–".into(), |p| dur(p.p99)),
+            per_frame,
+            both(&r.cold_pauses),
+            both(&r.first_pauses),
+            spread(&r.capture),
+            spread(&r.floor),
+            times(quotient(median(&r.capture), median(&r.floor))),
+            r.cost_capture.map_or("–".into(), |s| dur(s.median)),
+            r.cost_floor.map_or("–".into(), |s| dur(s.median)),
+        );
+    }
+}

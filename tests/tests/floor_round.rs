@@ -1,0 +1,94 @@
+//! Floor rounds (`guru_core::floor`, issue 16): a round built like a capture
+//! round whose handlers only answer. It must reach every thread, allocate
+//! nothing, leave the slot table and the report numbering as a capture round
+//! expects them, and count a thread that blocks the capture signal.
+#![cfg(target_os = "linux")]
+
+use std::time::Duration;
+
+use guru_tests::Fixture;
+
+const FIXTURE: &str = env!("CARGO_BIN_EXE_fixture");
+const WAIT: Duration = Duration::from_secs(20);
+
+/// `(listed, answered, unresponsive)` of one floor round.
+fn floor(fx: &mut Fixture, command: &str) -> (u64, u64, u64) {
+    fx.send_line(command);
+    let line = fx.wait_for_line("floor", WAIT);
+    assert!(line.starts_with("floor listed="), "{line}");
+    let field = |key: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+    };
+    (field("listed="), field("answered="), field("unresponsive="))
+}
+
+fn allocations(fx: &mut Fixture) -> u64 {
+    fx.send_line("allocs");
+    let line = fx.wait_for_line("allocs ", WAIT);
+    line["allocs ".len()..]
+        .trim()
+        .parse()
+        .expect("allocation count")
+}
+
+#[test]
+fn floor_rounds_reach_every_thread_and_leave_reports_as_they_were() {
+    let mut fx = Fixture::spawn(FIXTURE, &[]);
+    fx.wait_for_line("ready pid=", WAIT);
+    let threads = fx.announced_threads();
+    for command in ["floor", "floor-yield", "floor"] {
+        let (listed, answered, unresponsive) = floor(&mut fx, command);
+        assert!(
+            listed >= threads.len() as u64,
+            "{command}: {listed} listed, {} announced",
+            threads.len()
+        );
+        assert_eq!(answered, listed, "{command}: every thread answers");
+        assert_eq!(unresponsive, 0, "{command}");
+    }
+    assert_eq!(allocations(&mut fx), 0, "floor rounds allocate nothing");
+    // A report after floor rounds is report 1 (they gave their numbers
+    // back) and has every thread captured (no slot left armed for them).
+    fx.signal(libc::SIGUSR2);
+    let report = fx.wait_for_reports(1, WAIT).remove(0);
+    assert_eq!(report.sequence, 1, "{}", report.text);
+    assert_eq!(report.threads.len(), threads.len(), "{}", report.text);
+    for block in &report.threads {
+        assert!(!block.frames.is_empty(), "{}", block.header);
+    }
+    let figures = report.section("Report").expect("Report section");
+    let n = threads.len();
+    assert!(
+        figures.contains(&format!("{n} listed, {n} captured, 0 unresponsive")),
+        "{figures}"
+    );
+    fx.send_line("exit");
+    assert!(fx.finish(WAIT).success());
+}
+
+#[test]
+fn floor_round_counts_a_thread_that_blocks_the_signal() {
+    let mut fx = Fixture::spawn(FIXTURE, &["--blocker"]);
+    fx.wait_for_line("ready pid=", WAIT);
+    let (listed, answered, unresponsive) = floor(&mut fx, "floor");
+    assert_eq!(unresponsive, 1, "the blocker does not answer");
+    assert_eq!(answered, listed - 1);
+    // The capture round after it still captures the others and lists the
+    // blocker as unresponsive.
+    fx.signal(libc::SIGUSR2);
+    let report = fx.wait_for_reports(1, WAIT).remove(0);
+    let blocker = report.thread_named("blocker");
+    assert!(
+        blocker.header.contains("unresponsive"),
+        "{}",
+        blocker.header
+    );
+    report
+        .thread_named("sleeper")
+        .assert_frames_in_order(&["fixture::sleeping_in_std_sleep"]);
+    fx.send_line("exit");
+    assert!(fx.finish(WAIT).success());
+}
