@@ -9,6 +9,7 @@
 #![allow(unsafe_code)]
 
 pub mod alloc_guard;
+pub mod model_round_trip;
 pub mod stress;
 
 use std::io::{BufRead, BufReader, Read, Write};

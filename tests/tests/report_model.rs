@@ -5,11 +5,14 @@
 //! checked-in JSON Schema (`docs/guru-report.schema.json`).
 #![cfg(target_os = "linux")]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use guru::model::{Content, Data, ElidedWhy, Kind, Report, TaskDump};
 use guru_tests::Fixture;
-use serde_json::Value;
+use guru_tests::model_round_trip::{
+    json_report_lines, json_round_trip as assert_json_round_trip, schema,
+    text_round_trip as assert_text_round_trip,
+};
 
 const STD: &str = env!("CARGO_BIN_EXE_std_fixture");
 const TOKIO: &str = env!("CARGO_BIN_EXE_tokio_fixture");
@@ -40,78 +43,7 @@ fn json_report(program: &str, args: &[&str]) -> String {
     let fx = start(program, args);
     std::thread::sleep(Duration::from_millis(300));
     fx.signal(libc::SIGUSR2);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(line) = fx
-            .stderr_text()
-            .lines()
-            .find(|l| l.starts_with('{') && l.ends_with('}'))
-        {
-            return line.to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no JSON report within {WAIT:?}:\n{}",
-            fx.stderr_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// text → from_text → to_text is the same text; returns the model.
-fn assert_text_round_trip(text: &str) -> Report {
-    let model = Report::from_text(text).unwrap_or_else(|e| panic!("{e}\nin:\n{text}"));
-    let back = model.to_text();
-    if back != text {
-        let (a, b): (Vec<_>, Vec<_>) = (text.lines().collect(), back.lines().collect());
-        let at = a
-            .iter()
-            .zip(&b)
-            .position(|(x, y)| x != y)
-            .unwrap_or(a.len().min(b.len()));
-        panic!(
-            "text differs at line {}:\n  report: {:?}\n  model:  {:?}",
-            at + 1,
-            a.get(at),
-            b.get(at)
-        );
-    }
-    assert!(model.read_from_text);
-    model
-}
-
-/// JSON → from_json → serde is the same value, and it validates against the
-/// checked-in schema; returns the model.
-fn assert_json_round_trip(line: &str) -> Report {
-    let original: Value = serde_json::from_str(line).expect("JSON report");
-    let model = Report::from_json(line).unwrap_or_else(|e| panic!("{e}\n{line}"));
-    let again = serde_json::to_value(&model).expect("serialize");
-    assert_eq!(again, original, "model JSON differs from the report's");
-    assert!(!model.read_from_text);
-    validate(&original);
-    model
-}
-
-fn schema() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../docs/guru-report.schema.json"
-    );
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).expect("schema JSON")
-}
-
-fn validate(doc: &Value) {
-    let schema = schema();
-    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
-    let errors: Vec<String> = validator
-        .iter_errors(doc)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "report does not match the schema: {errors:#?}"
-    );
+    json_report_lines(&fx, 1, WAIT).remove(0)
 }
 
 fn section<'r>(r: &'r Report, title: &str) -> &'r Content {

@@ -9,10 +9,14 @@
 //! with context round-trips too.
 #![cfg(target_os = "linux")]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use guru::model::{Content, Data, Label, Report, Thread, ThreadContext};
 use guru_tests::Fixture;
+use guru_tests::model_round_trip::{
+    json_report_lines, text_round_trip as assert_text_round_trip,
+    validate_against_schema as validate,
+};
 use serde_json::Value;
 
 const FIXTURE: &str = env!("CARGO_BIN_EXE_context_fixture");
@@ -38,62 +42,7 @@ fn text_report(args: &[&str]) -> String {
 fn json_report(args: &[&str]) -> String {
     let fx = start(args);
     fx.signal(libc::SIGUSR2);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(line) = fx
-            .stderr_text()
-            .lines()
-            .find(|l| l.starts_with('{') && l.ends_with('}'))
-        {
-            return line.to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no JSON report within {WAIT:?}:\n{}",
-            fx.stderr_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// text → from_text → to_text is the same text; returns the model.
-fn assert_text_round_trip(text: &str) -> Report {
-    let model = Report::from_text(text).unwrap_or_else(|e| panic!("{e}\nin:\n{text}"));
-    let back = model.to_text();
-    if back != text {
-        let (a, b): (Vec<_>, Vec<_>) = (text.lines().collect(), back.lines().collect());
-        let at = a
-            .iter()
-            .zip(&b)
-            .position(|(x, y)| x != y)
-            .unwrap_or(a.len().min(b.len()));
-        panic!(
-            "text differs at line {}:\n  report: {:?}\n  model:  {:?}",
-            at + 1,
-            a.get(at),
-            b.get(at)
-        );
-    }
-    assert!(model.read_from_text);
-    model
-}
-
-fn validate(doc: &Value) {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../docs/guru-report.schema.json"
-    );
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let schema: Value = serde_json::from_str(&text).expect("schema JSON");
-    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
-    let errors: Vec<String> = validator
-        .iter_errors(doc)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "report does not match the schema: {errors:#?}"
-    );
+    json_report_lines(&fx, 1, WAIT).remove(0)
 }
 
 fn threads(r: &Report) -> &[Thread] {

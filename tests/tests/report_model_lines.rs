@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use guru::model::{Content, Data, Figures, Report};
 use guru_tests::Fixture;
+use guru_tests::model_round_trip::text_round_trip as round_trip;
 
 const CORE: &str = env!("CARGO_BIN_EXE_fixture");
 const STD: &str = env!("CARGO_BIN_EXE_std_fixture");
@@ -38,26 +39,6 @@ fn full_pipe() -> (OwnedFd, Stdio) {
         assert_eq!(libc::fcntl(w.as_raw_fd(), libc::F_SETFL, flags), 0);
     }
     (r, Stdio::from(w))
-}
-
-/// text → from_text → to_text is the same text; returns the model.
-fn round_trip(text: &str) -> Report {
-    let model = Report::from_text(text).unwrap_or_else(|e| panic!("{e}\nin:\n{text}"));
-    let back = model.to_text();
-    if back != text {
-        let at = text
-            .lines()
-            .zip(back.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(0);
-        panic!(
-            "text differs at line {}:\n  report: {:?}\n  model:  {:?}",
-            at + 1,
-            text.lines().nth(at),
-            back.lines().nth(at)
-        );
-    }
-    model
 }
 
 fn figures(r: &Report) -> &Figures {

@@ -10,11 +10,11 @@
 //! same JSON value and validate against the checked-in JSON Schema.
 #![cfg(target_os = "linux")]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use guru::model::{Content, Data, Figures, Report, Stalled, Trigger, WatchdogNotes};
 use guru_tests::Fixture;
-use serde_json::Value;
+use guru_tests::model_round_trip::{self, json_report_lines, text_round_trip};
 
 const FIXTURE: &str = env!("CARGO_BIN_EXE_watchdog_fixture");
 /// Generous: test builds are unoptimized; the machine is shared.
@@ -41,76 +41,14 @@ fn text_reports(fx: &Fixture, n: usize) -> Vec<String> {
 
 /// The JSON reports so far (one line each), at least `n`.
 fn json_reports(fx: &Fixture, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let lines: Vec<String> = fx
-            .stderr_text()
-            .lines()
-            .filter(|l| l.starts_with('{') && l.ends_with('}'))
-            .map(str::to_string)
-            .collect();
-        if lines.len() >= n {
-            return lines;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "fewer than {n} JSON reports within {WAIT:?}:\n{}",
-            fx.stderr_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// text → from_text → to_text is the same text; returns the model.
-fn text_round_trip(text: &str) -> Report {
-    let model = Report::from_text(text).unwrap_or_else(|e| panic!("{e}\nin:\n{text}"));
-    let back = model.to_text();
-    if back != text {
-        let (a, b): (Vec<_>, Vec<_>) = (text.lines().collect(), back.lines().collect());
-        let at = a
-            .iter()
-            .zip(&b)
-            .position(|(x, y)| x != y)
-            .unwrap_or(a.len().min(b.len()));
-        panic!(
-            "text differs at line {}:\n  report: {:?}\n  model:  {:?}\nin:\n{text}",
-            at + 1,
-            a.get(at),
-            b.get(at)
-        );
-    }
-    assert!(model.read_from_text);
-    model
-}
-
-fn schema() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../docs/guru-report.schema.json"
-    );
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).expect("schema JSON")
+    json_report_lines(fx, n, WAIT)
 }
 
 /// JSON → from_json → serde is the same value, it validates against the
 /// checked-in schema, and the model's text reads back into itself; returns
 /// the model.
 fn json_round_trip(line: &str) -> Report {
-    let original: Value = serde_json::from_str(line).expect("JSON report");
-    let model = Report::from_json(line).unwrap_or_else(|e| panic!("{e}\n{line}"));
-    let again = serde_json::to_value(&model).expect("serialize");
-    assert_eq!(again, original, "model JSON differs from the report's");
-    assert!(!model.read_from_text);
-    let schema = schema();
-    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
-    let errors: Vec<String> = validator
-        .iter_errors(&original)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "report does not match the schema: {errors:#?}"
-    );
+    let model = model_round_trip::json_round_trip(line);
     text_round_trip(&model.to_text());
     model
 }
