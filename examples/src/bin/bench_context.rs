@@ -13,7 +13,12 @@
 
 use std::hint::black_box;
 
+use clock::thread_cpu_ns;
+
 use tracing_subscriber::layer::SubscriberExt;
+
+#[path = "../bench/clock.rs"]
+mod clock;
 
 const CALLS: u32 = 200_000;
 const RUNS: usize = 15;
@@ -33,19 +38,6 @@ fn per_call(mut f: impl FnMut()) -> f64 {
         .collect();
     runs.sort_by(f64::total_cmp);
     runs[RUNS / 2]
-}
-
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer; the clock always exists on Linux.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts)
-    };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn span_enter_exit() -> f64 {

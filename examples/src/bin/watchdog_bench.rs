@@ -14,23 +14,15 @@
 //! `-` to print them only.
 
 use std::hint::black_box;
+
+use clock::thread_cpu_ns;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-static SECTION_RAN: Mutex<Option<Instant>> = Mutex::new(None);
+#[path = "../bench/clock.rs"]
+mod clock;
 
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts)
-    };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+static SECTION_RAN: Mutex<Option<Instant>> = Mutex::new(None);
 
 fn reporter_tid() -> Option<i32> {
     std::fs::read_dir("/proc/self/task").ok()?.find_map(|e| {
