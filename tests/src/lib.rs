@@ -157,6 +157,17 @@ impl Fixture {
         self.child.id() as i32
     }
 
+    /// Asks a core fixture (`allocs` on stdin) how many allocations its
+    /// guard has counted, and returns the count.
+    pub fn allocations(&mut self, timeout: Duration) -> u64 {
+        self.send_line("allocs");
+        let line = self.wait_for_line("allocs ", timeout);
+        line["allocs ".len()..]
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("allocation count in {line:?}: {e}"))
+    }
+
     /// Waits for a stdout line starting with `prefix` and returns it.
     pub fn wait_for_line(&mut self, prefix: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;

@@ -66,12 +66,6 @@ fn start(args: &[&str]) -> (Fixture, Vec<(String, i32)>) {
     (fx, threads)
 }
 
-fn allocations(fx: &mut Fixture) -> u64 {
-    fx.send_line("allocs");
-    let line = fx.wait_for_line("allocs ", WAIT);
-    line["allocs ".len()..].trim().parse().expect("count")
-}
-
 fn one_report(fx: &mut Fixture) -> Report {
     fx.signal(libc::SIGUSR2);
     let mut reports = fx.wait_for_reports(1, WAIT);
@@ -147,9 +141,9 @@ fn symbolize_offline(symbols: &SymbolTable, frame: &str, is_return_address: bool
 fn nostd_example_static_mode_reports_without_any_heap() {
     watchdog(Duration::from_secs(600));
     let (mut fx, threads) = start(&["--static"]);
-    assert_eq!(allocations(&mut fx), 0, "install_static allocated");
+    assert_eq!(fx.allocations(WAIT), 0, "install_static allocated");
     let report = one_report(&mut fx);
-    assert_eq!(allocations(&mut fx), 0, "the report allocated");
+    assert_eq!(fx.allocations(WAIT), 0, "the report allocated");
     check_threads(&report, &threads);
     assert!(report.text.contains("(capacity 64)"), "{}", report.text);
 

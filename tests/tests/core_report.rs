@@ -30,15 +30,6 @@ fn start(args: &[&str]) -> (Fixture, BTreeMap<String, i32>) {
     (fx, threads)
 }
 
-fn allocations(fx: &mut Fixture) -> u64 {
-    fx.send_line("allocs");
-    let line = fx.wait_for_line("allocs ", WAIT);
-    line["allocs ".len()..]
-        .trim()
-        .parse()
-        .expect("allocation count")
-}
-
 fn check_report(report: &Report, pid: i32, threads: &BTreeMap<String, i32>) {
     assert_eq!(report.pid, pid);
     assert_eq!(
@@ -159,7 +150,7 @@ fn every_thread_reported_three_times_without_allocating() {
         check_report(report, pid, &threads);
         assert!(fx.is_alive(), "the process keeps running");
         assert_eq!(
-            allocations(&mut fx),
+            fx.allocations(WAIT),
             0,
             "no allocation while all threads are parked and reports run"
         );
@@ -178,7 +169,7 @@ fn report_requested_from_normal_context_shows_the_caller() {
     let main = report.thread_named("fixture");
     main.assert_frames_in_order(&["guru_core::write_report", "fixture::main"]);
     assert_eq!(report.threads.len(), threads.len());
-    assert_eq!(allocations(&mut fx), 0);
+    assert_eq!(fx.allocations(WAIT), 0);
 }
 
 #[test]
@@ -260,7 +251,7 @@ fn repeated_triggers_all_end_in_complete_reports() {
         assert_eq!(r.sequence, i as u64 + 1);
     }
     assert!(fx.is_alive());
-    assert_eq!(allocations(&mut fx), 0);
+    assert_eq!(fx.allocations(WAIT), 0);
     let begins = fx
         .stderr_text()
         .matches("==== Guru Meditation ====")

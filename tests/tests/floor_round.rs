@@ -25,15 +25,6 @@ fn floor(fx: &mut Fixture, command: &str) -> (u64, u64, u64) {
     (field("listed="), field("answered="), field("unresponsive="))
 }
 
-fn allocations(fx: &mut Fixture) -> u64 {
-    fx.send_line("allocs");
-    let line = fx.wait_for_line("allocs ", WAIT);
-    line["allocs ".len()..]
-        .trim()
-        .parse()
-        .expect("allocation count")
-}
-
 #[test]
 fn floor_rounds_reach_every_thread_and_leave_reports_as_they_were() {
     let mut fx = Fixture::spawn(FIXTURE, &[]);
@@ -49,7 +40,7 @@ fn floor_rounds_reach_every_thread_and_leave_reports_as_they_were() {
         assert_eq!(answered, listed, "{command}: every thread answers");
         assert_eq!(unresponsive, 0, "{command}");
     }
-    assert_eq!(allocations(&mut fx), 0, "floor rounds allocate nothing");
+    assert_eq!(fx.allocations(WAIT), 0, "floor rounds allocate nothing");
     // A report after floor rounds is report 1 (they gave their numbers
     // back) and has every thread captured (no slot left armed for them).
     fx.signal(libc::SIGUSR2);
