@@ -41,7 +41,7 @@
 
 use core::sync::atomic::Ordering;
 
-use crate::round::{self, RoundSummary};
+use crate::round::{self, PhaseClock, RoundSummary};
 use crate::slots::Phase;
 use crate::{Engine, Error, RoundGuard, sys};
 
@@ -59,62 +59,6 @@ pub enum FloorKind {
     Answer,
     /// As `Answer`, then `sched_yield` (as a capture handler does).
     AnswerAndYield,
-}
-
-/// Wall-clock and initiator thread-CPU time of one phase of a round.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PhaseTime {
-    /// Monotonic wall-clock nanoseconds.
-    pub wall_ns: u64,
-    /// Thread-CPU nanoseconds of the initiator.
-    pub cpu_ns: u64,
-}
-
-/// The phases of a round, in order (see [`crate::round`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Phases {
-    /// Listing `/proc/self/task` and arming a slot per thread.
-    pub list: PhaseTime,
-    /// Reading `/proc/self/maps` into the readable-range table (0 in a
-    /// floor round, which does not need it).
-    pub maps: PhaseTime,
-    /// Sending the capture signal to every thread.
-    pub signal: PhaseTime,
-    /// Waiting for the answers.
-    pub gather: PhaseTime,
-}
-
-/// Times consecutive phases.
-#[derive(Debug)]
-pub(crate) struct PhaseClock {
-    wall: u64,
-    cpu: u64,
-}
-
-impl PhaseClock {
-    /// Starts at `wall_ns` (monotonic, taken by the caller) and now.
-    ///
-    /// # Async-signal safety
-    /// One `clock_gettime`.
-    pub(crate) fn start(wall_ns: u64) -> PhaseClock {
-        PhaseClock {
-            wall: wall_ns,
-            cpu: sys::thread_cpu_ns(),
-        }
-    }
-
-    /// Ends the phase that ran since the last lap, into `phase`.
-    ///
-    /// # Async-signal safety
-    /// Two `clock_gettime`.
-    pub(crate) fn lap(&mut self, phase: &mut PhaseTime) {
-        let (wall, cpu) = (sys::monotonic_ns(), sys::thread_cpu_ns());
-        *phase = PhaseTime {
-            wall_ns: wall.saturating_sub(self.wall),
-            cpu_ns: cpu.saturating_sub(self.cpu),
-        };
-        (self.wall, self.cpu) = (wall, cpu);
-    }
 }
 
 /// Runs one floor round (see the module docs) from normal context and

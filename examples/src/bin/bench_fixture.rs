@@ -210,7 +210,7 @@ fn cmd_capture() -> String {
 }
 
 /// `list_wall_ns=… list_cpu_ns=… maps_… signal_… gather_…`.
-fn phases(p: &guru_core::floor::Phases) -> String {
+fn phases(p: &guru_core::round::Phases) -> String {
     [
         ("list", p.list),
         ("maps", p.maps),
