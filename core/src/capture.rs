@@ -415,6 +415,7 @@ pub fn capture_self(
         end_detail,
         syscall,
         pause_ns,
+        cpu_ns: cpu_start_ns,
         scanned_from,
     });
 }

@@ -709,6 +709,7 @@ extern "C" fn capture_signal_handler(
             end_detail: 0,
             syscall: arch::SyscallState::Running,
             pause_ns: 0,
+            cpu_ns: cpu_start,
             scanned_from: 0,
         }),
     }

@@ -165,6 +165,7 @@ pub struct Slot {
     end_detail: AtomicU64,
     syscall: AtomicU64,
     pause_ns: AtomicU64,
+    cpu_ns: AtomicU64,
     /// The thread's context record's snapshot (index + 1; 0: none).
     context: AtomicU32,
 }
@@ -180,6 +181,7 @@ impl Slot {
             end_detail: AtomicU64::new(0),
             syscall: AtomicU64::new(0),
             pause_ns: AtomicU64::new(0),
+            cpu_ns: AtomicU64::new(0),
             context: AtomicU32::new(0),
         }
     }
@@ -218,6 +220,9 @@ pub struct CaptureSummary {
     pub syscall: crate::arch::SyscallState,
     /// Thread-CPU nanoseconds spent in the handler.
     pub pause_ns: u64,
+    /// The thread's CPU clock (`CLOCK_THREAD_CPUTIME_ID`) when its handler
+    /// began: the CPU time it had used before this report; 0 if unknown.
+    pub cpu_ns: u64,
     /// Index of the first frame found by scanning the stack for a return
     /// address (its callee had no unwind information); 0 if none was.
     pub scanned_from: u16,
@@ -447,6 +452,7 @@ impl SlotTable {
                 end_detail: slot.end_detail.load(Ordering::Relaxed),
                 syscall: unpack_syscall(slot.syscall.load(Ordering::Relaxed)),
                 pause_ns: slot.pause_ns.load(Ordering::Relaxed),
+                cpu_ns: slot.cpu_ns.load(Ordering::Relaxed),
             },
             frames,
         })
@@ -527,6 +533,7 @@ impl SlotWriter<'_> {
         slot.syscall
             .store(pack_syscall(summary.syscall), Ordering::Relaxed);
         slot.pause_ns.store(summary.pause_ns, Ordering::Relaxed);
+        slot.cpu_ns.store(summary.cpu_ns, Ordering::Relaxed);
         slot.state
             .store(pack(self.generation, Phase::Done), Ordering::Release);
     }
@@ -571,6 +578,7 @@ mod tests {
             end_detail: 0,
             syscall: SyscallState::InSyscall(202),
             pause_ns: 1234,
+            cpu_ns: 5678,
             scanned_from: 3,
         }
     }
@@ -592,6 +600,7 @@ mod tests {
         assert_eq!(&v.summary.name[..6], b"worker");
         assert_eq!(v.summary.scanned_from, 3);
         assert_eq!(v.summary.end, StackEnd::Root);
+        assert_eq!((v.summary.pause_ns, v.summary.cpu_ns), (1234, 5678));
     }
 
     #[test]

@@ -42,6 +42,7 @@ fn summary(generation: u32) -> CaptureSummary {
         end_detail: 0,
         syscall: SyscallState::Running,
         pause_ns: u64::from(generation),
+        cpu_ns: u64::from(generation),
         scanned_from: 0,
     }
 }

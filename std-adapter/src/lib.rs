@@ -287,17 +287,15 @@
 //! # Stuck threads
 //!
 //! Every report (manual, crash, automatic) compares each captured thread
-//! with the previous report of the process: its CPU time (`utime + stime`
-//! from `/proc/self/task/<tid>/stat`, read by the reporter after the round,
-//! never in a handler) and a hash of its stack (every return address; the
+//! with the previous report of the process: its CPU time (its thread-CPU
+//! clock, read by its capture handler on entry) and a hash of its stack (every return address; the
 //! innermost frame by its function, so a loop inside one function matches
 //! wherever it was caught). Every thread header shows its total CPU time
 //! (`; cpu 0.010 s`), and a thread whose stack did not change gets
 //! `same stack as report #3 (12.4 s ago), CPU +0 ms` (stuck) or
 //! `..., CPU +11.9 s` (spinning in place) under its header — the jstack
-//! "three dumps and compare them" routine in one look. Costs: one small
-//! `/proc` read per thread per report. Limits: clock-tick CPU resolution
-//! (usually 10 ms); a spinning loop that calls other non-inlined functions
+//! "three dumps and compare them" routine in one look. Costs: none beyond
+//! the capture (the handler reads its CPU clock anyway). Limits: a spinning loop that calls other non-inlined functions
 //! is seen as having moved on when two reports catch it in different
 //! callees; threads that did not answer are not compared; a reused thread
 //! id is compared with the old thread's stack.

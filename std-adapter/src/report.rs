@@ -160,7 +160,7 @@ fn capture(
                                 .then_some(view.summary.scanned_from),
                             unresponsive: None,
                             elided: Vec::new(),
-                            cpu_ns: None,
+                            cpu_ns: (view.summary.cpu_ns != 0).then_some(view.summary.cpu_ns),
                             stack_hash: None,
                             same_stack: None,
                             stalled: false,

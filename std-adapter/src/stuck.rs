@@ -1,9 +1,9 @@
 //! Stuck and spinning threads across reports.
 //!
 //! Every report compares each captured thread with the previous report of
-//! the same process: its CPU time (`utime + stime` from
-//! `/proc/self/task/<tid>/stat`, read by the reporter after the round, never
-//! in a signal handler) and a hash of its stack. A thread whose stack is the
+//! the same process: its CPU time (its thread-CPU clock, which its capture
+//! handler reads on entry anyway, so it costs nothing extra) and a hash of
+//! its stack. A thread whose stack is the
 //! same as in the previous report gets a line under its header:
 //!
 //! ```text
@@ -21,9 +21,7 @@
 //! its ELF symbol's start address, else the address itself), so a loop inside
 //! one function is the same stack wherever the signal caught it. Limits: a
 //! spinning loop that calls other (not inlined) functions is seen as having
-//! moved on when two reports catch it in different callees; the CPU time
-//! has the kernel's clock-tick resolution (`sysconf(_SC_CLK_TCK)`, usually
-//! 10 ms); a thread id reused by a new thread between two reports is
+//! moved on when two reports catch it in different callees; a thread id reused by a new thread between two reports is
 //! compared with the old thread's stack (a match is then unlikely); threads
 //! that did not answer the capture signal are not compared.
 
@@ -66,24 +64,8 @@ pub(crate) fn stack_hash(frames: &[Frame]) -> u64 {
     h.finish()
 }
 
-/// A thread's CPU time (`utime + stime`) in ns, from its stat file.
-pub(crate) fn thread_cpu_ns(tid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
-    cpu_from_stat(&stat, crate::sys::clock_ticks_per_second()?)
-}
-
-/// `utime + stime` (fields 14 and 15) of a stat line, in ns.
-fn cpu_from_stat(stat: &str, ticks_per_s: u64) -> Option<u64> {
-    // The name (field 2) is in parentheses and may hold spaces or ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut f = rest.split_whitespace().skip(11);
-    let utime: u64 = f.next()?.parse().ok()?;
-    let stime: u64 = f.next()?.parse().ok()?;
-    Some((utime + stime).saturating_mul(1_000_000_000 / ticks_per_s.max(1)))
-}
-
 impl History {
-    /// Reads each captured thread's CPU time and compares it with the last
+    /// Compares each captured thread's stack and CPU time with the last
     /// report; remembers this report for the next.
     pub(crate) fn annotate(&mut self, threads: &mut [Thread], sequence: u64, now_ns: u64) {
         let mut next = HashMap::with_capacity(threads.len());
@@ -91,7 +73,6 @@ impl History {
             if t.unresponsive.is_some() || t.frames.is_empty() {
                 continue;
             }
-            t.cpu_ns = thread_cpu_ns(t.tid);
             let hash = stack_hash(&t.frames);
             t.stack_hash = Some(Hex(hash));
             let seen = match self.threads.get(&t.tid) {
@@ -116,18 +97,5 @@ impl History {
             next.insert(t.tid, seen);
         }
         self.threads = next;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_time_from_a_stat_line_with_a_hostile_name() {
-        let stat = "42 (a) b (c) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 1 1 1";
-        assert_eq!(cpu_from_stat(stat, 100), Some(3_000_000_000));
-        assert_eq!(cpu_from_stat("42 (x", 100), None);
-        assert!(thread_cpu_ns(guru_core::sys::gettid()).is_some());
     }
 }

@@ -384,8 +384,8 @@ pub struct Thread {
     /// Frames the text folded and does not carry (read from text only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub elided: Vec<Elided>,
-    /// Its total CPU time (`utime + stime`, clock-tick resolution), read by
-    /// the reporter after the round; absent when not read (a thread that
+    /// Its total CPU time before this report (its thread-CPU clock, read by
+    /// its capture handler on entry); absent when not read (a thread that
     /// did not answer, a core report).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_ns: Option<u64>,
