@@ -110,6 +110,7 @@ impl<'t> Sim<'t> {
                 assert_eq!(v.frames().collect::<Vec<_>>(), m.frames, "slot {i} frames");
                 assert_eq!(v.summary.name, name_of(m.tid));
                 assert_eq!(v.summary.pause_ns, u64::from(m.generation));
+                assert_eq!(v.summary.cpu_ns, u64::from(m.generation));
             }
             // A slot of another round never reads as published.
             assert!(self.table.read(i, m.generation.wrapping_add(1)).is_none());
@@ -202,6 +203,7 @@ impl<'t> Sim<'t> {
                 end_detail: 0,
                 syscall: SyscallState::Running,
                 pause_ns: u64::from(w.generation),
+                cpu_ns: u64::from(w.generation),
                 scanned_from: 0,
             });
             m.phase = Phase::Done;
