@@ -143,7 +143,7 @@ fn std_text_report_with_thread_context_round_trips() {
         assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
     }
     assert!(
-        text.contains(" s \"a | b\" | -0.") && text.contains(" s \"tab\\x09here\"\n"),
+        text.contains(" s \"a | b\" | -") && text.contains(" s \"tab\\x09here\"\n"),
         "breadcrumbs not quoted:\n{text}"
     );
     let model = assert_text_round_trip(&text);
