@@ -62,6 +62,7 @@ extern crate alloc;
 
 pub mod arch;
 pub mod capture;
+pub mod crash;
 pub mod elf;
 mod fixed;
 pub mod format;
@@ -128,6 +129,13 @@ pub struct Options {
     /// code built with frame pointers (`-C force-frame-pointers=yes` on
     /// x86_64); see [`fp`] for what it cannot see.
     pub frame_pointers_only: bool,
+    /// Crash reports (default true): a fatal signal (SIGSEGV, SIGBUS, SIGILL,
+    /// SIGFPE, SIGABRT, SIGSYS) makes a report, then the process dies as it
+    /// would have; see [`crash`].
+    pub crash_reports: bool,
+    /// How long a crash report may take before the process dies anyway, in
+    /// milliseconds (default 3000).
+    pub crash_deadline_ms: u32,
 }
 
 impl Default for Options {
@@ -156,6 +164,8 @@ impl Options {
         max_mappings: 0,
         symbols: true,
         frame_pointers_only: false,
+        crash_reports: true,
+        crash_deadline_ms: crash::DEFAULT_DEADLINE_MS,
     };
 
     /// The smallest footprint, for [`install_static`]: 64 threads × 32
@@ -386,6 +396,11 @@ fn validate(o: &Options) -> Result<(), Error> {
     if o.output_buffer_bytes < 256 {
         return Err(Error::InvalidOption(
             "output_buffer_bytes must be at least 256",
+        ));
+    }
+    if o.crash_deadline_ms < 10 || o.crash_deadline_ms > 600_000 {
+        return Err(Error::InvalidOption(
+            "crash_deadline_ms must be 10..=600000",
         ));
     }
     if o.round_deadline_ms == 0 || o.round_deadline_ms > 60_000 {
@@ -623,6 +638,9 @@ fn publish_and_install_handlers(engine: &'static Engine) -> Result<&'static Engi
             errno,
         })?;
     }
+    if options.crash_reports {
+        crash::install(engine)?;
+    }
     Ok(engine)
 }
 
@@ -635,6 +653,7 @@ extern "C" fn reset_after_fork() {
         engine.round_active.store(false, Ordering::Release);
         engine.initiator_tid.store(0, Ordering::Relaxed);
     }
+    crash::after_fork_child();
 }
 
 /// The capture-signal handler: the receiving thread captures itself into the

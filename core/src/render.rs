@@ -61,6 +61,10 @@ pub fn write_trigger_source(w: &mut impl Write, t: &Trigger) -> fmt::Result {
         // A report asked for by a call or the std adapter's file trigger.
         return write!(w, "a request without a signal");
     }
+    if let Some(crash) = crate::crash::for_trigger(t) {
+        write!(w, "a crash: ")?;
+        return crate::crash::write_crash(w, &crash);
+    }
     match signal_name(t.signal) {
         Some(name) => write!(w, "{name}")?,
         None => write!(w, "signal {}", t.signal)?,

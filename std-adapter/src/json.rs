@@ -33,7 +33,40 @@ fn source(s: &Source) -> Value {
         }),
         Source::File(p) => json!({ "kind": "file", "path": p.display().to_string() }),
         Source::Call => json!({ "kind": "call" }),
+        Source::Crash(c) => crash_source(c),
+        Source::Panic(p) => panic_source(p),
     }
+}
+
+/// `trigger` of a crash report (docs/json-schema.md).
+fn crash_source(c: &guru_core::crash::CrashInfo) -> Value {
+    let name_len = c.name.iter().position(|&b| b == 0).unwrap_or(c.name.len());
+    json!({
+        "kind": "crash",
+        "signal": c.signal,
+        "signal_name": guru_core::format::signal_name(c.signal),
+        "si_code": c.code,
+        "si_code_name": guru_core::crash::code_name(c.signal, c.code),
+        "fault_address": (c.code > 0).then(|| hex(c.address)),
+        "sender_pid": (c.code <= 0).then_some(c.sender_pid),
+        "thread": c.tid,
+        "thread_name": String::from_utf8_lossy(&c.name[..name_len]),
+        "then_signal_name": (c.then_signal != 0).then(|| guru_core::format::signal_name(c.then_signal)),
+        "time": utc(c.unix_ns),
+    })
+}
+
+/// `trigger` of a panic report (docs/json-schema.md).
+fn panic_source(p: &crate::report::PanicInfo) -> Value {
+    json!({
+        "kind": "panic",
+        "message": p.message,
+        "location": p.location,
+        "thread": p.tid,
+        "thread_name": p.thread,
+        "unreported_panics_before": p.unreported_before,
+        "min_interval_ms": u64::try_from(p.interval.as_millis()).unwrap_or(u64::MAX),
+    })
 }
 
 /// Renders a whole report as one JSON document (no trailing newline).

@@ -175,6 +175,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod config;
+mod crash;
 mod error;
 mod json;
 mod output;
@@ -192,6 +193,7 @@ mod text;
 pub mod tokio;
 
 pub use config::DEFAULT_SECRET_KEYS;
+pub use crash::{CRASH_SECTION_BUDGET, MIN_PANIC_INTERVAL};
 pub use error::Error;
 pub use json::SCHEMA;
 pub use package::Package;

@@ -57,6 +57,24 @@ pub(crate) enum Source {
     File(PathBuf),
     /// [`crate::report`] was called.
     Call,
+    /// A fatal signal (the core's crash helper captured the round).
+    Crash(guru_core::crash::CrashInfo),
+    /// A panic (the panic hook, in the panicking thread).
+    Panic(Box<PanicInfo>),
+}
+
+/// What the panic hook knows of a panic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PanicInfo {
+    pub(crate) message: String,
+    /// `file:line:column`, empty if unknown.
+    pub(crate) location: String,
+    pub(crate) tid: i32,
+    pub(crate) thread: String,
+    /// Panics not reported (rate limit) since the last panic report.
+    pub(crate) unreported_before: u64,
+    /// The panic reports' rate limit.
+    pub(crate) interval: Duration,
 }
 
 /// One frame, resolved.
@@ -176,7 +194,7 @@ pub(crate) struct ReporterState {
 }
 
 /// Everything copied out of a capture round.
-struct Round {
+pub(crate) struct Round {
     summary: RoundSummary,
     modules: &'static ModuleSet,
     capacity: usize,
@@ -229,74 +247,7 @@ fn capture(
     // application thread inside guru::report may block every signal).
     let _unblocked = crate::sys::unblock_for_now(&[engine.capture_signal()]);
     loop {
-        let result = guru_core::capture(trigger, |round| {
-            let summary = *round.summary();
-            let deadline_ms = round.deadline_ms();
-            let mut triggers = Vec::new();
-            round.for_each_recent_trigger(|t| triggers.push(*t));
-            let threads = round
-                .threads()
-                .map(|t| match t {
-                    ThreadCapture::Captured(view) => {
-                        let initiator = view.tid == summary.initiator_tid;
-                        let name = name_text(&view.summary.name);
-                        let mut header = String::new();
-                        let mut state = String::new();
-                        if initiator {
-                            header = initiator_header(view.tid, &name, view.summary.pause_ns, role);
-                            state = format!("{role}, writing this report");
-                        } else {
-                            let _ = write_thread_header(&mut header, &view, false);
-                            let _ = guru_core::capture::describe_syscall(
-                                view.summary.syscall,
-                                &mut state,
-                            );
-                        }
-                        let mut end = String::new();
-                        let _ = write_stack_end(&mut end, &view);
-                        RawThread {
-                            tid: view.tid,
-                            name,
-                            header,
-                            state,
-                            pause_ns: view.summary.pause_ns,
-                            writing_report: initiator,
-                            frames: view.frames().collect(),
-                            end: (!end.is_empty()).then_some(end),
-                            scanned_from: view.summary.scanned_from,
-                            unresponsive: None,
-                        }
-                    }
-                    ThreadCapture::Missing { tid, phase } => {
-                        let mut block = String::new();
-                        let _ = write_unresponsive_thread(&mut block, tid, phase, deadline_ms);
-                        let name = block.split('"').nth(1).unwrap_or("").to_string();
-                        RawThread {
-                            tid,
-                            name,
-                            header: String::new(),
-                            state: "not captured".into(),
-                            pause_ns: 0,
-                            writing_report: false,
-                            frames: Vec::new(),
-                            end: None,
-                            scanned_from: 0,
-                            unresponsive: Some(block),
-                        }
-                    }
-                })
-                .collect();
-            Round {
-                summary,
-                // The engine never frees a module set, and only this thread
-                // (holding the reporter lock) refreshes them, so the current
-                // set is the one the round used.
-                modules: engine.module_set(),
-                capacity: round.capacity(),
-                triggers,
-                threads,
-            }
-        });
+        let result = guru_core::capture(trigger, |round| copy_round(engine, round, role, None));
         match result {
             Ok(round) => return Ok(round),
             Err(guru_core::Error::RoundInProgress) if Instant::now() < deadline => {
@@ -304,6 +255,91 @@ fn capture(
             }
             Err(e) => return Err(e.to_string()),
         }
+    }
+}
+
+/// Copies a finished round out of the core; `crash`: the crashed thread
+/// comes first, its header naming the crash.
+pub(crate) fn copy_round(
+    engine: &'static guru_core::Engine,
+    round: &guru_core::CapturedRound<'_, '_>,
+    role: &str,
+    crash: Option<&guru_core::crash::CrashInfo>,
+) -> Round {
+    let summary = *round.summary();
+    let deadline_ms = round.deadline_ms();
+    let mut triggers = Vec::new();
+    round.for_each_recent_trigger(|t| triggers.push(*t));
+    let threads = round
+        .threads()
+        .map(|t| match t {
+            ThreadCapture::Captured(view) => {
+                let initiator = view.tid == summary.initiator_tid;
+                let name = name_text(&view.summary.name);
+                let mut header = String::new();
+                let mut state = String::new();
+                if initiator {
+                    header = initiator_header(view.tid, &name, view.summary.pause_ns, role);
+                    state = format!("{role}, writing this report");
+                } else {
+                    let _ = write_thread_header(&mut header, &view, false);
+                    let _ = guru_core::capture::describe_syscall(view.summary.syscall, &mut state);
+                }
+                let mut end = String::new();
+                let _ = write_stack_end(&mut end, &view);
+                RawThread {
+                    tid: view.tid,
+                    name,
+                    header,
+                    state,
+                    pause_ns: view.summary.pause_ns,
+                    writing_report: initiator,
+                    frames: view.frames().collect(),
+                    end: (!end.is_empty()).then_some(end),
+                    scanned_from: view.summary.scanned_from,
+                    unresponsive: None,
+                }
+            }
+            ThreadCapture::Missing { tid, phase } => {
+                let mut block = String::new();
+                let _ = write_unresponsive_thread(&mut block, tid, phase, deadline_ms);
+                let name = block.split('"').nth(1).unwrap_or("").to_string();
+                RawThread {
+                    tid,
+                    name,
+                    header: String::new(),
+                    state: "not captured".into(),
+                    pause_ns: 0,
+                    writing_report: false,
+                    frames: Vec::new(),
+                    end: None,
+                    scanned_from: 0,
+                    unresponsive: Some(block),
+                }
+            }
+        })
+        .collect();
+    let mut threads: Vec<RawThread> = threads;
+    if let Some(c) = crash
+        && let Some(i) = threads.iter().position(|t| t.tid == c.tid)
+    {
+        let mut t = threads.remove(i);
+        let mut header = String::new();
+        let _ = guru_core::crash::write_crashed_header(&mut header, t.tid, &c.name, c);
+        t.header = header;
+        t.state = "crashed".into();
+        threads.insert(0, t);
+    }
+    Round {
+        summary,
+        // Module sets are never freed, and only the reporter thread
+        // (holding the reporter lock) or the crash helper (which
+        // never refreshes) runs rounds: the current set is the one
+        // the round used.
+        modules: engine.module_set(),
+        capacity: round.capacity(),
+        triggers,
+        threads,
     }
 }
 
@@ -326,6 +362,16 @@ pub(crate) fn collect(
     settings: Option<&Settings>,
     source: Source,
 ) -> Collected {
+    collect_with(state, settings, source, None)
+}
+
+/// [`collect`], with the round already captured (`pre`: a crash round).
+pub(crate) fn collect_with(
+    state: &mut ReporterState,
+    settings: Option<&Settings>,
+    source: Source,
+    pre: Option<Round>,
+) -> Collected {
     let t0 = Instant::now();
     state.symbolizer.heavy_debug_info = settings.is_some_and(|s| s.heavy_debug_info);
     let engine = guru_core::engine().filter(|_| settings.is_some());
@@ -335,17 +381,28 @@ pub(crate) fn collect(
     };
     let role = match &source {
         Source::Call => "calling guru::report",
+        Source::Panic(_) => "panicking",
         _ => "the reporter",
     };
-    let mut round = match engine {
-        Some(e) => {
+    let mut round = match (engine, pre) {
+        (_, Some(pre)) => Ok(pre),
+        (Some(e), None) => {
             e.refresh_modules();
             // Triggers the signal action could not put into the full pipe
             // were accepted all the same: count them into this report.
             guru_core::note_coalesced(crate::sys::take_pipe_overflow());
-            capture(e, trigger, role)
+            capture(e, trigger, role).map(|mut r| {
+                // The panicking thread comes first.
+                if let Source::Panic(p) = &source
+                    && let Some(i) = r.threads.iter().position(|t| t.tid == p.tid)
+                {
+                    let t = r.threads.remove(i);
+                    r.threads.insert(0, t);
+                }
+                r
+            })
         }
-        None => {
+        (None, None) => {
             Err("guru is not installed: call guru::setup_autorun or guru::Builder::install".into())
         }
     };
@@ -449,7 +506,10 @@ pub(crate) fn collect(
     });
 
     let t_sections = Instant::now();
-    let budget = settings.map_or(Duration::from_secs(2), |s| s.section_timeout);
+    let mut budget = settings.map_or(Duration::from_secs(2), |s| s.section_timeout);
+    if matches!(source, Source::Crash(_)) {
+        budget = budget.min(crate::crash::CRASH_SECTION_BUDGET);
+    }
     // The configuration's `Serialize` and the registered sections go to the
     // section worker in one batch (one hand-off per report, not per section).
     let config_job = settings.and_then(|s| s.config.clone());

@@ -225,6 +225,7 @@ pub struct Builder {
     prewarm_symbols: bool,
     min_interval: Duration,
     core: guru_core::Options,
+    panic_reports: bool,
 }
 
 impl std::fmt::Debug for Builder {
@@ -270,6 +271,7 @@ impl Builder {
                 trigger_signal: None,
                 ..guru_core::Options::default()
             },
+            panic_reports: true,
         }
     }
 
@@ -453,6 +455,32 @@ impl Builder {
         self
     }
 
+    /// Crash reports (default on): a fatal signal (SIGSEGV, SIGBUS, SIGILL,
+    /// SIGFPE, SIGABRT, SIGSYS) makes a report before the process dies as
+    /// it would have (see [crash reports](crate#crash-and-panic-reports)).
+    /// Sets `guru_core::Options::crash_reports`: it takes effect at the
+    /// first install in a process only.
+    pub fn crash_reports(mut self, enable: bool) -> Builder {
+        self.core.crash_reports = enable;
+        self
+    }
+
+    /// The most a crash report may take before the process dies anyway
+    /// (default 3 s; 10 ms to 10 min). The std adapter's report gets two
+    /// thirds of it; the core's report (no allocation) the rest.
+    pub fn crash_deadline(mut self, deadline: Duration) -> Builder {
+        self.core.crash_deadline_ms = u32::try_from(deadline.as_millis()).unwrap_or(u32::MAX);
+        self
+    }
+
+    /// Panic reports (default on): a panic hook, chained after the previous
+    /// one, makes a report with the panic's message and location (see
+    /// [panic reports](crate#crash-and-panic-reports)).
+    pub fn panic_reports(mut self, enable: bool) -> Builder {
+        self.panic_reports = enable;
+        self
+    }
+
     /// Options of the capture engine (round deadline, thread and frame
     /// capacity, capture signal). `trigger_signal` is ignored: the adapter
     /// installs its own trigger. They take effect at the first install in a
@@ -460,6 +488,7 @@ impl Builder {
     pub fn core_options(mut self, options: guru_core::Options) -> Builder {
         self.core = guru_core::Options {
             trigger_signal: None,
+            crash_reports: self.core.crash_reports && options.crash_reports,
             ..options
         };
         self
@@ -588,6 +617,7 @@ impl Builder {
         let prewarm = self.prewarm_symbols;
         let trigger_signal = self.signal.unwrap_or(0);
         let min_interval = self.min_interval;
+        let (crash_reports, panic_reports) = (self.core.crash_reports, self.panic_reports);
         let thread = std::thread::Builder::new()
             .name("guru-reporter".into())
             .spawn(move || {
@@ -632,6 +662,7 @@ impl Builder {
             guard.signal = Some((signal, id));
             TRIGGER_SIGNAL.store(signal, Ordering::Release);
         }
+        crate::crash::install(guard.pipe_write.as_raw_fd(), crash_reports, panic_reports);
         guard.quiet = false;
         Ok(guard)
     }
@@ -750,6 +781,7 @@ fn note_on_stderr(line: &str) {
 impl Drop for Guard {
     fn drop(&mut self) {
         let in_child = guru_core::sys::getpid() != self.owner_pid;
+        crate::crash::uninstall();
         if let Some((signal, id)) = self.signal.take() {
             TRIGGER_SIGNAL.store(0, Ordering::Release);
             // After this returns no handler runs the action any more, so the
@@ -1029,6 +1061,10 @@ fn reporter_loop(
         // The first trigger with none held starts the next report; every
         // other one is counted as coalesced into it.
         for r in &records {
+            if r.signal == crate::crash::MARKER {
+                crate::crash::serve_crash();
+                continue;
+            }
             if held.is_none() {
                 held = Some(Source::Signal(to_trigger(r, true)));
             } else {
@@ -1069,6 +1105,19 @@ fn prewarm_symbols(engine: &'static guru_core::Engine) {
 
 /// Produces a report and writes it where the installation says.
 fn produce_and_emit(source: Source) {
+    produce_and_emit_with(source, None);
+}
+
+/// The installed rate limit (the default when not installed).
+pub(crate) fn min_interval() -> Duration {
+    lock(&INSTALLED)
+        .as_ref()
+        .map_or(DEFAULT_MIN_INTERVAL, |i| i.settings.min_interval)
+}
+
+/// [`produce_and_emit`], with the round already captured (a crash).
+pub(crate) fn produce_and_emit_with(source: Source, pre: Option<crate::report::Round>) {
+    let crash = matches!(source, Source::Crash(_));
     let mut state = STATE.lock();
     let Some((settings, format, log_dir, file_service, output_timeout)) =
         lock(&INSTALLED).as_ref().map(|i| {
@@ -1083,13 +1132,19 @@ fn produce_and_emit(source: Source) {
     else {
         return;
     };
-    let collected = report::collect(
+    let collected = report::collect_with(
         state.get_or_insert_with(ReporterState::default),
         Some(&settings),
         source,
+        pre,
     );
     let rendered = render(&collected, format);
     drop(state);
+    let output_timeout = if crash {
+        output_timeout.min(crate::crash::CRASH_OUTPUT_TIMEOUT)
+    } else {
+        output_timeout
+    };
     output::emit(
         log_dir.as_deref(),
         || {

@@ -44,6 +44,7 @@ pub(crate) fn render(c: &Collected) -> String {
             let _ = write_escaped(&mut w, path.as_os_str().as_encoded_bytes());
             w.push('\n');
         }
+        Source::Panic(p) => write_panic_begin_line(&mut w, &summary, p),
         _ => {
             let _ = write_begin_line(&mut w, &summary);
         }
@@ -502,6 +503,56 @@ fn write_trigger_notes(w: &mut String, f: &Figures) {
     }
 }
 
+/// The begin line of a panic report: `... triggered by a panic in thread
+/// <tid> "<name>"`.
+fn write_panic_begin_line(
+    w: &mut String,
+    s: &guru_core::RoundSummary,
+    p: &crate::report::PanicInfo,
+) {
+    let _ = write!(
+        w,
+        "==== Guru Meditation ==== pid {} report #{} at ",
+        s.pid, s.sequence
+    );
+    let _ = write_utc(w, s.started_unix_ns);
+    let _ = write!(w, " triggered by a panic in thread {} \"", p.tid);
+    let _ = write_escaped(w, p.thread.as_bytes());
+    w.push_str("\"\n");
+}
+
+/// The Report section's lines on the crash (after `requested by: `).
+fn write_crash_figures(w: &mut String, c: &guru_core::crash::CrashInfo) {
+    w.push_str("a crash: ");
+    let _ = guru_core::crash::write_crash(w, c);
+    w.push_str(
+        "\n  after this report the process dies by the signal's own action (guru's handler is removed)",
+    );
+}
+
+/// The Report section's lines on the panic (after `requested by: `).
+fn write_panic_figures(w: &mut String, p: &crate::report::PanicInfo) {
+    let _ = write!(w, "a panic in thread {} \"", p.tid);
+    push_escaped_line(w, &p.thread);
+    w.push_str("\" at ");
+    push_escaped_line(
+        w,
+        if p.location.is_empty() {
+            "an unknown location"
+        } else {
+            &p.location
+        },
+    );
+    w.push_str("\n  panic message: ");
+    push_escaped_line(w, &p.message);
+    let _ = write!(
+        w,
+        "\n  panics not reported since the last panic report (rate limit: one per {}): {}",
+        seconds(u64::try_from(p.interval.as_nanos()).unwrap_or(u64::MAX)),
+        p.unreported_before
+    );
+}
+
 fn write_figures(w: &mut String, f: &Figures) {
     w.push_str("  requested by: ");
     match &f.source {
@@ -513,6 +564,8 @@ fn write_figures(w: &mut String, f: &Figures) {
             push_escaped_line(w, &p.display().to_string());
         }
         Source::Call => w.push_str("a call to guru::report"),
+        Source::Crash(c) => write_crash_figures(w, c),
+        Source::Panic(p) => write_panic_figures(w, p),
     }
     w.push('\n');
     if let Some(round) = &f.round {
