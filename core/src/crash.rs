@@ -360,6 +360,9 @@ pub(crate) fn install(engine: &'static Engine) -> Result<(), crate::Error> {
             errno,
         }
     })?;
+    // From now on a crash wakes the helper and waits for it, even if it
+    // has not run yet (it then finds the request when it starts).
+    HELPER_PID.store(sys::getpid(), Ordering::Release);
     for (i, &signal) in SIGNALS.iter().enumerate() {
         let previous = sys::install_crash_handler(signal, crash_handler).map_err(|errno| {
             crate::Error::Sys {
@@ -379,6 +382,7 @@ pub(crate) fn install(engine: &'static Engine) -> Result<(), crate::Error> {
 
 /// In a forked child there is no helper thread: forget it (fork handler).
 pub(crate) fn after_fork_child() {
+    HELPER_PID.store(0, Ordering::Relaxed);
     HELPER_TID.store(0, Ordering::Relaxed);
 }
 
@@ -520,7 +524,16 @@ extern "C" fn crash_handler(signal: i32, info: *mut libc::siginfo_t, ucontext: *
         }
         // SAFETY: `info` and `ucontext` are this handler's own arguments.
         unsafe { sys::call_saved_handler(prev, signal, info, ucontext) };
-        if sys::current_handler(signal) == crash_handler as *const () as usize {
+        // Put guru's handler back at once and look at what the previous
+        // handler left: the disposition is process-wide, and another thread
+        // faulting while this report runs must still find guru's handler
+        // (not the SIG_DFL Rust's handler sets, which would kill the
+        // process before the report is written).
+        let left = sys::install_crash_handler(signal, crash_handler);
+        let recovered = left
+            .as_ref()
+            .map_or(true, |a| a.sa_sigaction == crash_handler as *const () as usize);
+        if recovered {
             // Still ours: the previous handler recovered the fault.
             if stashed {
                 PENDING_TID.store(0, Ordering::Release);
@@ -528,9 +541,12 @@ extern "C" fn crash_handler(signal: i32, info: *mut libc::siginfo_t, ucontext: *
             drop(errno);
             return;
         }
-        // It gave up (reset the disposition): report, then return; the
-        // fault recurs under the disposition it chose.
+        // It gave up (reset the disposition): report, then put back what it
+        // chose and return; the fault recurs under that disposition.
         report_once(&crash);
+        if let Ok(left) = left.as_ref() {
+            sys::restore_action(signal, left);
+        }
         if !kernel {
             sys::raise_in_this_thread(signal);
         }
@@ -619,9 +635,8 @@ fn report_once(crash: &CrashInfo) {
     }
     // SAFETY: only the owner writes INFO, once, before publishing PHASE.
     unsafe { *INFO.0.get() = *crash };
-    let helper = HELPER_TID.load(Ordering::Relaxed);
-    let helper_here =
-        helper != 0 && HELPER_PID.load(Ordering::Relaxed) == sys::getpid() && helper != tid;
+    let helper_here = HELPER_PID.load(Ordering::Acquire) == sys::getpid()
+        && HELPER_TID.load(Ordering::Acquire) != tid;
     PHASE.store(REQUESTED, Ordering::Release);
     if helper_here {
         sys::futex_wake_all(&PHASE);
@@ -677,7 +692,6 @@ fn report_here(crash: &CrashInfo) {
 /// report.
 extern "C" fn helper_main(_: *mut c_void) -> *mut c_void {
     sys::set_thread_name(c"guru-crash");
-    HELPER_PID.store(sys::getpid(), Ordering::Relaxed);
     HELPER_TID.store(sys::gettid(), Ordering::Release);
     loop {
         let phase = PHASE.load(Ordering::Acquire);

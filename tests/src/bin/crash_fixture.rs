@@ -143,7 +143,13 @@ fn crash_ill() {
 #[inline(never)]
 fn crash_bus() {
     let path = std::env::temp_dir().join(format!("guru-bus-{}", std::process::id()));
-    let file = std::fs::File::create(&path).expect("create");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .expect("create");
     file.set_len(8192).expect("size");
     use std::os::fd::AsRawFd;
     // SAFETY: maps 2 pages of a file we own.
