@@ -530,9 +530,9 @@ extern "C" fn crash_handler(signal: i32, info: *mut libc::siginfo_t, ucontext: *
         // (not the SIG_DFL Rust's handler sets, which would kill the
         // process before the report is written).
         let left = sys::install_crash_handler(signal, crash_handler);
-        let recovered = left
-            .as_ref()
-            .map_or(true, |a| a.sa_sigaction == crash_handler as *const () as usize);
+        let recovered = left.as_ref().map_or(true, |a| {
+            a.sa_sigaction == crash_handler as *const () as usize
+        });
         if recovered {
             // Still ours: the previous handler recovered the fault.
             if stashed {

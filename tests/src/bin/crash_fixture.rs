@@ -10,7 +10,8 @@
 //! `crash_<mode>`), or in `main` for `overflow-main`:
 //! `null`, `overflow`, `overflow-main`, `abort`, `ill`, `bus`, `fpe`,
 //! `panic` (then prints `alive after panic` and waits for stdin to close),
-//! `panics` (ten panics, then `alive after panics`), `two` (two threads
+//! `panics` (ten panics, then `alive after panics`; a line `again`
+//! makes one more, in `main`), `two` (two threads
 //! null-write at once), `alloc-lock` (`main` parks inside the global
 //! allocator holding its lock, then `crasher` null-writes),
 //! `recover` (a SIGSEGV handler installed before guru recovers the fault:
@@ -350,6 +351,10 @@ fn main() {
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     while let Some(Ok(line)) = lines.next() {
+        if line.trim() == "again" {
+            let _ = std::panic::catch_unwind(crash_panic);
+            continue;
+        }
         if line.trim() != "go" {
             continue;
         }
