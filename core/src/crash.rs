@@ -217,6 +217,7 @@ const HANDOFF_NONE: u32 = 0;
 const HANDOFF_OFFERED: u32 = 1;
 const HANDOFF_DONE: u32 = 2;
 const HANDOFF_ABANDONED: u32 = 3;
+const HANDOFF_WRITING: u32 = 4;
 /// Futex word for the hand-off.
 static HANDOFF_STATE: AtomicU32 = AtomicU32::new(HANDOFF_NONE);
 /// The helper's round while it is offered to the std adapter.
@@ -433,18 +434,41 @@ pub fn with_offered_round<R>(f: impl FnOnce(&CapturedRound<'_, '_>, &CrashInfo) 
     let round = unsafe { &*p.cast::<RoundGuard<'static>>() };
     let info = current()?;
     let r = f(&CapturedRound { round }, &info);
-    if HANDOFF_STATE
+    let mut state = HANDOFF_STATE.load(Ordering::Acquire);
+    while state == HANDOFF_OFFERED || state == HANDOFF_WRITING {
+        match HANDOFF_STATE.compare_exchange(
+            state,
+            HANDOFF_DONE,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => {
+                sys::futex_wake_all(&HANDOFF_STATE);
+                break;
+            }
+            Err(now) => state = now,
+        }
+    }
+    Some(r)
+}
+
+/// For the std adapter, inside [`with_offered_round`], right before it
+/// writes its report: claims the output, so that the core's fallback
+/// report does not interleave with it. `false`: the helper gave up waiting
+/// and writes (or wrote) the core's report; write nothing. Once claimed,
+/// the helper waits for the std adapter until the crash deadline.
+///
+/// # Async-signal safety
+/// One compare-exchange.
+pub fn begin_output() -> bool {
+    HANDOFF_STATE
         .compare_exchange(
             HANDOFF_OFFERED,
-            HANDOFF_DONE,
+            HANDOFF_WRITING,
             Ordering::AcqRel,
             Ordering::Acquire,
         )
         .is_ok()
-    {
-        sys::futex_wake_all(&HANDOFF_STATE);
-    }
-    Some(r)
 }
 
 /// The round hook: captures the crashed thread (when `tid` is it) from its
@@ -761,10 +785,16 @@ fn run_round(engine: &'static Engine, crash: &CrashInfo, fd: i32) {
                 core::mem::forget(round);
                 return;
             }
-            if now >= std_share {
+            // The std adapter is writing: it has until the deadline.
+            let limit = if state == HANDOFF_WRITING {
+                end
+            } else {
+                std_share
+            };
+            if now >= limit {
                 break;
             }
-            sys::futex_wait(&HANDOFF_STATE, state, std_share - now);
+            sys::futex_wait(&HANDOFF_STATE, state, limit - now);
         }
         if HANDOFF_STATE
             .compare_exchange(
@@ -775,7 +805,8 @@ fn run_round(engine: &'static Engine, crash: &CrashInfo, fd: i32) {
             )
             .is_err()
         {
-            // The std adapter finished just now.
+            // The std adapter finished just now, or is still writing at the
+            // deadline: the process dies with what it wrote.
             finish();
             core::mem::forget(round);
             return;

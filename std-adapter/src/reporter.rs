@@ -1145,6 +1145,11 @@ pub(crate) fn produce_and_emit_with(source: Source, pre: Option<crate::report::R
     } else {
         output_timeout
     };
+    // The core writes its own report if this one comes too late: only one
+    // of them may write.
+    if crash && !guru_core::crash::begin_output() {
+        return;
+    }
     output::emit(
         log_dir.as_deref(),
         || {
