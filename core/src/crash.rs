@@ -64,6 +64,8 @@
 //! - When the deadline passes, the crashed thread stops waiting and the
 //!   process dies with what was written so far (the report's missing end
 //!   line says it is incomplete).
+//! - The helper is not listed in reports other than the crash report (it
+//!   is guru's own thread, always waiting for a crash).
 //! - In a forked child the helper does not exist: the crashed thread runs the
 //!   round itself if it has enough stack, else writes one line and dies.
 #![deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
@@ -385,6 +387,16 @@ pub(crate) fn install(engine: &'static Engine) -> Result<(), crate::Error> {
 pub(crate) fn after_fork_child() {
     HELPER_PID.store(0, Ordering::Relaxed);
     HELPER_TID.store(0, Ordering::Relaxed);
+}
+
+/// Whether `tid` is the idle crash helper: rounds other than the crash
+/// round do not list it (it is guru's own thread, always waiting in
+/// `helper_main`).
+///
+/// # Async-signal safety
+/// Atomic loads.
+pub(crate) fn hidden_from_rounds(tid: i32) -> bool {
+    PHASE.load(Ordering::Acquire) == IDLE && HELPER_TID.load(Ordering::Relaxed) == tid
 }
 
 /// The saved previous disposition of `signal`.

@@ -295,8 +295,12 @@ impl RoundGuard<'_> {
             let (dents, used, used_len) =
                 (&scratch.dents, &mut scratch.used, &mut scratch.used_len);
             procfs::for_each_dirent_number(dents.get(..n).unwrap_or(&[]), |tid| {
-                listed += 1;
                 let Ok(tid) = i32::try_from(tid) else { return };
+                // The idle crash helper is guru's, not the program's.
+                if crate::crash::hidden_from_rounds(tid) {
+                    return;
+                }
+                listed += 1;
                 // Find the next slot that may be armed (slots still being written
                 // by a late writer of an earlier round are skipped).
                 while cursor < engine.slots.capacity() {
