@@ -34,6 +34,15 @@
 //! began writing, and the next report says how much was dropped and why
 //! (see [`write`](mod@write)).
 //!
+//! # Crash reports
+//!
+//! With [`Options::crash_reports`] (default true) [`install`] also installs
+//! handlers for SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT and SIGSYS
+//! (`SA_SIGINFO | SA_ONSTACK`, chained to what was there before) and starts
+//! one helper thread, `guru-crash` (`pthread_create`, 512 KiB stack, idle on
+//! a futex); a crash then writes a report to `output_fd` and the process
+//! dies as it would have. See [`crash`] for how, and its limits.
+//!
 //! # Memory
 //!
 //! [`install`] preallocates everything; [`Engine::memory`] reports it. With the
