@@ -428,6 +428,12 @@ pub fn set_handoff(wake: extern "C" fn()) {
     HANDOFF.store(wake as usize, Ordering::Release);
 }
 
+/// Removes the hand-off (the std adapter was uninstalled): crashes get the
+/// core's report at once.
+pub fn clear_handoff() {
+    HANDOFF.store(0, Ordering::Release);
+}
+
 /// For the std adapter's reporter thread, after its hand-off `wake`: runs
 /// `f` with the helper's captured crash round, then tells the helper the
 /// report is written. `None` when no round is offered (no crash, or the

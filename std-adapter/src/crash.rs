@@ -73,6 +73,7 @@ pub(crate) fn install(pipe_write: RawFd, crash_reports: bool, panic_reports: boo
 /// core's crash report stays).
 pub(crate) fn uninstall() {
     PANICS_ON.store(false, Ordering::Release);
+    guru_core::crash::clear_handoff();
     PIPE.store(-1, Ordering::Release);
 }
 

@@ -1416,9 +1416,24 @@ fn main() {
     );
     println!("{text}");
     if let Some(path) = &cfg.out {
+        let text = keep_crash_section(path, text);
         match std::fs::write(path, &text) {
             Ok(()) => eprintln!("bench: wrote {}", path.display()),
             Err(e) => eprintln!("bench: cannot write {}: {e}", path.display()),
         }
+    }
+}
+
+/// The "Crash reports" section `bench_crash` wrote into the old file (between
+/// its markers) is kept at the end of the new one.
+fn keep_crash_section(path: &Path, text: String) -> String {
+    const BEGIN: &str = "<!-- bench_crash: begin -->";
+    const END: &str = "<!-- bench_crash: end -->";
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    match (old.find(BEGIN), old.find(END)) {
+        (Some(b), Some(e)) if e > b => {
+            format!("{}\n\n{}\n", text.trim_end(), &old[b..e + END.len()])
+        }
+        _ => text,
     }
 }
