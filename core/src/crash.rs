@@ -536,15 +536,12 @@ extern "C" fn crash_handler(signal: i32, info: *mut libc::siginfo_t, ucontext: *
     }
     // SAFETY: `ucontext` is the kernel's ucontext for this running handler.
     let registers = unsafe { sys::registers_from_ucontext(ucontext) }.unwrap_or_default();
+    // SAFETY: `info` is the kernel's siginfo for this running handler.
+    let fault_address = unsafe { sys::fault_address(info) };
     let mut crash = CrashInfo {
         signal,
         code: si.code,
-        // SAFETY: as for `read_siginfo`.
-        address: if kernel {
-            unsafe { sys::fault_address(info) }
-        } else {
-            0
-        },
+        address: if kernel { fault_address } else { 0 },
         sender_pid: if kernel { 0 } else { si.pid },
         sender_uid: if kernel { 0 } else { si.uid },
         tid,

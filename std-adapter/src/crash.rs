@@ -128,10 +128,12 @@ fn on_panic(info: &PanicHookInfo<'_>) {
         }
         *last = Some(Instant::now());
     }
-    let message = info
-        .payload_as_str()
-        .unwrap_or("Box<dyn Any> (a panic payload that is not a string)")
-        .to_owned();
+    let payload = info.payload();
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "Box<dyn Any> (a panic payload that is not a string)".into());
     let location = info
         .location()
         .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))

@@ -141,7 +141,7 @@ pub(crate) struct Figures {
 /// A section's content.
 #[derive(Debug, Clone)]
 pub(crate) enum Body {
-    Package(Package, String),
+    Package(Box<Package>, String),
     Threads(ThreadsData),
     Processes(Vec<ProcessEntry>),
     Configuration(Option<Vec<Group>>),
@@ -477,7 +477,10 @@ pub(crate) fn collect_with(
         title: "Package".into(),
         kind: "package",
         body: match settings {
-            Some(s) => Ok(Body::Package(s.package.clone(), s.service.clone())),
+            Some(s) => Ok(Body::Package(
+                Box::new(s.package.clone()),
+                s.service.clone(),
+            )),
             None => Err(not_installed()),
         },
     });
