@@ -77,6 +77,29 @@ pub(crate) fn uninstall() {
     PIPE.store(-1, Ordering::Release);
 }
 
+std::thread_local! {
+    /// Set while this thread produces a report (its locks are held): a panic
+    /// inside it (a built-in section's, caught by its guard) makes no panic
+    /// report, which would wait for those locks.
+    static REPORTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the calling thread as producing a report until dropped.
+pub(crate) struct Reporting(bool);
+
+impl Reporting {
+    pub(crate) fn begin() -> Reporting {
+        Reporting(REPORTING.with(|r| r.replace(true)))
+    }
+}
+
+impl Drop for Reporting {
+    fn drop(&mut self) {
+        let previous = self.0;
+        REPORTING.with(|r| r.set(previous));
+    }
+}
+
 /// The core's hand-off: one record on the reporter's pipe.
 ///
 /// # Async-signal safety
@@ -112,7 +135,10 @@ pub(crate) fn serve_crash() {
 
 /// The panic hook's part (after the previous hook ran).
 fn on_panic(info: &PanicHookInfo<'_>) {
-    if !PANICS_ON.load(Ordering::Acquire) || guru_core::crash::current().is_some() {
+    if !PANICS_ON.load(Ordering::Acquire)
+        || guru_core::crash::current().is_some()
+        || REPORTING.with(std::cell::Cell::get)
+    {
         return;
     }
     let name = std::thread::current().name().map(str::to_owned);

@@ -1118,6 +1118,7 @@ pub(crate) fn min_interval() -> Duration {
 /// [`produce_and_emit`], with the round already captured (a crash).
 pub(crate) fn produce_and_emit_with(source: Source, pre: Option<crate::report::Round>) {
     let crash = matches!(source, Source::Crash(_));
+    let _reporting = crate::crash::Reporting::begin();
     let mut state = STATE.lock();
     let Some((settings, format, log_dir, file_service, output_timeout)) =
         lock(&INSTALLED).as_ref().map(|i| {
@@ -1188,6 +1189,7 @@ pub fn report() -> String {
 
 /// Like [`report`], in the given format.
 pub fn report_as(format: Format) -> String {
+    let _reporting = crate::crash::Reporting::begin();
     let mut state = STATE.lock();
     let settings = lock(&INSTALLED).as_ref().map(|i| i.settings.clone());
     let collected = report::collect(
