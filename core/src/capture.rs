@@ -254,7 +254,10 @@ fn code_bytes<const N: usize>(ranges: &RangeTable, address: u64) -> Option<[u8; 
 /// there (unwinding then overran the buffer and wrote over the heap below it).
 /// Elsewhere it is the low end of the readable range containing the stack
 /// pointer; `u64::MAX` for the main thread's `[stack]`, which the kernel
-/// grows on demand; `None` for a stack not in the table.
+/// grows on demand. For a stack not in the table (it was full, or
+/// `/proc/self/maps` could not be read) the readable pages below the stack
+/// pointer are probed with `process_vm_readv` (up to
+/// [`MIN_STACK_FOR_UNWIND`]); `None` if the kernel refuses that probe.
 ///
 /// # Async-signal safety
 /// `sigaltstack` (query) and atomic loads.
@@ -264,11 +267,71 @@ pub fn stack_left(ranges: &RangeTable) -> Option<u64> {
     if let Some(low) = sys::alternate_stack_low(sp) {
         return Some(sp.saturating_sub(low));
     }
-    let own = ranges.find(sp)?;
-    if own.grows_down {
-        return Some(u64::MAX);
+    match ranges.find(sp) {
+        Some(own) if own.grows_down => Some(u64::MAX),
+        Some(own) => Some(sp.saturating_sub(own.start)),
+        None => probe_stack_left(sp),
     }
-    Some(sp.saturating_sub(own.start))
+}
+
+/// Granularity of the stack probes: one page of the smallest page size.
+const PROBE_PAGE: u64 = 4096;
+
+/// Most bytes `probe_stack` looks at above the interrupted stack pointer
+/// (deeper stacks end "unreadable stack" there).
+pub const PROBE_MAX_BYTES: u64 = 4 << 20;
+
+/// For a stack pointer not in the readable-range table (the table was full,
+/// or `/proc/self/maps` could not be read): how many bytes below `sp` are
+/// readable, page by page downwards, up to [`MIN_STACK_FOR_UNWIND`] (the
+/// thread's guard page, or the end of its stack mapping, stops the count).
+/// `None` if the kernel refuses the probe.
+///
+/// # Async-signal safety
+/// At most `MIN_STACK_FOR_UNWIND / 4096 + 1` `process_vm_readv` calls of 8
+/// bytes each ([`sys::readable_word`]: a frame of a few dozen bytes, as it
+/// runs where little stack may be left).
+fn probe_stack_left(sp: u64) -> Option<u64> {
+    let mut page = sp & !(PROBE_PAGE - 1);
+    let mut left = sp.saturating_sub(page);
+    while left < MIN_STACK_FOR_UNWIND {
+        page = page.checked_sub(PROBE_PAGE)?;
+        if !sys::readable_word(page).ok()? {
+            break;
+        }
+        left += PROBE_PAGE;
+    }
+    Some(left)
+}
+
+/// For a stack pointer not in the readable-range table: the readable range
+/// from `sp`'s page upwards, as far as the kernel can copy it (at most
+/// [`PROBE_MAX_BYTES`]), found with `process_vm_readv` on this process
+/// (which stops at an unreadable page instead of faulting). Thread stacks
+/// then unwind whatever else the process maps. `None` if `sp` is not
+/// readable or the kernel refuses the probe (a seccomp filter).
+///
+/// Limit: the probe cannot see mapping boundaries, so where a readable
+/// mapping directly follows the stack's top the range runs on into it. Its
+/// reads are the unwinder's and the stack scan's, which stay inside the
+/// stack unless frames are garbage; a read there would fault only if
+/// another thread unmapped that neighbour in the microseconds of the
+/// unwind. (A stack found in the table is exact: its own mapping.)
+///
+/// # Async-signal safety
+/// `process_vm_readv` calls (64 pages each) into a page-sized stack buffer.
+#[inline(never)]
+fn probe_stack(sp: u64) -> Option<Range> {
+    let start = sp & !(PROBE_PAGE - 1);
+    let mut scratch = [0u8; PROBE_PAGE as usize];
+    let readable = sys::readable_bytes(start, PROBE_MAX_BYTES, &mut scratch).ok()?;
+    let range = Range {
+        start,
+        end: start.checked_add(readable)?,
+        executable: false,
+        grows_down: false,
+    };
+    range.contains(sp, 8).then_some(range)
 }
 
 /// The parts of the engine a capture needs.
@@ -300,15 +363,21 @@ pub fn capture_self(
     let mut end_detail = 0u64;
     let mut scanned_from = 0u16;
 
-    let stack = ctx.ranges.find(regs.sp);
     let left = stack_left(ctx.ranges);
+    let roomy = left.is_none_or(|l| l >= MIN_STACK_FOR_UNWIND);
+    // A stack missing from the table (full table, no /proc) is probed with
+    // the kernel's help; only when there is room for the probe's buffer.
+    let stack = ctx
+        .ranges
+        .find(regs.sp)
+        .or_else(|| if roomy { probe_stack(regs.sp) } else { None });
     let _ = slot.push_frame(regs.pc);
     match (stack, left) {
-        (None, _) => end = StackEnd::UnknownStack,
-        (Some(_), Some(left)) if left < MIN_STACK_FOR_UNWIND => {
+        (_, Some(left)) if left < MIN_STACK_FOR_UNWIND => {
             end = StackEnd::StackNearlyExhausted;
             end_detail = left;
         }
+        (None, _) => end = StackEnd::UnknownStack,
         (Some(stack), _) if ctx.caches.is_empty() => {
             (end, end_detail) = unwind_frame_pointers(ctx.ranges, regs, &stack, &mut slot);
         }

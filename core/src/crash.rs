@@ -82,8 +82,8 @@ use crate::arch::Registers;
 use crate::capture::{self, CaptureContext};
 use crate::format::{SliceWriter, signal_name, write_banner, write_escaped, write_utc};
 use crate::render::{
-    write_begin_line, write_captured_thread, write_end_line, write_frame, write_modules,
-    write_round_figures, write_scan_note, write_stack_end, write_unresponsive_thread,
+    write_captured_thread, write_end_line, write_frame, write_modules, write_round_figures,
+    write_scan_note, write_stack_end, write_unresponsive_thread,
 };
 use crate::round::{self, RoundGuard};
 use crate::slots::SlotView;
@@ -291,11 +291,79 @@ pub fn is_crash_signal(signal: i32) -> bool {
     SIGNALS.contains(&signal)
 }
 
+/// `si_code` in words for a fault of a crash signal (`SEGV_MAPERR`, …):
+/// `None` for the generic codes (`SI_USER`, `SI_KERNEL`, …), another
+/// signal, or an unknown code.
+///
+/// # Async-signal safety
+/// A table lookup.
+pub fn fault_code_name(signal: i32, code: i32) -> Option<&'static str> {
+    if !is_crash_signal(signal) || code <= 0 || code == libc::SI_KERNEL {
+        return None;
+    }
+    code_name(signal, code)
+}
+
+/// What a report says of a crash: the parts of [`CrashInfo`] its words
+/// show, so that a report read back (the std adapter's model) words it the
+/// same as the crash handler did.
+#[derive(Debug, Clone, Copy)]
+pub struct CrashWords<'a> {
+    /// The signal.
+    pub signal: i32,
+    /// Its `si_code`.
+    pub code: i32,
+    /// The fault address (a fault: `si_code` > 0), else `None`.
+    pub address: Option<u64>,
+    /// The sender of a signal the process sent itself.
+    pub sender_pid: i32,
+    /// The crashing thread.
+    pub tid: i32,
+    /// Its name (control characters are escaped when written).
+    pub name: &'a [u8],
+    /// A later signal of the same thread the report covers, 0 if none.
+    pub then_signal: i32,
+}
+
+impl CrashInfo {
+    /// The parts of this crash that its report's words show.
+    ///
+    /// # Async-signal safety
+    /// Copies fields.
+    pub fn words(&self) -> CrashWords<'_> {
+        let len = self
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.name.len());
+        CrashWords {
+            signal: self.signal,
+            code: self.code,
+            address: (self.code > 0).then_some(self.address),
+            sender_pid: self.sender_pid,
+            tid: self.tid,
+            name: self.name.get(..len).unwrap_or(&[]),
+            then_signal: self.then_signal,
+        }
+    }
+}
+
 /// Writes "SIGSEGV (SEGV_MAPERR) at address 0x0 in thread 123 "name"".
 ///
 /// # Async-signal safety
 /// Formats only.
 pub fn write_crash(w: &mut impl Write, c: &CrashInfo) -> fmt::Result {
+    write_crash_words(w, &c.words())
+}
+
+/// Writes "SIGSEGV (SEGV_MAPERR) at address 0x0 in thread 123 "name"": the
+/// signal, its `si_code` in words (or `si_code <n>`), the fault address (or
+/// `from pid <p>` for a signal the process sent itself: `abort`, `raise`),
+/// the thread, and `, then SIGABRT` when the report covers a later signal.
+///
+/// # Async-signal safety
+/// Formats only.
+pub fn write_crash_words(w: &mut impl Write, c: &CrashWords<'_>) -> fmt::Result {
     match signal_name(c.signal) {
         Some(n) => write!(w, "{n}")?,
         None => write!(w, "signal {}", c.signal)?,
@@ -304,14 +372,12 @@ pub fn write_crash(w: &mut impl Write, c: &CrashInfo) -> fmt::Result {
         Some(n) => write!(w, " ({n})")?,
         None => write!(w, " (si_code {})", c.code)?,
     }
-    if c.code > 0 {
-        write!(w, " at address 0x{:x}", c.address)?;
-    } else {
-        write!(w, " from pid {}", c.sender_pid)?;
+    match c.address {
+        Some(a) => write!(w, " at address 0x{a:x}")?,
+        None => write!(w, " from pid {}", c.sender_pid)?,
     }
     write!(w, " in thread {} \"", c.tid)?;
-    let len = c.name.iter().position(|&b| b == 0).unwrap_or(c.name.len());
-    write_escaped(w, c.name.get(..len).unwrap_or(&[]))?;
+    write_escaped(w, c.name)?;
     write!(w, "\"")?;
     if c.then_signal != 0 {
         match signal_name(c.then_signal) {
@@ -321,6 +387,31 @@ pub fn write_crash(w: &mut impl Write, c: &CrashInfo) -> fmt::Result {
     }
     Ok(())
 }
+
+/// The begin line of a crash report: `==== Guru Meditation ==== pid <pid>
+/// report #<n> at <time> triggered by a crash: <`write_crash_words`>`.
+///
+/// # Async-signal safety
+/// Formats only.
+pub fn write_crash_begin_line(
+    w: &mut impl Write,
+    s: &round::RoundSummary,
+    c: &CrashWords<'_>,
+) -> fmt::Result {
+    write!(
+        w,
+        "==== Guru Meditation ==== pid {} report #{} at ",
+        s.pid, s.sequence
+    )?;
+    write_utc(w, s.started_unix_ns)?;
+    write!(w, " triggered by a crash: ")?;
+    write_crash_words(w, c)?;
+    writeln!(w)
+}
+
+/// The Report section's line on what follows a crash report.
+pub const AFTER_REPORT_NOTE: &str =
+    "after this report the process dies by the signal's own action (guru's handler is removed)";
 
 /// The crash being reported (or reported), if any.
 ///
@@ -333,14 +424,6 @@ pub fn current() -> Option<CrashInfo> {
     // SAFETY: INFO is written by the owner only before PHASE leaves IDLE
     // (Release), and never again.
     Some(unsafe { *INFO.0.get() })
-}
-
-/// The crash whose trigger `t` is, if it is one.
-///
-/// # Async-signal safety
-/// As [`current`].
-pub fn for_trigger(t: &Trigger) -> Option<CrashInfo> {
-    current().filter(|c| c.unix_ns == t.unix_ns && c.signal == t.signal && c.code == t.code)
 }
 
 /// Installs the crash handlers and starts the helper thread (setup only,
@@ -872,7 +955,7 @@ fn render_report(w: &mut FdSink<'_>, round: &RoundGuard<'_>, crash: &CrashInfo) 
     let summary = round.summary;
     let generation = summary.generation;
     let deadline_ms = engine.deadline_ns / 1_000_000;
-    write_begin_line(w, &summary)?;
+    write_crash_begin_line(w, &summary, &crash.words())?;
     write_banner(w, "Threads")?;
     let crashed = round
         .used_indices()
@@ -880,11 +963,11 @@ fn render_report(w: &mut FdSink<'_>, round: &RoundGuard<'_>, crash: &CrashInfo) 
     match crashed.and_then(|i| engine.slots.read(i, generation)) {
         Some(view) => write_crashed_thread(w, modules, &view, crash)?,
         None => {
-            write!(w, "------ Thread {} \"", crash.tid)?;
-            let len = crash.name.iter().position(|&b| b == 0).unwrap_or(16);
-            write_escaped(w, crash.name.get(..len).unwrap_or(&[]))?;
-            writeln!(w, "\" (crashed; not unwound) ------")?;
+            // Not in the round (left out, or the thread list failed): its
+            // faulting instruction all the same.
+            write_crashed_header(w, crash.tid, &crash.name, crash)?;
             write_frame(w, modules, 0, crash.registers.pc)?;
+            writeln!(w, "  -- {NOT_UNWOUND}")?;
         }
     }
     writeln!(w)?;
@@ -913,10 +996,7 @@ fn render_report(w: &mut FdSink<'_>, round: &RoundGuard<'_>, crash: &CrashInfo) 
     write!(w, " at ")?;
     write_utc(w, crash.unix_ns)?;
     writeln!(w)?;
-    writeln!(
-        w,
-        "  after this report the process dies by the signal's own action (guru's handler is removed)"
-    )?;
+    writeln!(w, "  {AFTER_REPORT_NOTE}")?;
     write_round_figures(w, &summary, engine.slots.capacity(), |f| {
         engine.triggers.for_each_recent(f)
     })?;
@@ -942,7 +1022,11 @@ fn write_crashed_thread(
     write_stack_end(w, view)
 }
 
-/// `------ Thread <tid> "<name>" (crashed: SIGSEGV (SEGV_MAPERR) at address 0x0) ------`.
+/// The stack-end note of a crashed thread the round did not capture (only
+/// its faulting instruction is shown).
+pub const NOT_UNWOUND: &str = "not unwound: the round did not capture the crashed thread";
+
+/// `------ Thread <tid> "<name>" (crashed: SIGSEGV SEGV_MAPERR at address 0x0) ------`.
 ///
 /// # Async-signal safety
 /// Formats only.
@@ -955,18 +1039,37 @@ pub fn write_crashed_header(
     write!(w, "------ Thread {tid} \"")?;
     let len = name.iter().position(|&b| b == 0).unwrap_or(16);
     write_escaped(w, name.get(..len).unwrap_or(&[]))?;
-    write!(w, "\" (crashed: ")?;
-    match signal_name(crash.signal) {
-        Some(n) => write!(w, "{n}")?,
-        None => write!(w, "signal {}", crash.signal)?,
-    }
-    if let Some(n) = code_name(crash.signal, crash.code) {
-        write!(w, " {n}")?;
-    }
-    if crash.code > 0 {
-        write!(w, " at address 0x{:x}", crash.address)?;
-    }
+    write!(w, "\" (")?;
+    let words = crash.words();
+    write_crash_mark(w, words.signal, words.code, words.address)?;
     writeln!(w, ") ------")
+}
+
+/// The crashed thread's state in its header: `crashed: SIGSEGV SEGV_MAPERR
+/// at address 0x0` (`si_code <n>` for a code without a name; no address for
+/// a signal the process sent itself).
+///
+/// # Async-signal safety
+/// Formats only.
+pub fn write_crash_mark(
+    w: &mut impl Write,
+    signal: i32,
+    code: i32,
+    address: Option<u64>,
+) -> fmt::Result {
+    write!(w, "crashed: ")?;
+    match signal_name(signal) {
+        Some(n) => write!(w, "{n}")?,
+        None => write!(w, "signal {signal}")?,
+    }
+    match code_name(signal, code) {
+        Some(n) => write!(w, " {n}")?,
+        None => write!(w, " si_code {code}")?,
+    }
+    if let Some(a) = address {
+        write!(w, " at address 0x{a:x}")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@
 //!
 //! The data flows through the modules in this order:
 //! [`setup`] (modules, symbols, preallocation) → [`trigger`] (who asked) →
-//! [`round`] (fan-out and gather) → [`capture`] (each thread, in its handler,
-//! into its [`slots`] entry) → [`symbolize`] → [`render`] → [`write`].
+//! [`round`] (fan-out and gather) → [`capture`](mod@capture) (each thread, in its handler,
+//! into its [`slots`] entry) → [`symbolize`] → [`render`] → [`write`](mod@write).
 //!
 //! # Async-signal safety
 //!
@@ -29,10 +29,12 @@
 //! `errno`. System calls used: `write`, `poll`, `read`, `open`, `close`,
 //! `getdents64`, `gettid`, `getpid`, `rt_tgsigqueueinfo`, `futex`,
 //! `clock_gettime`, `prctl`, `sched_yield`, `rt_sigprocmask`, `sigaltstack`
-//! (query only). Output is bounded: a report written from the trigger
-//! handler to a descriptor nobody reads gives up one round deadline after it
-//! began writing, and the next report says how much was dropped and why
-//! (see [`write`](mod@write)).
+//! (query only), `lseek` and `fstat` (on the `/proc` descriptors kept from
+//! install), `process_vm_readv` (on this process, to probe a stack missing
+//! from the range table). Output is bounded: a report written from the
+//! trigger handler to a descriptor nobody reads gives up one round deadline
+//! after it began writing, and the next report says how much was dropped and
+//! why (see [`write`](mod@write)).
 //!
 //! # Crash reports
 //!
@@ -308,6 +310,8 @@ pub(crate) struct Scratch {
     /// Threads that did not answer last round (at most 64 remembered).
     pub(crate) unresponsive: [i32; 64],
     pub(crate) unresponsive_len: usize,
+    /// `/proc` descriptors kept from install (see [`round`]).
+    pub(crate) proc: round::ProcFds,
 }
 
 /// The installed engine: everything a handler needs, prepared at setup.
@@ -580,6 +584,7 @@ impl Scratch {
             used_len: 0,
             unresponsive: [0; 64],
             unresponsive_len: 0,
+            proc: round::ProcFds::open(),
         }
     }
 }

@@ -123,6 +123,11 @@ impl RangeTable {
         }
     }
 
+    /// How many ranges the table holds at most.
+    pub fn capacity(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Ranges that did not fit in the last refresh.
     pub fn dropped(&self) -> usize {
         self.dropped.load(Ordering::Relaxed)
@@ -199,6 +204,15 @@ impl RangeTableWriter<'_> {
         self.len += 1;
     }
 
+    /// Counts a readable mapping left out on purpose (a lower-priority one
+    /// while the table is refilled by [`Priority`]): it shows in
+    /// [`RangeTable::dropped`] like one that did not fit.
+    pub fn skip(&mut self, m: &Mapping<'_>) {
+        if m.readable {
+            self.dropped += 1;
+        }
+    }
+
     /// Publishes the new table.
     pub fn finish(self) {
         drop(self);
@@ -212,6 +226,120 @@ impl Drop for RangeTableWriter<'_> {
         self.table.dropped.store(self.dropped, Ordering::Relaxed);
         self.table.len.store(self.len, Ordering::Relaxed);
         self.table.version.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// Priority classes of readable mappings, most important first: what the
+/// table keeps when the process has more mappings than the table has room.
+///
+/// 0. **code**: executable mappings (syscall detection, stack-scan
+///    candidates, PLT stubs); few, and every thread needs them;
+/// 1. **stacks**: the main thread's `[stack]`, a mapping that starts right
+///    where an anonymous `PROT_NONE` mapping ends (the guard page glibc and
+///    musl put below every thread stack, and Rust below each thread's
+///    alternate signal stack), and the mapping holding the initiator's own
+///    stack pointer;
+/// 2. **named** mappings: files (a module's GOT for PLT stubs) and kernel
+///    pseudo-mappings;
+/// 3. everything else (anonymous data: heaps, arenas, buffers).
+///
+/// Within a class the lowest addresses win. A stack that still does not fit
+/// (more thread stacks than the table holds) or that has no guard page (a
+/// stack the application allocated itself) is not lost: its thread probes
+/// its own stack bounds with `process_vm_readv` (see
+/// [`crate::capture::capture_self`]).
+pub const CLASSES: usize = 4;
+
+/// Classifies the mappings of one `/proc/self/maps` pass, in file order.
+#[derive(Debug, Clone, Copy)]
+pub struct Classifier {
+    prev_end: u64,
+    prev_guard: bool,
+    pinned: u64,
+}
+
+impl Classifier {
+    /// A classifier for one pass; `pinned` is an address whose mapping is a
+    /// stack whatever it looks like (the initiator's stack pointer).
+    ///
+    /// # Async-signal safety
+    /// Constructs a value.
+    pub fn new(pinned: u64) -> Classifier {
+        Classifier {
+            prev_end: 0,
+            prev_guard: false,
+            pinned,
+        }
+    }
+
+    /// The class of `m` (see [`CLASSES`]); call it for every mapping, in
+    /// order, readable or not.
+    ///
+    /// # Async-signal safety
+    /// Comparisons only.
+    pub fn class(&mut self, m: &Mapping<'_>) -> usize {
+        let after_guard = self.prev_guard && self.prev_end == m.start;
+        self.prev_end = m.end;
+        self.prev_guard = !m.readable && !m.executable && m.name.is_empty();
+        if m.executable {
+            0
+        } else if m.name == b"[stack]"
+            || (after_guard && m.name.is_empty())
+            || (m.start <= self.pinned && self.pinned < m.end)
+        {
+            1
+        } else if !m.name.is_empty() {
+            2
+        } else {
+            3
+        }
+    }
+}
+
+/// Which mappings a refill keeps: every mapping of the classes that fit
+/// whole, then the first ones of the class that fits only in part.
+#[derive(Debug, Clone, Copy)]
+pub struct Priority {
+    whole: usize,
+    partial_room: usize,
+}
+
+impl Priority {
+    /// The plan for a table of `capacity` given how many readable mappings
+    /// of each class the first pass counted.
+    ///
+    /// # Async-signal safety
+    /// Arithmetic only.
+    pub fn new(capacity: usize, counts: &[usize; CLASSES]) -> Priority {
+        let mut room = capacity;
+        let mut whole = 0;
+        for &count in counts {
+            if count > room {
+                break;
+            }
+            room -= count;
+            whole += 1;
+        }
+        Priority {
+            whole,
+            partial_room: room,
+        }
+    }
+
+    /// Whether a readable mapping of `class` is kept (counts it against the
+    /// partial class's room).
+    ///
+    /// # Async-signal safety
+    /// Arithmetic only.
+    pub fn keep(&mut self, class: usize) -> bool {
+        if class < self.whole {
+            return true;
+        }
+        if class == self.whole && self.partial_room > 0 {
+            self.partial_room -= 1;
+            return true;
+        }
+        false
     }
 }
 
@@ -245,5 +373,36 @@ mod tests {
         let s = t.find(0x7ff8).expect("stack");
         assert!(s.grows_down && s.contains(0x7ff8, 8) && !s.contains(0x7ffc, 8));
         assert!(t.find(0x9000).is_none());
+    }
+
+    #[test]
+    fn code_then_stacks_after_guards_are_kept_first() {
+        let mut c = Classifier::new(0x50_0000);
+        let x = |start, end, name| Mapping {
+            start,
+            end,
+            readable: true,
+            executable: true,
+            name,
+        };
+        assert_eq!(c.class(&m(0x1000, 0x2000, true, b"")), 3);
+        assert_eq!(c.class(&m(0x2000, 0x3000, false, b"")), 3);
+        // A thread stack: right after an anonymous PROT_NONE guard.
+        assert_eq!(c.class(&m(0x3000, 0x9000, true, b"")), 1);
+        // Not adjacent to a guard: plain data.
+        assert_eq!(c.class(&m(0xa000, 0xb000, true, b"")), 3);
+        assert_eq!(c.class(&x(0xb000, 0xc000, b"/lib/libc.so.6")), 0);
+        assert_eq!(c.class(&m(0xc000, 0xd000, true, b"/lib/libc.so.6")), 2);
+        assert_eq!(c.class(&m(0x4f_0000, 0x51_0000, true, b"")), 1);
+        assert_eq!(c.class(&m(0x60_0000, 0x61_0000, true, b"[stack]")), 1);
+
+        let mut p = Priority::new(5, &[2, 2, 3, 100]);
+        let kept: Vec<bool> = [0, 1, 2, 2, 2, 3, 0, 1]
+            .iter()
+            .map(|&class| p.keep(class))
+            .collect();
+        assert_eq!(kept, [true, true, true, false, false, false, true, true]);
+        let mut everything = Priority::new(10, &[1, 1, 1, 1]);
+        assert!((0..CLASSES).all(|class| everything.keep(class)));
     }
 }

@@ -15,7 +15,7 @@ use crate::round::{RoundGuard, RoundSummary};
 use crate::slots::{Phase, SlotView, StackEnd};
 use crate::symbolize::ModuleSet;
 use crate::sys;
-use crate::trigger::Trigger;
+use crate::trigger::{CODE_CALL, CODE_FILE_TRIGGER, CODE_PANIC, Trigger};
 use crate::write::{DROPS, Dropped, FdSink, write_cut_note, write_reason};
 
 /// Writes the first line of a report.
@@ -51,19 +51,23 @@ pub fn write_end_line(w: &mut impl Write, s: &RoundSummary) -> fmt::Result {
     )
 }
 
-/// "SIGUSR2 from pid 123 (uid 1000)", or "a request without a signal" for a
-/// trigger with signal 0 (a call, or the std adapter's file trigger).
+/// "SIGUSR2 from pid 123 (uid 1000)"; a fault of a crash signal with its
+/// `si_code` in words, "SIGSEGV (SEGV_MAPERR)"; for a trigger with signal 0,
+/// what asked: "file trigger" (the std adapter's), "a call to
+/// guru::report", "a panic", or "a request without a signal" (any other).
+/// The words depend on the trigger alone (a crash report's begin line says
+/// more: [`crate::crash::write_crash_begin_line`]).
 ///
 /// # Async-signal safety
 /// Formats into the caller's writer; no allocation.
 pub fn write_trigger_source(w: &mut impl Write, t: &Trigger) -> fmt::Result {
     if t.signal == 0 {
-        // A report asked for by a call or the std adapter's file trigger.
-        return write!(w, "a request without a signal");
-    }
-    if let Some(crash) = crate::crash::for_trigger(t) {
-        write!(w, "a crash: ")?;
-        return crate::crash::write_crash(w, &crash);
+        return match t.code {
+            CODE_FILE_TRIGGER => write!(w, "file trigger"),
+            CODE_CALL => write!(w, "a call to guru::report"),
+            CODE_PANIC => write!(w, "a panic"),
+            _ => write!(w, "a request without a signal"),
+        };
     }
     match signal_name(t.signal) {
         Some(name) => write!(w, "{name}")?,
@@ -73,6 +77,8 @@ pub fn write_trigger_source(w: &mut impl Write, t: &Trigger) -> fmt::Result {
         write!(w, " from pid {} (uid {})", t.sender_pid, t.sender_uid)
     } else if t.code == libc::SI_KERNEL {
         write!(w, " from the kernel")
+    } else if let Some(name) = crate::crash::fault_code_name(t.signal, t.code) {
+        write!(w, " ({name})")
     } else {
         write!(w, " (si_code {})", t.code)
     }
@@ -134,28 +140,40 @@ pub fn write_thread_header(
 }
 
 /// Writes the note on how a captured stack ends (nothing when it reached
-/// its root).
+/// its root): `  -- <reason>` and a newline.
 ///
 /// # Async-signal safety
 /// Formats a published slot's summary; no allocation.
 pub fn write_stack_end(w: &mut impl Write, view: &SlotView<'_>) -> fmt::Result {
+    if view.summary.end == StackEnd::Root {
+        return Ok(());
+    }
+    write!(w, "  -- ")?;
+    write_stack_end_reason(w, view)?;
+    writeln!(w)
+}
+
+/// Writes why a captured stack ends early (`stack truncated: …`), without
+/// the note's indent and newline; nothing when it reached its root.
+///
+/// # Async-signal safety
+/// Formats a published slot's summary; no allocation.
+pub fn write_stack_end_reason(w: &mut impl Write, view: &SlotView<'_>) -> fmt::Result {
     match view.summary.end {
         StackEnd::Root => Ok(()),
-        StackEnd::UnreadableStack => {
-            writeln!(
-                w,
-                "  -- {} at 0x{:x}",
-                view.summary.end.describe(),
-                view.summary.end_detail
-            )
-        }
-        StackEnd::StackNearlyExhausted => writeln!(
+        StackEnd::UnreadableStack => write!(
             w,
-            "  -- {} ({} bytes left below the stack pointer)",
+            "{} at 0x{:x}",
             view.summary.end.describe(),
             view.summary.end_detail
         ),
-        other => writeln!(w, "  -- {}", other.describe()),
+        StackEnd::StackNearlyExhausted => write!(
+            w,
+            "{} ({} bytes left below the stack pointer)",
+            view.summary.end.describe(),
+            view.summary.end_detail
+        ),
+        other => write!(w, "{}", other.describe()),
     }
 }
 
@@ -228,6 +246,61 @@ fn task_path<'b>(buf: &'b mut [u8; 64], tid: i32, file: &str) -> &'b [u8] {
     buf.get(..len).unwrap_or(&[])
 }
 
+/// The name and meaning of an errno the core meets reading `/proc`.
+///
+/// # Async-signal safety
+/// A match on constants.
+pub fn errno_text(errno: i32) -> (&'static str, &'static str) {
+    match errno {
+        libc::EMFILE => ("EMFILE", "this process has no file descriptor left"),
+        libc::ENFILE => ("ENFILE", "the system has no file descriptor left"),
+        libc::ENOENT => ("ENOENT", "not found: is /proc mounted?"),
+        libc::EACCES => ("EACCES", "permission denied"),
+        libc::EPERM => ("EPERM", "operation not permitted"),
+        libc::ENOTDIR => ("ENOTDIR", "not a directory: /proc is not procfs"),
+        libc::ENOMEM => ("ENOMEM", "out of kernel memory"),
+        libc::EBADF => ("EBADF", "bad file descriptor"),
+        libc::ESRCH => ("ESRCH", "no such thread"),
+        libc::EIO => ("EIO", "input/output error"),
+        _ => ("errno", "unexpected error"),
+    }
+}
+
+/// `EMFILE (this process has no file descriptor left)`, or
+/// `errno 5 (unexpected error)` for one without a name here.
+///
+/// # Async-signal safety
+/// Formats only.
+pub fn write_errno(w: &mut impl Write, errno: i32) -> fmt::Result {
+    match errno_text(errno) {
+        ("errno", what) => write!(w, "errno {errno} ({what})"),
+        (name, what) => write!(w, "{name} ({what})"),
+    }
+}
+
+/// What a state letter of `/proc/<pid>/task/<tid>/stat` means (see
+/// `proc(5)`): `t` is a thread stopped by a tracer (ptrace), `T` one stopped
+/// by a signal (SIGSTOP, job control).
+///
+/// # Async-signal safety
+/// A match on constants.
+pub fn task_state_text(state: u8) -> &'static str {
+    match state {
+        b'R' => "running",
+        b'S' => "sleeping",
+        b'D' => "in uninterruptible sleep",
+        b'T' => "stopped (SIGSTOP or job control)",
+        b't' => "stopped by a tracer (ptrace)",
+        b'Z' => "zombie: exited, not yet reaped",
+        b'X' | b'x' => "dead",
+        b'I' => "idle",
+        b'P' => "parked",
+        b'W' => "waking",
+        b'K' => "killed while sleeping",
+        _ => "unknown state",
+    }
+}
+
 /// Writes a thread that did not capture itself, with what `/proc` says of it.
 ///
 /// # Async-signal safety
@@ -240,29 +313,45 @@ pub fn write_unresponsive_thread(
 ) -> fmt::Result {
     let mut path = [0u8; 64];
     let mut stat = [0u8; 512];
-    let stat_len = sys::read_file(task_path(&mut path, tid, "stat"), &mut stat).ok();
-    let parsed = stat_len.and_then(|n| procfs::parse_task_stat(stat.get(..n).unwrap_or(&[])));
+    let stat_read = sys::read_file(task_path(&mut path, tid, "stat"), &mut stat);
+    let parsed = stat_read
+        .ok()
+        .and_then(|n| procfs::parse_task_stat(stat.get(..n).unwrap_or(&[])));
     write!(w, "------ Thread {tid} \"")?;
     if let Some(s) = &parsed {
         write_escaped(w, s.name)?;
     }
     write!(w, "\" (")?;
-    match (phase, &parsed) {
-        (_, None) => write!(w, "exited during the report")?,
-        (Phase::NotSignalled, Some(_)) => write!(w, "could not be signalled")?,
-        (Phase::StillPending, Some(s)) => write!(
+    // Stopped threads run no handler until they are continued: their state
+    // says why, not a blocked signal.
+    let stopped = parsed.is_some_and(|s| s.state == b't' || s.state == b'T');
+    match (phase, &parsed, stat_read) {
+        (_, None, Err(e)) if e != libc::ENOENT && e != libc::ESRCH => {
+            write!(w, "state unknown: cannot read its /proc stat: ")?;
+            write_errno(w, e)?;
+        }
+        (_, None, _) => write!(w, "exited during the report")?,
+        (Phase::NotSignalled, Some(_), _) => write!(w, "could not be signalled")?,
+        (Phase::StillPending, Some(s), _) if stopped => write!(
+            w,
+            "unresponsive: state {}, {}; an earlier capture signal is still pending",
+            s.state as char,
+            task_state_text(s.state)
+        )?,
+        (Phase::StillPending, Some(s), _) => write!(
             w,
             "unresponsive: state {}, an earlier capture signal is still pending (the thread blocks it)",
             s.state as char
         )?,
-        (Phase::Writing, Some(_)) => {
+        (Phase::Writing, Some(_), _) => {
             write!(w, "unresponsive: capture still in progress at the deadline")?
         }
-        (_, Some(s)) => {
+        (_, Some(s), _) => {
             write!(
                 w,
-                "unresponsive after {deadline_ms} ms: state {}",
-                s.state as char
+                "unresponsive after {deadline_ms} ms: state {}, {}",
+                s.state as char,
+                task_state_text(s.state)
             )?;
             let mut sc = [0u8; 256];
             if let Ok(n) = sys::read_file(task_path(&mut path, tid, "syscall"), &mut sc) {
@@ -271,7 +360,7 @@ pub fn write_unresponsive_thread(
                         Some(name) => write!(w, ", in syscall {name}")?,
                         None => write!(w, ", in syscall #{nr}")?,
                     },
-                    TaskSyscall::Running => write!(w, ", running")?,
+                    TaskSyscall::Running => write!(w, ", on a CPU")?,
                     TaskSyscall::Unknown => {}
                 }
             }
@@ -329,12 +418,28 @@ pub fn write_round_figures(
     write!(w, "); longest thread pause ")?;
     write_duration(w, s.max_pause_ns)?;
     writeln!(w, " (thread {})", s.max_pause_tid)?;
+    if s.task_list_errno != 0 {
+        write!(w, "  thread list incomplete: cannot list /proc/self/task: ")?;
+        write_errno(w, s.task_list_errno)?;
+        if s.initiator_added {
+            write!(w, "; shown: the thread writing this report")?;
+        }
+        writeln!(w)?;
+    }
     writeln!(w, "  coalesced triggers: {}", s.coalesced_triggers)?;
     write_output_dropped(w, &s.output_dropped)?;
+    if s.maps_errno != 0 {
+        write!(
+            w,
+            "  readable mappings unknown: cannot read /proc/self/maps: "
+        )?;
+        write_errno(w, s.maps_errno)?;
+        writeln!(w, "; stacks were probed with process_vm_readv")?;
+    }
     if s.mappings_dropped > 0 {
         writeln!(
             w,
-            "  readable mappings not tracked (table full): {}",
+            "  readable mappings not tracked (table full): {} (code and thread stacks were kept first)",
             s.mappings_dropped
         )?;
     }

@@ -5,6 +5,33 @@
 //! Only one round runs at a time: [`begin`] wins a compare-exchange on the
 //! engine's `round_active` flag; the returned [`RoundGuard`] owns the scratch
 //! buffers and releases the flag when dropped.
+//!
+//! # Under pressure
+//!
+//! - **No descriptor free, `/proc` unmounted after install**: the round
+//!   lists threads and reads mappings through descriptors kept open since
+//!   install (`/proc/self/task`, `/proc/self/maps`), rewound each round. The
+//!   per-thread `/proc` files of *unresponsive* threads (`stat`, `syscall`,
+//!   `status`) still need a free descriptor: without one such a thread says
+//!   "state unknown: cannot read its /proc stat: EMFILE …".
+//! - **No `/proc` at install either, or no descriptor free since before
+//!   install**: the threads cannot be listed; the report shows the thread
+//!   that wrote it (captured, unwound: its stack is probed, see below) and
+//!   says why the rest is missing (`thread list incomplete: cannot list
+//!   /proc/self/task: ENOENT …`). Without `/proc/self/maps` no code range is
+//!   known either: that thread's system call is not recognised (it shows
+//!   "running") and stack scanning has no code to check candidates against.
+//!   Install itself then loads no symbols from files (no descriptor) or finds
+//!   the main program through `AT_EXECFN` (no `/proc/self/exe`).
+//! - **More readable mappings than the range table holds**: the table is
+//!   refilled by priority (code, thread stacks, named mappings, the rest;
+//!   see [`crate::ranges::CLASSES`]); a captured thread whose stack still is
+//!   not in it probes its own stack with `process_vm_readv` (at most
+//!   [`crate::capture::PROBE_MAX_BYTES`] above its stack pointer). Where a
+//!   seccomp filter forbids `process_vm_readv` such a thread is listed "not
+//!   unwound: stack pointer outside any readable mapping", as before. The
+//!   refill reads `/proc/self/maps` twice, which makes the fan-out of a round
+//!   longer in such a process (thousands of mappings: milliseconds).
 #![deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 #![allow(unsafe_code)]
 
@@ -74,6 +101,14 @@ pub struct RoundSummary {
     pub threads_left_out: usize,
     /// Readable mappings that did not fit in the range table.
     pub mappings_dropped: usize,
+    /// Why `/proc/self/task` could not be listed (whole or in part): the
+    /// errno, 0 if it was. Only the initiator is captured then.
+    pub task_list_errno: i32,
+    /// Why `/proc/self/maps` could not be read, 0 if it was (stacks are
+    /// then probed; see [`crate::capture::capture_self`]).
+    pub maps_errno: i32,
+    /// The initiator was not in the listing (it failed) and was added.
+    pub initiator_added: bool,
     /// Wall-clock start, ns since the Unix epoch.
     pub started_unix_ns: u64,
     /// Monotonic duration of fan-out (listing + signalling), ns.
@@ -91,6 +126,203 @@ pub struct RoundSummary {
     /// Output dropped by bounded writes since the last report written whole
     /// (taken from [`crate::write::DROPS`] when the round began).
     pub output_dropped: crate::write::Dropped,
+}
+
+/// The `/proc` descriptors a round needs, opened at install and kept, so
+/// that a process out of descriptors (`EMFILE`, a descriptor leak: exactly
+/// when a report is wanted) or one whose `/proc` was unmounted after install
+/// still gets whole reports. Each round checks that a kept descriptor still
+/// is the file it opened (`fstat`: the application may have closed the
+/// number and reused it; that one is never touched) and that the process is
+/// still the one that opened it (a forked child must list its own threads),
+/// rewinds it with `lseek`, and reopens it by path otherwise.
+///
+/// Owned by the holder of the round flag (it lives in the round's scratch).
+#[derive(Debug)]
+pub(crate) struct ProcFds {
+    pid: i32,
+    task: KeptFd,
+    maps: KeptFd,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct KeptFd {
+    fd: i32,
+    identity: (u64, u64),
+}
+
+impl KeptFd {
+    const NONE: KeptFd = KeptFd {
+        fd: -1,
+        identity: (0, 0),
+    };
+
+    /// Opens `path` and remembers what it is.
+    ///
+    /// # Async-signal safety
+    /// `open` and `fstat`.
+    fn open(path: &[u8], directory: bool) -> Result<KeptFd, i32> {
+        let fd = sys::open_readonly(path, directory)?;
+        let identity = sys::identity(fd.raw()).ok_or(libc::EBADF)?;
+        let kept = KeptFd {
+            fd: fd.raw(),
+            identity,
+        };
+        core::mem::forget(fd);
+        Ok(kept)
+    }
+
+    /// Whether the descriptor still refers to the file it was opened on.
+    ///
+    /// # Async-signal safety
+    /// One `fstat`.
+    fn still_ours(&self) -> bool {
+        self.fd >= 0 && sys::identity(self.fd) == Some(self.identity)
+    }
+
+    /// The descriptor rewound to its start, reopened by `path` if it is no
+    /// longer ours or cannot be rewound; the errno of the reopen otherwise.
+    ///
+    /// # Async-signal safety
+    /// `fstat`, `lseek`, and on a reopen `open`/`fstat`/`close`.
+    fn get(&mut self, path: &[u8], directory: bool) -> Result<i32, i32> {
+        if self.still_ours() {
+            if sys::rewind(self.fd).is_ok() {
+                return Ok(self.fd);
+            }
+            sys::close_kept(self.fd);
+        }
+        // A number that is no longer ours is forgotten, never closed.
+        *self = KeptFd::NONE;
+        *self = KeptFd::open(path, directory)?;
+        Ok(self.fd)
+    }
+
+    /// A descriptor opened now, kept in place of the old one; the kept one,
+    /// rewound, only when opening fails (no descriptor left, no `/proc`).
+    /// For files whose content some kernels' emulators fix at `open`
+    /// (qemu-user serves `/proc/self/maps` as a snapshot taken when it is
+    /// opened, so a rewound descriptor would show only the mappings of
+    /// install time and miss every later thread's stack).
+    ///
+    /// # Async-signal safety
+    /// `open`/`fstat`/`close`, or as [`KeptFd::get`].
+    fn fresh(&mut self, path: &[u8], directory: bool) -> Result<i32, i32> {
+        match KeptFd::open(path, directory) {
+            Ok(new) => {
+                self.drop_if_ours();
+                *self = new;
+                Ok(self.fd)
+            }
+            Err(_) => self.get(path, directory),
+        }
+    }
+
+    /// Closes the descriptor if it is still ours.
+    ///
+    /// # Async-signal safety
+    /// `fstat`, `close`.
+    fn drop_if_ours(&mut self) {
+        if self.still_ours() {
+            sys::close_kept(self.fd);
+        }
+        *self = KeptFd::NONE;
+    }
+}
+
+const TASK_DIR: &[u8] = b"/proc/self/task\0";
+const MAPS_FILE: &[u8] = b"/proc/self/maps\0";
+
+impl ProcFds {
+    /// Opens what it can now (at install); what fails is retried each round.
+    pub(crate) fn open() -> ProcFds {
+        ProcFds {
+            pid: sys::getpid(),
+            task: KeptFd::open(TASK_DIR, true).unwrap_or(KeptFd::NONE),
+            maps: KeptFd::open(MAPS_FILE, false).unwrap_or(KeptFd::NONE),
+        }
+    }
+
+    /// In a forked child the kept descriptors are the parent's `/proc`
+    /// entries: they are closed and reopened for this process.
+    ///
+    /// # Async-signal safety
+    /// `getpid`, and after a fork `fstat`/`close`.
+    fn check_process(&mut self) {
+        let pid = sys::getpid();
+        if pid != self.pid {
+            self.task.drop_if_ours();
+            self.maps.drop_if_ours();
+            self.pid = pid;
+        }
+    }
+
+    /// `/proc/self/task`, rewound.
+    ///
+    /// # Async-signal safety
+    /// As [`KeptFd::get`].
+    fn task_dir(&mut self) -> Result<i32, i32> {
+        self.check_process();
+        self.task.get(TASK_DIR, true)
+    }
+
+    /// `/proc/self/maps`, opened afresh (the kept descriptor, rewound, when
+    /// that fails): see [`KeptFd::fresh`].
+    ///
+    /// # Async-signal safety
+    /// As [`KeptFd::fresh`].
+    fn maps(&mut self) -> Result<i32, i32> {
+        self.check_process();
+        self.maps.fresh(MAPS_FILE, false)
+    }
+}
+
+/// Feeds every line of the maps file open on `fd` (from its current
+/// position) to `sink`, reading through `buf`.
+///
+/// # Async-signal safety
+/// `read` into the caller's buffer; parsing only.
+fn for_each_mapping(
+    fd: i32,
+    buf: &mut [u8],
+    mut sink: impl FnMut(&procfs::Mapping<'_>),
+) -> Result<(), i32> {
+    let mut kept = 0usize;
+    // A line longer than the buffer (impossible for real paths, which are
+    // at most PATH_MAX) is skipped whole, up to its newline, so the tail
+    // of a hostile file name is never parsed as a line of its own.
+    let mut skipping = false;
+    while let Some(free) = buf.get_mut(kept..) {
+        if free.is_empty() {
+            kept = 0;
+            skipping = true;
+            continue;
+        }
+        let n = match sys::read(fd, free) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        };
+        let mut filled = kept + n;
+        if skipping {
+            let Some(newline) = buf
+                .get(..filled)
+                .and_then(|b| b.iter().position(|&c| c == b'\n'))
+            else {
+                kept = 0;
+                continue;
+            };
+            buf.copy_within(newline + 1..filled, 0);
+            filled -= newline + 1;
+            skipping = false;
+        }
+        let chunk = buf.get(..filled).unwrap_or(&[]);
+        let consumed = procfs::parse_maps_chunk(chunk, |m| sink(&m));
+        buf.copy_within(consumed..filled, 0);
+        kept = filled - consumed;
+    }
+    Ok(())
 }
 
 /// Exclusive ownership of the engine for one round.
@@ -270,107 +502,144 @@ impl RoundGuard<'_> {
         self.engine.report_seq.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Lists `/proc/self/task` and arms a slot per thread.
+    /// Lists `/proc/self/task` and arms a slot per thread. If the listing
+    /// fails (no descriptor free and none kept, no `/proc`), the reason is
+    /// kept for the report and the initiator is armed alone: a report always
+    /// shows at least the thread that wrote it.
     ///
     /// # Async-signal safety
-    /// `open`/`getdents64`/`close` on `/proc/self/task`, atomics on the slot table.
+    /// `fstat`/`lseek`/`getdents64` on the kept `/proc/self/task` descriptor
+    /// (or `open`/`close` to reopen it), atomics on the slot table.
     fn list_and_arm(&mut self) {
         let engine = self.engine;
         let generation = self.summary.generation;
+        let initiator = self.summary.initiator_tid;
         let scratch = &mut *self.scratch;
         scratch.used_len = 0;
         let mut cursor = 0usize;
         let mut listed = 0usize;
         let mut left_out = 0usize;
-        let Ok(dir) = sys::open_readonly(b"/proc/self/task\0", true) else {
-            return;
-        };
-        loop {
-            let n = match sys::getdents64(&dir, &mut scratch.dents) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(libc::EINTR) => continue,
-                Err(_) => break,
-            };
-            let (dents, used, used_len) =
-                (&scratch.dents, &mut scratch.used, &mut scratch.used_len);
-            procfs::for_each_dirent_number(dents.get(..n).unwrap_or(&[]), |tid| {
-                let Ok(tid) = i32::try_from(tid) else { return };
-                // The idle crash helper is guru's, not the program's.
-                if crate::crash::hidden_from_rounds(tid) {
+        let mut initiator_seen = false;
+        let mut errno = 0;
+        let (dents, used, used_len) =
+            (&mut scratch.dents, &mut scratch.used, &mut scratch.used_len);
+        let mut arm = |tid: i32, listed: &mut usize| {
+            *listed += 1;
+            // Find the next slot that may be armed (slots still being written
+            // by a late writer of an earlier round are skipped).
+            while cursor < engine.slots.capacity() {
+                let index = cursor;
+                cursor += 1;
+                if engine.slots.arm(index, generation, tid) {
+                    if let Some(u) = used.get_mut(*used_len) {
+                        *u = index as u32;
+                        *used_len += 1;
+                    }
                     return;
                 }
-                listed += 1;
-                // Find the next slot that may be armed (slots still being written
-                // by a late writer of an earlier round are skipped).
-                while cursor < engine.slots.capacity() {
-                    let index = cursor;
-                    cursor += 1;
-                    if engine.slots.arm(index, generation, tid) {
-                        if let Some(u) = used.get_mut(*used_len) {
-                            *u = index as u32;
-                            *used_len += 1;
-                        }
+            }
+            left_out += 1;
+        };
+        match scratch.proc.task_dir() {
+            Err(e) => errno = e,
+            Ok(dir) => loop {
+                let n = match sys::getdents64_raw(dir, dents) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(libc::EINTR) => continue,
+                    Err(e) => {
+                        errno = e;
+                        break;
+                    }
+                };
+                procfs::for_each_dirent_number(dents.get(..n).unwrap_or(&[]), |tid| {
+                    let Ok(tid) = i32::try_from(tid) else {
+                        listed += 1;
+                        return;
+                    };
+                    // The idle crash helper is guru's, not the program's.
+                    if crate::crash::hidden_from_rounds(tid) {
                         return;
                     }
-                }
-                left_out += 1;
-            });
+                    initiator_seen |= tid == initiator;
+                    arm(tid, &mut listed);
+                });
+            },
+        }
+        let added = !initiator_seen && errno != 0;
+        if added {
+            arm(initiator, &mut listed);
         }
         self.summary.threads_listed = listed;
         self.summary.threads_armed = scratch.used_len;
         self.summary.threads_left_out = left_out;
+        self.summary.task_list_errno = errno;
+        self.summary.initiator_added = added;
     }
 
-    /// Re-reads `/proc/self/maps` into the readable-range table.
+    /// Re-reads `/proc/self/maps` into the readable-range table. When the
+    /// process has more readable mappings than the table holds, the file is
+    /// read a second time and the table refilled by priority (code, then
+    /// thread stacks, then named mappings, then the rest: see
+    /// [`crate::ranges::CLASSES`]), so the stacks of the threads being
+    /// captured are tracked whatever else the process maps.
     ///
     /// # Async-signal safety
-    /// `open`/`read`/`close` on `/proc/self/maps` into the preallocated buffer; atomic stores.
+    /// `fstat`/`lseek`/`read` on the kept `/proc/self/maps` descriptor (or
+    /// `open`/`close` to reopen it) into the preallocated buffer; atomic stores.
     fn refresh_ranges(&mut self) {
+        use crate::ranges::{CLASSES, Classifier, Priority};
         let engine = self.engine;
-        let mut writer = engine.ranges.writer();
-        if let Ok(fd) = sys::open_readonly(b"/proc/self/maps\0", false) {
-            let buf = &mut self.scratch.maps;
-            let mut kept = 0usize;
-            // A line longer than the buffer (impossible for real paths, which are
-            // at most PATH_MAX) is skipped whole, up to its newline, so the tail
-            // of a hostile file name is never parsed as a line of its own.
-            let mut skipping = false;
-            while let Some(free) = buf.get_mut(kept..) {
-                if free.is_empty() {
-                    kept = 0;
-                    skipping = true;
-                    continue;
+        let pinned = sys::approximate_stack_pointer();
+        let scratch = &mut *self.scratch;
+        let mut counts = [0usize; CLASSES];
+        let mut errno = 0;
+        {
+            let mut writer = engine.ranges.writer();
+            match scratch.proc.maps() {
+                Err(e) => errno = e,
+                Ok(fd) => {
+                    let mut classes = Classifier::new(pinned);
+                    let read = for_each_mapping(fd, &mut scratch.maps, |m| {
+                        let class = classes.class(m);
+                        if m.readable
+                            && let Some(c) = counts.get_mut(class)
+                        {
+                            *c += 1;
+                        }
+                        writer.add(m);
+                    });
+                    if let Err(e) = read {
+                        errno = e;
+                    }
                 }
-                let n = match sys::read(fd.raw(), free) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(libc::EINTR) => continue,
-                    Err(_) => break,
-                };
-                let mut filled = kept + n;
-                if skipping {
-                    let Some(newline) = buf
-                        .get(..filled)
-                        .and_then(|b| b.iter().position(|&c| c == b'\n'))
-                    else {
-                        kept = 0;
-                        continue;
-                    };
-                    buf.copy_within(newline + 1..filled, 0);
-                    filled -= newline + 1;
-                    skipping = false;
-                }
-                let chunk = buf.get(..filled).unwrap_or(&[]);
-                let consumed = procfs::parse_maps_chunk(chunk, |m| writer.add(&m));
-                buf.copy_within(consumed..filled, 0);
-                kept = filled - consumed;
             }
-        }
-        self.summary.mappings_dropped = {
             writer.finish();
-            engine.ranges.dropped()
-        };
+        }
+        if errno == 0 && engine.ranges.dropped() > 0 {
+            let mut plan = Priority::new(engine.ranges.capacity(), &counts);
+            let mut writer = engine.ranges.writer();
+            match scratch.proc.maps() {
+                Err(e) => errno = e,
+                Ok(fd) => {
+                    let mut classes = Classifier::new(pinned);
+                    let read = for_each_mapping(fd, &mut scratch.maps, |m| {
+                        let class = classes.class(m);
+                        if m.readable && plan.keep(class) {
+                            writer.add(m);
+                        } else {
+                            writer.skip(m);
+                        }
+                    });
+                    if let Err(e) = read {
+                        errno = e;
+                    }
+                }
+            }
+            writer.finish();
+        }
+        self.summary.maps_errno = errno;
+        self.summary.mappings_dropped = engine.ranges.dropped();
     }
 
     /// Waits for the signalled threads until all answered or the deadline.

@@ -139,7 +139,9 @@ fn prepare_module(
     let is_vdso = vdso_like(&loaded.name);
     let path = if is_main || loaded.name.is_empty() {
         if is_main {
-            sys::self_exe_path().unwrap_or_default()
+            sys::self_exe_path()
+                .or_else(sys::exec_fn_path)
+                .unwrap_or_default()
         } else {
             loaded.name.clone()
         }

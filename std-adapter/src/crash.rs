@@ -128,7 +128,8 @@ pub(crate) fn serve_crash() {
         return;
     };
     let _ = guru_core::crash::with_offered_round(|round, info| {
-        let copied = crate::report::copy_round(engine, round, "the crash helper", Some(info));
+        let mut copied = crate::report::copy_round(engine, round, "the crash helper");
+        copied.mark_crashed(info);
         crate::reporter::produce_and_emit_with(Source::Crash(*info), Some(copied));
     });
 }

@@ -159,7 +159,7 @@ pub fn getdents64(fd: &Fd, buf: &mut [u8]) -> Result<usize, Errno> {
 
 /// Sends `signal` to thread `tid` of process `pid`, carrying `value` in
 /// `si_value`, with `rt_tgsigqueueinfo(2)`. The receiving handler reads the value
-/// back with [`siginfo_value`]. Unlike `tgkill`, the payload lets a handler tell
+/// back with `siginfo_value`. Unlike `tgkill`, the payload lets a handler tell
 /// which round and slot the signal belongs to.
 ///
 /// # Async-signal safety
@@ -481,6 +481,161 @@ pub fn at_fork_child(child: extern "C" fn()) {
     unsafe { libc::pthread_atfork(None, None, Some(child)) };
 }
 
+/// Opens a path read-only and keeps the raw descriptor (no [`Fd`] guard):
+/// for descriptors the engine holds for its whole life (see
+/// [`crate::round`]'s kept `/proc` descriptors). `None` on failure.
+///
+/// Setup (or round holder) only; one `open` system call.
+pub fn open_kept(path: &[u8], directory: bool) -> Option<i32> {
+    let fd = open_readonly(path, directory).ok()?;
+    let raw = fd.0;
+    core::mem::forget(fd);
+    Some(raw)
+}
+
+/// Closes a descriptor the engine kept (see [`open_kept`]).
+///
+/// # Async-signal safety
+/// One `close` system call.
+pub fn close_kept(fd: i32) {
+    if fd >= 0 {
+        // SAFETY: the caller owns `fd` (it came from `open_kept` and was
+        // verified with `identity` to still be that file).
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// The identity (device, inode) of the file open on `fd`, to check that a
+/// descriptor kept since install still refers to the same file (the
+/// application may have closed it and reused the number).
+///
+/// # Async-signal safety
+/// One `fstat` system call into a stack buffer.
+pub fn identity(fd: i32) -> Option<(u64, u64)> {
+    // SAFETY: `stat` is plain data; all-zero is a valid value to overwrite.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: fstat(2) writes at most one `stat` into the valid pointer.
+    let r = unsafe { libc::fstat(fd, &mut st) };
+    (r == 0).then_some((st.st_dev, st.st_ino))
+}
+
+/// Moves `fd` back to its start (`lseek(fd, 0, SEEK_SET)`): a kept
+/// directory descriptor is listed again from its first entry, a kept
+/// `/proc` file is generated afresh.
+///
+/// # Async-signal safety
+/// One `lseek` system call.
+pub fn rewind(fd: i32) -> Result<(), Errno> {
+    // SAFETY: lseek(2) on a descriptor the caller owns; no memory is touched.
+    let r = unsafe { libc::lseek(fd, 0, libc::SEEK_SET) };
+    if r < 0 { Err(errno()) } else { Ok(()) }
+}
+
+/// `getdents64(2)` on a raw directory descriptor (see [`getdents64`]).
+///
+/// # Async-signal safety
+/// One `getdents64` system call.
+pub fn getdents64_raw(fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: `buf` is writable for `buf.len()` bytes; the kernel writes at most that.
+    let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
+    if n < 0 { Err(errno()) } else { Ok(n as usize) }
+}
+
+/// Whether this process can read the 8 bytes at `address`, asked of the
+/// kernel with one `process_vm_readv` on itself (which fails instead of
+/// faulting). The smallest possible stack frame: it runs on stacks that may
+/// be nearly exhausted. `Err` if the call itself is refused.
+///
+/// # Async-signal safety
+/// One `process_vm_readv` system call; two iovecs and 8 bytes on the stack.
+#[inline(never)]
+pub fn readable_word(address: u64) -> Result<bool, Errno> {
+    let mut word = 0u64;
+    let local = libc::iovec {
+        iov_base: core::ptr::addr_of_mut!(word).cast(),
+        iov_len: 8,
+    };
+    let remote = libc::iovec {
+        iov_base: address as *mut c_void,
+        iov_len: 8,
+    };
+    // SAFETY: `local` describes `word`, writable for 8 bytes; the remote
+    // range is only read by the kernel, which fails on an unreadable page
+    // instead of faulting this process.
+    let n = unsafe { libc::process_vm_readv(getpid(), &local, 1, &remote, 1, 0) };
+    match n {
+        8 => Ok(true),
+        n if n >= 0 => Ok(false),
+        _ if errno() == libc::EFAULT => Ok(false),
+        _ => Err(errno()),
+    }
+}
+
+/// How many bytes from `start` (page-aligned; at most `len`) this process
+/// can read, asked of the kernel with `process_vm_readv` on itself: it copies
+/// remote pieces in order and stops at the first one on a page that is
+/// unmapped or not readable (a guard page) instead of faulting. Each remote
+/// piece is one `scratch`-sized block, so the answer is exact to that
+/// granularity even where the kernel only reports whole iovecs. `scratch`
+/// receives the copied bytes (every local iovec points at it; its contents
+/// are meaningless afterwards). `Err` if the call itself is refused (a
+/// seccomp filter, `ENOSYS`).
+///
+/// # Async-signal safety
+/// `process_vm_readv` system calls; two iovec arrays on the stack.
+#[inline(never)]
+pub fn readable_bytes(start: u64, len: u64, scratch: &mut [u8]) -> Result<u64, Errno> {
+    const IOVECS: usize = 64;
+    let chunk = scratch.len() as u64;
+    if chunk == 0 {
+        return Err(libc::EINVAL);
+    }
+    let local: [libc::iovec; IOVECS] = core::array::from_fn(|_| libc::iovec {
+        iov_base: scratch.as_mut_ptr().cast(),
+        iov_len: scratch.len(),
+    });
+    let mut done = 0u64;
+    while done < len {
+        let pieces = ((len - done).div_ceil(chunk) as usize).min(IOVECS);
+        let base = start.wrapping_add(done);
+        let remote: [libc::iovec; IOVECS] = core::array::from_fn(|i| libc::iovec {
+            iov_base: base.wrapping_add(i as u64 * chunk) as *mut c_void,
+            iov_len: scratch.len(),
+        });
+        let want = pieces as u64 * chunk;
+        // SAFETY: every local iovec describes `scratch`, writable for its whole
+        // length (the kernel writes it several times over; it is a sink); the
+        // remote ranges are only read by the kernel, which fails or stops short
+        // at unreadable pages instead of faulting this process.
+        let n = unsafe {
+            libc::process_vm_readv(
+                getpid(),
+                local.as_ptr(),
+                pieces as libc::c_ulong,
+                remote.as_ptr(),
+                pieces as libc::c_ulong,
+                0,
+            )
+        };
+        if n < 0 {
+            let e = errno();
+            // EFAULT: the first piece is already unreadable.
+            return if e == libc::EFAULT {
+                Ok(done.min(len))
+            } else {
+                Err(e)
+            };
+        }
+        // Whole pieces only: a piece the kernel copied in part is not trusted.
+        let n = (n as u64 / chunk) * chunk;
+        done = done.saturating_add(n);
+        if n < want {
+            break;
+        }
+    }
+    Ok(done.min(len))
+}
+
 /// Number of online CPUs (setup only).
 pub fn online_cpus() -> usize {
     // SAFETY: sysconf has no preconditions.
@@ -692,6 +847,22 @@ pub fn self_exe_path() -> Option<alloc::vec::Vec<u8>> {
     }
     buf.truncate(n as usize);
     Some(buf)
+}
+
+/// The path the program was started with (`AT_EXECFN` from the auxiliary
+/// vector), for when `/proc/self/exe` cannot be read (no `/proc`, no
+/// descriptor free). It may be relative to the working directory at start.
+/// Setup only (allocates).
+pub fn exec_fn_path() -> Option<alloc::vec::Vec<u8>> {
+    // SAFETY: getauxval has no preconditions; 0 means "not present".
+    let p = unsafe { libc::getauxval(libc::AT_EXECFN) } as *const core::ffi::c_char;
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: AT_EXECFN points at a NUL-terminated string the kernel put on
+    // the initial stack, valid for the life of the process.
+    let bytes = unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes();
+    (!bytes.is_empty()).then(|| bytes.to_vec())
 }
 
 /// A read-only private mapping of a whole file, unmapped on drop (setup only).

@@ -11,8 +11,17 @@
 //! initiated from the trigger handler): the report must come out without the
 //! heap. While all threads are parked, the count must not move at all.
 //!
-//! Options: `--max-threads N`, `--max-frames N`, `--blocker` (a thread that
-//! blocks the capture signal), `--idle N` (N more idle threads).
+//! Options: `--max-threads N`, `--max-frames N`, `--deadline-ms N` (the
+//! round deadline), `--blocker` (a thread that
+//! blocks the capture signal), `--idle N` (N more idle threads),
+//! `--mappings N` (N separate readable anonymous mappings, alternately
+//! read-only and read-write so the kernel cannot merge them),
+//! `--exhaust-fds` (before `ready`: lower RLIMIT_NOFILE to a few more than
+//! open now and open /dev/null until EMFILE; prints `fds-exhausted <n>`),
+//! `--exhaust-fds-before-install` (the same before guru is installed, so
+//! it keeps no descriptor; a few are freed for the fixture's own pipe and
+//! taken again before `ready`), `--fifo PATH` (a thread `fifo-opener`
+//! blocked opening the FIFO at PATH for reading: in syscall `openat`).
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -148,6 +157,14 @@ fn blocking_the_capture_signal(signal: i32) {
     sleeping_in_std_sleep();
 }
 
+#[inline(never)]
+fn opening_a_fifo(path: &std::ffi::CStr) {
+    // SAFETY: open(2) of a NUL-terminated path; blocks until a writer comes.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    black_box(fd);
+    sleeping_in_std_sleep();
+}
+
 fn flag(args: &[String], name: &str) -> bool {
     args.iter().any(|a| a == name)
 }
@@ -164,14 +181,81 @@ fn write_stdout(bytes: &[u8]) {
     unsafe { libc::write(1, bytes.as_ptr().cast(), bytes.len()) };
 }
 
+/// Lowers the soft RLIMIT_NOFILE to 16 above the highest descriptor open
+/// now, then opens /dev/null until the process runs out (EMFILE). The
+/// descriptors are leaked on purpose: a descriptor leak is the scenario.
+fn exhaust_fds() -> Vec<i32> {
+    // SAFETY: rlimit is plain data; getrlimit/setrlimit fill/read it.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        let probe = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        libc::close(probe);
+        lim.rlim_cur = (probe as libc::rlim_t + 16).min(lim.rlim_max);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+    let mut opened = Vec::new();
+    loop {
+        // SAFETY: open(2) of a constant NUL-terminated path.
+        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            let errno = std::io::Error::last_os_error().raw_os_error();
+            assert_eq!(errno, Some(libc::EMFILE), "fixture: expected EMFILE");
+            return opened;
+        }
+        opened.push(fd);
+    }
+}
+
+/// Maps `n` separate readable pages (alternately r-- and rw-, so adjacent
+/// ones never merge into one mapping) and leaves them mapped.
+fn map_separately(n: usize) {
+    if n == 0 {
+        return;
+    }
+    let page = 4096usize;
+    // SAFETY: an anonymous private mapping of n pages; nothing aliases it.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            n * page,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(base, libc::MAP_FAILED, "fixture: mmap");
+    for i in (0..n).step_by(2) {
+        // SAFETY: page i lies inside the mapping made above.
+        let r = unsafe {
+            libc::mprotect(
+                base.cast::<u8>().add(i * page).cast(),
+                page,
+                libc::PROT_READ,
+            )
+        };
+        assert_eq!(r, 0, "fixture: mprotect");
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    let before_install = flag(&args, "--exhaust-fds-before-install");
+    let mut early = Vec::new();
+    if before_install {
+        early = exhaust_fds();
+        println!("fds-exhausted {}", early.len());
+    }
     let mut options = guru_core::Options::default();
     if let Some(n) = value(&args, "--max-threads") {
         options.max_threads = n;
     }
     if let Some(n) = value(&args, "--max-frames") {
         options.max_frames = n;
+    }
+    if let Some(n) = value(&args, "--deadline-ms") {
+        options.round_deadline_ms = n as u32;
     }
     let engine = match guru_core::install(options) {
         Ok(e) => e,
@@ -181,6 +265,13 @@ fn main() {
         }
     };
     let capture_signal = engine.capture_signal();
+    if before_install {
+        // Room for the fixture's own pipe; taken again before `ready`.
+        for fd in early.drain(..).rev().take(8) {
+            // SAFETY: closing a descriptor this function opened.
+            unsafe { libc::close(fd) };
+        }
+    }
 
     let (tx, rx) = mpsc::channel::<(String, i32)>();
     let mut expected = 0;
@@ -224,9 +315,18 @@ fn main() {
             Box::new(move || blocking_the_capture_signal(capture_signal)),
         );
     }
+    if let Some(path) = args
+        .iter()
+        .position(|a| a == "--fifo")
+        .and_then(|i| args.get(i + 1))
+    {
+        let path = std::ffi::CString::new(path.as_str()).expect("fifo path");
+        spawn("fifo-opener", Box::new(move || opening_a_fifo(&path)));
+    }
     for i in 0..value(&args, "--idle").unwrap_or(0) {
         spawn(&format!("idle-{i}"), Box::new(sleeping_in_std_sleep));
     }
+    map_separately(value(&args, "--mappings").unwrap_or(0));
     drop(tx);
     for _ in 0..expected {
         let (name, tid) = rx.recv().expect("thread started");
@@ -237,6 +337,9 @@ fn main() {
     // Give every thread time to reach its parking function (they are already
     // running; this only avoids catching one between `send` and its body).
     std::thread::sleep(Duration::from_millis(100));
+    if flag(&args, "--exhaust-fds") || before_install {
+        println!("fds-exhausted {}", exhaust_fds().len());
+    }
     let baseline = ALLOCATIONS.load(Ordering::SeqCst);
     println!("ready pid={}", std::process::id());
 
