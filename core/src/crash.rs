@@ -27,7 +27,9 @@
 //! allocates, so a crash while another thread holds the allocator's lock
 //! still gets a report; the std adapter's richer report is an upgrade on
 //! top, with the core's report as the fallback when the std adapter does
-//! not finish in its share of the deadline.
+//! not finish in its share of the deadline (the fallback then lists the
+//! std adapter's Package, Configuration and Process as failed sections,
+//! saying why, so the report says what it lacks).
 //!
 //! # Chaining
 //!
@@ -865,6 +867,9 @@ fn run_round(engine: &'static Engine, crash: &CrashInfo, fd: i32) {
     engine.triggers.record(&trigger);
     PHASE.store(CAPTURING, Ordering::Release);
     round.capture(None);
+    // Set when the std adapter was offered the round and did not write in
+    // its share of the deadline.
+    let mut missed_ms = None;
     let wake = HANDOFF.load(Ordering::Acquire);
     if wake != 0 && HELPER_TID.load(Ordering::Relaxed) == sys::gettid() {
         OFFERED.store(
@@ -917,8 +922,9 @@ fn run_round(engine: &'static Engine, crash: &CrashInfo, fd: i32) {
             (std_share - start) / 1_000_000
         );
         let _ = FdSink::write_all_fd(fd, w.as_str().as_bytes());
+        missed_ms = Some((std_share - start) / 1_000_000);
     }
-    write_report(&round, crash, fd, end);
+    write_report(&round, crash, fd, end, missed_ms);
     finish();
     // The std adapter may still read the round it was offered: keep it.
     core::mem::forget(round);
@@ -935,27 +941,55 @@ fn finish() {
 }
 
 /// The core's crash report: the text report with the crashed thread first
-/// and marked.
+/// and marked. `missed_ms`: the std adapter was to write it and did not
+/// within that many ms (its sections are listed as failed, with why).
 ///
 /// # Async-signal safety
 /// Formats into the static crash buffer; `write(2)` and `poll(2)` bounded
 /// by `until`; reads small `/proc` files for unresponsive threads.
-fn write_report(round: &RoundGuard<'_>, crash: &CrashInfo, fd: i32, until: u64) {
+fn write_report(
+    round: &RoundGuard<'_>,
+    crash: &CrashInfo,
+    fd: i32,
+    until: u64,
+    missed_ms: Option<u64>,
+) {
     // SAFETY: only one thread writes a crash report (OWNER is claimed once;
     // the helper and `report_here` are exclusive).
     let buf = unsafe { &mut *OUT.0.get() };
     let mut sink = FdSink::new(fd, buf, until);
-    let _ = render_report(&mut sink, round, crash);
+    let _ = render_report(&mut sink, round, crash, missed_ms);
     sink.flush();
 }
 
-fn render_report(w: &mut FdSink<'_>, round: &RoundGuard<'_>, crash: &CrashInfo) -> fmt::Result {
+/// A section the std adapter would have written, listed as failed in the
+/// core's fallback crash report: `  !! section failed: missing: …`.
+///
+/// # Async-signal safety
+/// Formats only.
+fn write_missing(w: &mut impl Write, title: &str, missed_ms: u64, more: &str) -> fmt::Result {
+    write_banner(w, title)?;
+    writeln!(
+        w,
+        "  !! section failed: missing: the std reporter did not write this crash report within {missed_ms} ms, so the core wrote it{more}"
+    )
+}
+
+fn render_report(
+    w: &mut FdSink<'_>,
+    round: &RoundGuard<'_>,
+    crash: &CrashInfo,
+    missed_ms: Option<u64>,
+) -> fmt::Result {
     let engine = round.engine;
     let modules = round.modules;
     let summary = round.summary;
     let generation = summary.generation;
     let deadline_ms = engine.deadline_ns / 1_000_000;
     write_crash_begin_line(w, &summary, &crash.words())?;
+    if let Some(ms) = missed_ms {
+        write_missing(w, "Package", ms, "")?;
+    }
     write_banner(w, "Threads")?;
     let crashed = round
         .used_indices()
@@ -987,6 +1021,15 @@ fn render_report(w: &mut FdSink<'_>, round: &RoundGuard<'_>, crash: &CrashInfo) 
             )?,
         }
         writeln!(w)?;
+    }
+    if let Some(ms) = missed_ms {
+        write_missing(
+            w,
+            "Configuration",
+            ms,
+            " (the registered sections are missing too)",
+        )?;
+        write_missing(w, "Process", ms, "")?;
     }
     write_banner(w, "Modules")?;
     write_modules(w, modules)?;

@@ -211,7 +211,8 @@
 //! (it is blocked: the allocator's lock held by a thread that will never
 //! let go, a section that never returns), the core writes its own report to
 //! stderr (no allocation: frames with symbols and `module+0xoffset`, the
-//! crashed thread first) and the process dies on time. Handlers installed
+//! crashed thread first; Package, Configuration and Process listed as
+//! failed sections saying why) and the process dies on time. Handlers installed
 //! before guru are chained: Rust's stack-overflow handler still prints
 //! `thread '…' has overflowed its stack` and aborts as Rust makes it abort
 //! (the report shows the overflow's SIGSEGV, "then SIGABRT"); a fault an

@@ -21,13 +21,16 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// Runs `crash_fixture <args>`, says `go`, waits until it dies (a crash)
 /// or, with `lives`, until `lives` appears on stderr; returns its stderr.
-/// The crash deadline is 20 s: the std report's first symbolization, on a
-/// loaded machine in a debug build, may take longer than the default's
-/// two-thirds share (then the core's fallback report comes instead).
+/// The crash deadline is 20 s unless `args` say: the std report's first
+/// symbolization, on a loaded machine in a debug build, may take longer
+/// than the default's two-thirds share (then the core's fallback report
+/// comes instead).
 fn run(args: &[&str], lives: Option<&str>) -> String {
     watchdog(Duration::from_secs(600));
     let mut args = args.to_vec();
-    args.extend_from_slice(&["--deadline-ms", "20000"]);
+    if !args.contains(&"--deadline-ms") {
+        args.extend_from_slice(&["--deadline-ms", "20000"]);
+    }
     let mut fx = Fixture::spawn_with_env(FIXTURE, &args, &[("RUST_BACKTRACE", "0")]);
     fx.wait_for_line("ready pid=", WAIT);
     fx.send_line("go");
@@ -243,6 +246,47 @@ fn core_crash_reports_round_trip() {
         unreachable!()
     };
     assert_eq!(sender_pid, Some(model.pid));
+}
+
+/// The std adapter cannot write (a thread holds the allocator's lock): the
+/// core's fallback report lists the std adapter's sections as failed, with
+/// why, and reads back like any core crash report.
+#[test]
+fn core_fallback_crash_report_lists_what_is_missing_and_round_trips() {
+    let stderr = run(
+        &["alloc-lock", "--guru", "std", "--deadline-ms", "1500"],
+        None,
+    );
+    assert!(
+        stderr.contains("guru: the std reporter did not write the crash report within 1000 ms"),
+        "{stderr}"
+    );
+    let text = text_report(&stderr);
+    let model = text_round_trip(&text);
+    check_crash(&model, libc::SIGSEGV, "SEGV_MAPERR", true);
+    let names: Vec<&str> = model.sections.iter().map(|s| s.title.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Package",
+            "Threads",
+            "Configuration",
+            "Process",
+            "Modules",
+            "Report"
+        ]
+    );
+    for title in ["Package", "Configuration", "Process"] {
+        match model.section(title).map(|s| &s.content) {
+            Some(Content::Failed { error, .. }) => assert!(
+                error.starts_with(
+                    "missing: the std reporter did not write this crash report within 1000 ms"
+                ),
+                "{title}: {error}"
+            ),
+            other => panic!("{title} not failed: {other:?}"),
+        }
+    }
 }
 
 #[test]

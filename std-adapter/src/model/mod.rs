@@ -37,7 +37,11 @@
 //!   time) and `si_code` beyond what the wording says (`from pid` reads as
 //!   `SI_USER`, 0), `git_dirty` when not dirty (null), Threads `capacity`
 //!   (taken from the Report section), a runtime's task dump status among
-//!   `not_taken`/`blocked`/`failed` (told apart by their wording).
+//!   `not_taken`/`blocked`/`failed` (told apart by their wording), a crash
+//!   trigger's `time` in a std report (the report's time; the core's crash
+//!   report shows it and it is read), a crashed thread's `pause_ns` (0).
+//!   A panic trigger's `message` and `location` are read from the Report
+//!   section (the begin line names only the thread).
 //! - **Source paths are as the text shortens them**: `/rustc/<commit>/library/std/src/…`
 //!   reads as `std/src/…`, a cargo registry or git checkout path from the
 //!   crate's directory on (the JSON has the full path).
