@@ -66,8 +66,8 @@
 //! - When the deadline passes, the crashed thread stops waiting and the
 //!   process dies with what was written so far (the report's missing end
 //!   line says it is incomplete).
-//! - The helper is not listed in reports other than the crash report (it
-//!   is guru's own thread, always waiting for a crash).
+//! - The helper is a thread of the process like guru's others: every report
+//!   lists it (`guru-crash`, waiting in a futex for a crash).
 //! - In a forked child the helper does not exist: the crashed thread runs the
 //!   round itself if it has enough stack, else writes one line and dies.
 #![deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
@@ -451,6 +451,16 @@ pub(crate) fn install(engine: &'static Engine) -> Result<(), crate::Error> {
     // From now on a crash wakes the helper and waits for it, even if it
     // has not run yet (it then finds the request when it starts).
     HELPER_PID.store(sys::getpid(), Ordering::Release);
+    // Let it start (a thread start, ~0.1 ms; at most 1 s on a starved
+    // machine), so that install returns with every thread of guru's in
+    // place: a report right after install lists it, as later ones do.
+    for _ in 0..1000 {
+        if HELPER_TID.load(Ordering::Acquire) != 0 {
+            break;
+        }
+        // PHASE is IDLE and stays so: a 1 ms sleep.
+        sys::futex_wait(&PHASE, IDLE, 1_000_000);
+    }
     for (i, &signal) in SIGNALS.iter().enumerate() {
         let previous = sys::install_crash_handler(signal, crash_handler).map_err(|errno| {
             crate::Error::Sys {
@@ -474,14 +484,16 @@ pub(crate) fn after_fork_child() {
     HELPER_TID.store(0, Ordering::Relaxed);
 }
 
-/// Whether `tid` is the idle crash helper: rounds other than the crash
-/// round do not list it (it is guru's own thread, always waiting in
-/// `helper_main`).
+/// The crash helper's thread id, once it runs (`None` without crash
+/// reports, before it has started, or in a forked child). Every report lists
+/// it, as `guru-crash`, idle in a futex wait: it is one of the process's
+/// threads, which the std adapter's Process section counts.
 ///
 /// # Async-signal safety
 /// Atomic loads.
-pub(crate) fn hidden_from_rounds(tid: i32) -> bool {
-    PHASE.load(Ordering::Acquire) == IDLE && HELPER_TID.load(Ordering::Relaxed) == tid
+pub fn helper_tid() -> Option<i32> {
+    let tid = HELPER_TID.load(Ordering::Acquire);
+    (tid != 0 && HELPER_PID.load(Ordering::Acquire) == sys::getpid()).then_some(tid)
 }
 
 /// The saved previous disposition of `signal`.

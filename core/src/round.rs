@@ -557,10 +557,6 @@ impl RoundGuard<'_> {
                         listed += 1;
                         return;
                     };
-                    // The idle crash helper is guru's, not the program's.
-                    if crate::crash::hidden_from_rounds(tid) {
-                        return;
-                    }
                     initiator_seen |= tid == initiator;
                     arm(tid, &mut listed);
                 });

@@ -361,6 +361,9 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
             tid.load(Ordering::Relaxed)
         );
     }
+    if let Some(tid) = guru_core::crash::helper_tid() {
+        say!(1, "thread guru-crash {}", tid);
+    }
     // SAFETY: getpid has no preconditions.
     say!(1, "ready pid={}", unsafe { libc::getpid() });
     serve_stdin();
