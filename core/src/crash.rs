@@ -15,7 +15,9 @@
 //! captures itself; the crashed thread, whose stack is frozen while it
 //! waits, is unwound by the helper from the saved registers, every read
 //! bounds-checked against the readable mapping of its stack. Its first frame
-//! is the faulting instruction (not adjusted). Then the helper writes the
+//! is the faulting instruction (not adjusted); its thread context (labels,
+//! spans, breadcrumbs) is copied for it by the helper
+//! ([`crate::context::ContextTable::snapshot_stopped`]). Then the helper writes the
 //! report (core-only: the core's text report to `Options::output_fd`; with
 //! the std adapter: handed to its reporter thread, see below), and the
 //! crashed thread puts back the disposition guru replaced and lets the fault
@@ -85,7 +87,7 @@ use crate::capture::{self, CaptureContext};
 use crate::format::{SliceWriter, signal_name, write_banner, write_escaped, write_utc};
 use crate::render::{
     write_captured_thread, write_end_line, write_frame, write_modules, write_round_figures,
-    write_scan_note, write_stack_end, write_unresponsive_thread,
+    write_scan_note, write_stack_end, write_thread_context, write_unresponsive_thread,
 };
 use crate::round::{self, RoundGuard};
 use crate::slots::SlotView;
@@ -604,7 +606,14 @@ pub(crate) fn capture_crashed_thread(
     }
     // SAFETY: see `current`; INFO no longer changes.
     let info = unsafe { &*INFO.0.get() };
-    if let Some(writer) = engine.slots.claim(index, generation, tid) {
+    if let Some(mut writer) = engine.slots.claim(index, generation, tid) {
+        // Its labels, spans and breadcrumbs, copied for it (it cannot run its
+        // own capture handler).
+        // SAFETY: the crashed thread is parked in `report_once` (or is this
+        // very thread, in `report_here`) and runs no code that writes its
+        // record; it published INFO and PHASE (Release) after its last
+        // write, and this thread saw PHASE leave IDLE with an Acquire load.
+        writer.set_context(unsafe { engine.contexts.snapshot_stopped(tid, generation) });
         capture::capture_thread(ctx, &info.registers, writer, info.name);
     }
     true
@@ -1070,6 +1079,7 @@ fn write_crashed_thread(
     crash: &CrashInfo,
 ) -> fmt::Result {
     write_crashed_header(w, view.tid, &view.summary.name, crash)?;
+    write_thread_context(w, view)?;
     for (n, address) in view.frames().enumerate() {
         write_frame(w, modules, n, address)?;
     }

@@ -226,6 +226,10 @@ pub(crate) fn copy_round(
                     unresponsive: None,
                     elided: Vec::new(),
                     mark: None,
+                    context: round
+                        .context(&view)
+                        .filter(|c| !c.is_empty())
+                        .map(|c| context_of(&c)),
                 };
                 (thread, view.frames().collect())
             }
@@ -246,6 +250,7 @@ pub(crate) fn copy_round(
                     unresponsive: Some(block.trim().to_string()),
                     elided: Vec::new(),
                     mark: None,
+                    context: None,
                 };
                 (thread, Vec::new())
             }
@@ -261,6 +266,42 @@ pub(crate) fn copy_round(
         capacity: round.capacity(),
         triggers,
         threads,
+    }
+}
+
+/// The model's copy of a thread's context as its capture handler copied
+/// it (unmasked: `redact::redact_sections` masks it with the rest).
+fn context_of(v: &guru_core::context::ContextView<'_>) -> model::ThreadContext {
+    let label = |(key, value): (&str, &str)| model::Label {
+        key: key.to_string(),
+        value: value.to_string(),
+    };
+    if v.being_updated() {
+        return model::ThreadContext {
+            being_updated: true,
+            ..model::ThreadContext::default()
+        };
+    }
+    model::ThreadContext {
+        being_updated: false,
+        labels: v.labels().map(label).collect(),
+        labels_not_kept: u64::from(v.labels_not_kept()),
+        spans: v
+            .spans()
+            .map(|s| model::Span {
+                name: s.name().to_string(),
+                fields: s.fields().map(label).collect(),
+            })
+            .collect(),
+        spans_not_kept: u64::from(v.spans_not_kept()),
+        breadcrumbs: v
+            .breadcrumbs()
+            .map(|(age_ns, text)| model::Breadcrumb {
+                age_ns,
+                text: text.to_string(),
+            })
+            .collect(),
+        breadcrumbs_dropped: v.breadcrumbs_dropped(),
     }
 }
 
@@ -655,8 +696,8 @@ pub(crate) fn collect_with(
         Ok(Data::Report(Box::new(figures))),
     ));
 
-    // Registered sections' text and every section's error are application
-    // text too: scanned for credential shapes like the configuration.
+    // Registered sections' text, every section's error and the threads'
+    // context are application text too: masked like the configuration.
     crate::redact::redact_sections(&mut out, &redactor);
 
     Produced {

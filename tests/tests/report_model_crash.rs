@@ -180,12 +180,34 @@ fn check_crash(r: &Report, signal: i32, code: &str, fault: bool) -> Trigger {
     r.trigger.clone()
 }
 
+/// The crashed (or panicking) thread's context: the fixture's label and
+/// breadcrumb, copied for it by the crash helper (it did not run a capture
+/// handler) or by its own panic-hook round.
+fn check_context(r: &Report) {
+    let first = &threads(r)[0];
+    let c = first
+        .context
+        .as_ref()
+        .unwrap_or_else(|| panic!("no context on {first:?}"));
+    assert!(
+        c.labels
+            .iter()
+            .any(|l| l.key == "job" && l.value == "crash-test"),
+        "{c:?}"
+    );
+    assert!(
+        c.breadcrumbs.iter().any(|b| b.text == "about to crash"),
+        "{c:?}"
+    );
+}
+
 #[test]
 fn std_crash_text_reports_round_trip() {
     // A fault (address), and Rust's overflow handler's abort ("then SIGABRT").
     let text = text_report(&run(&["null", "--guru", "std"], None));
     let model = text_round_trip(&text);
     let trigger = check_crash(&model, libc::SIGSEGV, "SEGV_MAPERR", true);
+    check_context(&model);
     // The Report section names the same crash (its time is not in the text).
     let mut by = requested_by(&model).cloned().expect("requested by");
     if let (Trigger::Crash { time: a, .. }, Trigger::Crash { time: b, .. }) = (&mut by, &trigger) {
@@ -212,6 +234,7 @@ fn std_crash_json_report_round_trips_and_matches_the_schema() {
     let line = json_report(&run(&["ill", "--guru", "std", "--json"], None));
     let model = json_round_trip(&line);
     check_crash(&model, libc::SIGILL, "ILL_ILLOPN", true);
+    check_context(&model);
     assert_eq!(requested_by(&model), Some(&model.trigger));
     let doc: Value = serde_json::from_str(&line).expect("JSON");
     assert_eq!(doc["trigger"]["kind"], "crash");
@@ -228,6 +251,7 @@ fn core_crash_reports_round_trip() {
     let names: Vec<&str> = model.sections.iter().map(|s| s.title.as_str()).collect();
     assert_eq!(names, ["Threads", "Modules", "Report"]);
     check_crash(&model, libc::SIGSEGV, "SEGV_MAPERR", true);
+    check_context(&model);
     assert!(requested_by(&model).is_none());
     // The crash's own time comes from the Report section's `crash:` line.
     let Trigger::Crash { time, .. } = &model.trigger else {
@@ -311,6 +335,7 @@ fn panic_reports_round_trip_in_both_formats() {
         assert_eq!(first.tid, *thread);
         assert_eq!(first.mark, Some(ThreadMark::Panicking));
         assert!(first.writing_report);
+        check_context(r);
         // From text the trigger is completed from the Report section.
         assert_eq!(requested_by(r), Some(&r.trigger));
     };

@@ -1416,7 +1416,18 @@ fn main() {
     );
     println!("{text}");
     if let Some(path) = &cfg.out {
+        // bench_crash's section first: bench_context rewrites its own up to
+        // the next heading or the end of the file.
         let text = keep_crash_section(path, text);
+        // The thread-context figures come from bench_context, which writes
+        // its own section: keep it.
+        let kept = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|old| context_section(&old).map(str::to_string));
+        let text = match kept {
+            Some(section) => format!("{}\n\n{section}", text.trim_end()),
+            None => text,
+        };
         match std::fs::write(path, &text) {
             Ok(()) => eprintln!("bench: wrote {}", path.display()),
             Err(e) => eprintln!("bench: cannot write {}: {e}", path.display()),
@@ -1436,4 +1447,12 @@ fn keep_crash_section(path: &Path, text: String) -> String {
         }
         _ => text,
     }
+}
+
+/// The `## Thread context` section of a BENCHMARKS.md (bench_context's), if any.
+fn context_section(text: &str) -> Option<&str> {
+    let start = text.find("\n## Thread context")? + 1;
+    let rest = &text[start..];
+    let end = rest[1..].find("\n## ").map_or(rest.len(), |e| e + 2);
+    Some(rest[..end].trim_end())
 }

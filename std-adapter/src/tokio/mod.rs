@@ -449,6 +449,7 @@ mod tests {
             unresponsive: None,
             elided: Vec::new(),
             mark: None,
+            context: None,
         };
         let threads = Threads {
             threads: vec![

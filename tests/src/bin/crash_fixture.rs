@@ -315,6 +315,12 @@ fn main() {
     } else if mode != "overflow-main" {
         spawn("crasher", move || {
             let _ = go_rx.recv();
+            // Thread context the crash report must show for the crashed
+            // thread (not in alloc-lock mode: its first use allocates).
+            let _job = (crash_mode != "alloc-lock").then(|| {
+                guru::breadcrumb("about to crash");
+                guru::label("job", "crash-test")
+            });
             match crash_mode.as_str() {
                 "null" => crash_null(),
                 "alloc-lock" => {

@@ -142,6 +142,7 @@ pub(super) fn captured_header(s: &str) -> Option<Thread> {
             unresponsive: None,
             elided: Vec::new(),
             mark: Some(mark),
+            context: None,
         });
     }
     let (state, pause) = rest.rsplit_once("; paused ")?;
@@ -162,6 +163,7 @@ pub(super) fn captured_header(s: &str) -> Option<Thread> {
         unresponsive: None,
         elided: Vec::new(),
         mark: (state == PANICKING).then_some(ThreadMark::Panicking),
+        context: None,
     })
 }
 
@@ -225,9 +227,11 @@ pub(super) fn threads(l: &mut Lines<'_>) -> Result<Threads> {
                 unresponsive: Some(format!("{header}\n  -- not captured")),
                 elided: Vec::new(),
                 mark: None,
+                context: None,
             });
             continue;
         };
+        th.context = super::context::context(l)?;
         loop {
             frames(l, &mut th.frames)?;
             match l.peek().and_then(elided) {
