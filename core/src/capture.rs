@@ -420,6 +420,72 @@ pub fn capture_self(
     });
 }
 
+/// Captures another thread, stopped at `regs` with its stack frozen (the
+/// crashed thread waiting in its fault handler), into `slot`, and publishes
+/// it; `name` is the thread's name as it read it, `cpu_ns` its thread-CPU
+/// clock (0: unknown), read for it by the caller since it runs no capture
+/// handler of its own. The first frame is the
+/// faulting instruction. A stack pointer in an unreadable page (a stack
+/// overflow's guard page) is bounded by the readable mapping just above it.
+/// Runs on the calling thread's stack, which must have
+/// [`MIN_STACK_FOR_UNWIND`] left (the crash helper's has).
+///
+/// # Async-signal safety
+/// As [`capture_self`]: bounds-checked reads of the frozen stack, no
+/// allocation, no lock (the cache pool is a try-lock).
+#[inline(never)]
+pub fn capture_thread(
+    ctx: CaptureContext<'_>,
+    regs: &Registers,
+    mut slot: SlotWriter<'_>,
+    name: [u8; 16],
+    cpu_ns: u64,
+) {
+    let mut end_detail = 0u64;
+    let mut scanned_from = 0u16;
+    let stack = ctx.ranges.find(regs.sp).or_else(|| {
+        (1..=16u64).find_map(|pages| {
+            let above = regs.sp.checked_add(pages * 4096)?;
+            ctx.ranges.find(above)
+        })
+    });
+    let _ = slot.push_frame(regs.pc);
+    let end = match stack {
+        None => StackEnd::UnknownStack,
+        Some(stack) if ctx.caches.is_empty() => {
+            let (end, detail) = unwind_frame_pointers(ctx.ranges, regs, &stack, &mut slot);
+            end_detail = detail;
+            end
+        }
+        Some(stack) => match ctx.caches.acquire(sys::gettid() as usize) {
+            None => StackEnd::NoUnwinderFree,
+            Some(mut lease) => {
+                let (cache, coverage) = lease.caches();
+                let walk = Walk {
+                    modules: ctx.modules,
+                    ranges: ctx.ranges,
+                    stack: &stack,
+                    cache,
+                    coverage,
+                };
+                let (end, detail, scanned) = walk.unwind(regs, &mut slot);
+                end_detail = detail;
+                scanned_from = scanned;
+                end
+            }
+        },
+    };
+    slot.publish(CaptureSummary {
+        name,
+        end,
+        end_detail,
+        syscall: SyscallState::Running,
+        pause_ns: 0,
+        cpu_ns,
+        scanned_from,
+    });
+}
+
 /// Unwinds from `regs` by walking frame records (see [`crate::fp`]); the
 /// first frame is already recorded.
 ///

@@ -300,6 +300,12 @@ pub fn signal_name(signal: i32) -> Option<&'static str> {
         libc::SIGTERM => "SIGTERM",
         libc::SIGPROF => "SIGPROF",
         libc::SIGWINCH => "SIGWINCH",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGSYS => "SIGSYS",
         _ => return None,
     })
 }

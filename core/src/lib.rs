@@ -36,6 +36,15 @@
 //! after it began writing, and the next report says how much was dropped and
 //! why (see [`write`](mod@write)).
 //!
+//! # Crash reports
+//!
+//! With [`Options::crash_reports`] (default true) [`install`] also installs
+//! handlers for SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT and SIGSYS
+//! (`SA_SIGINFO | SA_ONSTACK`, chained to what was there before) and starts
+//! one helper thread, `guru-crash` (`pthread_create`, 512 KiB stack, idle on
+//! a futex); a crash then writes a report to `output_fd` and the process
+//! dies as it would have. See [`crash`] for how, and its limits.
+//!
 //! # Memory
 //!
 //! [`install`] preallocates everything; [`Engine::memory`] reports it. With the
@@ -65,6 +74,7 @@ extern crate alloc;
 pub mod arch;
 pub mod capture;
 pub mod context;
+pub mod crash;
 pub mod elf;
 mod fixed;
 #[doc(hidden)]
@@ -134,6 +144,13 @@ pub struct Options {
     /// code built with frame pointers (`-C force-frame-pointers=yes` on
     /// x86_64); see [`fp`] for what it cannot see.
     pub frame_pointers_only: bool,
+    /// Crash reports (default true): a fatal signal (SIGSEGV, SIGBUS, SIGILL,
+    /// SIGFPE, SIGABRT, SIGSYS) makes a report, then the process dies as it
+    /// would have; see [`crash`].
+    pub crash_reports: bool,
+    /// How long a crash report may take before the process dies anyway, in
+    /// milliseconds (default 3000).
+    pub crash_deadline_ms: u32,
     /// Thread context (labels, spans, breadcrumbs): how many threads can
     /// have a record and its capacities (see [`context`]).
     pub context: context::ContextOptions,
@@ -165,6 +182,8 @@ impl Options {
         max_mappings: 0,
         symbols: true,
         frame_pointers_only: false,
+        crash_reports: true,
+        crash_deadline_ms: crash::DEFAULT_DEADLINE_MS,
         context: context::ContextOptions::DEFAULT,
     };
 
@@ -404,6 +423,11 @@ fn validate(o: &Options) -> Result<(), Error> {
     if o.output_buffer_bytes < 256 {
         return Err(Error::InvalidOption(
             "output_buffer_bytes must be at least 256",
+        ));
+    }
+    if o.crash_deadline_ms < 10 || o.crash_deadline_ms > 600_000 {
+        return Err(Error::InvalidOption(
+            "crash_deadline_ms must be 10..=600000",
         ));
     }
     if o.round_deadline_ms == 0 || o.round_deadline_ms > 60_000 {
@@ -649,6 +673,9 @@ fn publish_and_install_handlers(engine: &'static Engine) -> Result<&'static Engi
             errno,
         })?;
     }
+    if options.crash_reports {
+        crash::install(engine)?;
+    }
     Ok(engine)
 }
 
@@ -661,6 +688,7 @@ extern "C" fn reset_after_fork() {
         engine.round_active.store(false, Ordering::Release);
         engine.initiator_tid.store(0, Ordering::Relaxed);
     }
+    crash::after_fork_child();
 }
 
 /// The capture-signal handler: the receiving thread captures itself into the

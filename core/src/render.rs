@@ -15,7 +15,7 @@ use crate::round::{RoundGuard, RoundSummary};
 use crate::slots::{Phase, SlotView, StackEnd};
 use crate::symbolize::ModuleSet;
 use crate::sys;
-use crate::trigger::{CODE_CALL, CODE_FILE_TRIGGER, CODE_WATCHDOG, Trigger};
+use crate::trigger::{CODE_CALL, CODE_FILE_TRIGGER, CODE_PANIC, CODE_WATCHDOG, Trigger};
 use crate::write::{DROPS, Dropped, FdSink, write_cut_note, write_reason};
 
 /// Writes the first line of a report.
@@ -51,10 +51,13 @@ pub fn write_end_line(w: &mut impl Write, s: &RoundSummary) -> fmt::Result {
     )
 }
 
-/// "SIGUSR2 from pid 123 (uid 1000)"; for a trigger with signal 0, what
-/// asked: "file trigger" (the std adapter's), "a call to guru::report",
-/// "the watchdog" (the std adapter's automatic reports), or "a request
-/// without a signal" (any other).
+/// "SIGUSR2 from pid 123 (uid 1000)"; a fault of a crash signal with its
+/// `si_code` in words, "SIGSEGV (SEGV_MAPERR)"; for a trigger with signal 0,
+/// what asked: "file trigger" (the std adapter's), "a call to
+/// guru::report", "the watchdog" (the std adapter's automatic reports), "a
+/// panic", or "a request without a signal" (any other).
+/// The words depend on the trigger alone (a crash report's begin line says
+/// more: [`crate::crash::write_crash_begin_line`]).
 ///
 /// # Async-signal safety
 /// Formats into the caller's writer; no allocation.
@@ -64,6 +67,7 @@ pub fn write_trigger_source(w: &mut impl Write, t: &Trigger) -> fmt::Result {
             CODE_FILE_TRIGGER => write!(w, "file trigger"),
             CODE_CALL => write!(w, "a call to guru::report"),
             CODE_WATCHDOG => write!(w, "the watchdog"),
+            CODE_PANIC => write!(w, "a panic"),
             _ => write!(w, "a request without a signal"),
         };
     }
@@ -75,6 +79,8 @@ pub fn write_trigger_source(w: &mut impl Write, t: &Trigger) -> fmt::Result {
         write!(w, " from pid {} (uid {})", t.sender_pid, t.sender_uid)
     } else if t.code == libc::SI_KERNEL {
         write!(w, " from the kernel")
+    } else if let Some(name) = crate::crash::fault_code_name(t.signal, t.code) {
+        write!(w, " ({name})")
     } else {
         write!(w, " (si_code {})", t.code)
     }

@@ -504,6 +504,10 @@ impl RoundGuard<'_> {
             };
             let index = index as usize;
             let tid = engine.slots.tid(index);
+            // A crashed thread is unwound from its saved registers, not signalled.
+            if crate::crash::capture_crashed_thread(ctx, engine, index, generation, tid) {
+                continue;
+            }
             if let (true, Some(regs)) = (tid == self.summary.initiator_tid, own_registers) {
                 let cpu = sys::thread_cpu_ns();
                 if let Some(writer) = engine.slots.claim(index, generation, tid) {

@@ -221,7 +221,11 @@ pub struct CaptureSummary {
     /// Thread-CPU nanoseconds spent in the handler.
     pub pause_ns: u64,
     /// The thread's CPU clock (`CLOCK_THREAD_CPUTIME_ID`) when its handler
-    /// began: the CPU time it had used before this report; 0 if unknown.
+    /// began: the CPU time it had used before this report; 0 if unknown. A
+    /// crashed thread, which runs no capture handler, has its clock read
+    /// for it by the crash helper through its tid
+    /// ([`crate::sys::thread_cpu_ns_of`]) while it waits in its fault
+    /// handler.
     pub cpu_ns: u64,
     /// Index of the first frame found by scanning the stack for a return
     /// address (its callee had no unwind information); 0 if none was.

@@ -34,6 +34,11 @@ pub const CODE_CALL: i32 = 2;
 /// watchdog recorded for an automatic report (a missed heartbeat, a stalled
 /// tokio worker; reports word it "the watchdog").
 pub const CODE_WATCHDOG: i32 = 3;
+/// [`Trigger::code`] of a trigger without a signal that the std adapter's
+/// panic hook recorded (reports word it "a panic"). Codes are never reused:
+/// 3 is [`CODE_WATCHDOG`], 4 is the operator CLI's dump request
+/// (`CODE_DUMP`, issue 15).
+pub const CODE_PANIC: i32 = 5;
 
 /// One trigger.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,7 +48,8 @@ pub struct Trigger {
     /// Signal number (0 when triggered by a call, not a signal).
     pub signal: i32,
     /// `si_code` of the signal; without a signal, what asked
-    /// ([`CODE_FILE_TRIGGER`], [`CODE_CALL`], [`CODE_WATCHDOG`], or 0).
+    /// ([`CODE_FILE_TRIGGER`], [`CODE_CALL`], [`CODE_WATCHDOG`],
+    /// [`CODE_PANIC`], or 0).
     pub code: i32,
     /// Sender pid, from siginfo (0 if unknown).
     pub sender_pid: i32,

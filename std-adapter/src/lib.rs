@@ -300,6 +300,64 @@
 //! callees; threads that did not answer are not compared; a reused thread
 //! id is compared with the old thread's stack.
 //!
+//! # Crash and panic reports
+//!
+//! On by default. **A fatal signal** (SIGSEGV, SIGBUS, SIGILL, SIGFPE,
+//! SIGABRT, SIGSYS) makes a report, then the process dies exactly as it
+//! would have without guru: same terminating signal, same exit status, a
+//! core dump where one would have been written. Its begin line and Report
+//! section name the signal, its `si_code` in words (`SEGV_MAPERR`,
+//! `BUS_ADRERR`, `ILL_ILLOPN`, `FPE_INTDIV`, …), the fault address and the
+//! crashing thread, which comes first in Threads, marked `(crashed: …)`,
+//! unwound from the fault's registers (its first frame is the faulting
+//! instruction). Package, Configuration (masked), the registered sections
+//! (each at most [`CRASH_SECTION_BUDGET`]), Process and Modules follow;
+//! a section that cannot come in time is listed as failed, with the reason.
+//! The report goes where reports go (stderr, or a new file in
+//! [`Builder::log_dir`], `fsync`ed), in the installed format.
+//!
+//! How: the crashing thread only saves its registers and wakes guru's crash
+//! helper thread (`guru-crash`, started at install, idle on a futex), which
+//! captures every thread and hands the round to the reporter thread. The
+//! whole crash report has a deadline ([`Builder::crash_deadline`], default
+//! 3 s): if the reporter has not started writing within two thirds of it
+//! (it is blocked: the allocator's lock held by a thread that will never
+//! let go, a section that never returns), the core writes its own report to
+//! stderr (no allocation: frames with symbols and `module+0xoffset`, the
+//! crashed thread first; Package, Configuration and Process listed as
+//! failed sections saying why) and the process dies on time. Handlers installed
+//! before guru are chained: Rust's stack-overflow handler still prints
+//! `thread '…' has overflowed its stack` and aborts as Rust makes it abort
+//! (the report shows the overflow's SIGSEGV, "then SIGABRT"); a fault an
+//! earlier handler recovers from makes no report. A fatal signal sent by
+//! another process (`kill -SEGV`) is not a crash and behaves as before. One
+//! crash report per process: a second fatal signal while it runs makes none.
+//! Details and limits: [`guru_core::crash`].
+//!
+//! **A panic** makes a report from a panic hook, chained after the previous
+//! hook (whose `thread '…' panicked at …` message still comes first): the
+//! panic's message and location in the Report section, the panicking thread
+//! first, marked `(panicking, …)`. With `panic = "unwind"` the program goes
+//! on; with `panic = "abort"` the abort that follows makes no second report.
+//! Panic reports are rate-limited: at most one per [`Builder::min_interval`]
+//! (default 1 s; at least [`MIN_PANIC_INTERVAL`]), and the next panic report
+//! counts the panics that were not reported. Panics in guru's own threads
+//! make none.
+//!
+//! Off: [`Builder::crash_reports(false)`](Builder::crash_reports),
+//! [`Builder::panic_reports(false)`](Builder::panic_reports); in the core,
+//! `guru_core::Options::crash_reports = false`.
+//!
+//! Limits: a thread without an alternate signal stack (threads started by C
+//! code; Rust gives its threads one) that overflows its stack cannot run any
+//! handler, and the kernel kills the process without a report. A stack
+//! overflow is reported when Rust's handler recognises it (a fault in the
+//! guard page it knows of), in `main` and spawned threads alike. When the
+//! deadline passes, the process dies with what was written (a report
+//! without its end line is incomplete); the core's fallback report always
+//! goes to stderr, not to `log_dir`. A crash while a manual report holds the
+//! capture round waits for it, within the deadline.
+//!
 //! # Portability
 //!
 //! Linux (x86_64 and aarch64, glibc or musl), like `guru-core`.
@@ -307,6 +365,7 @@
 
 mod config;
 pub mod context;
+mod crash;
 mod error;
 mod frames;
 pub mod model;
@@ -330,6 +389,7 @@ pub mod watchdog;
 
 pub use config::DEFAULT_SECRET_KEYS;
 pub use context::{LabelGuard, breadcrumb, label};
+pub use crash::{CRASH_SECTION_BUDGET, MIN_PANIC_INTERVAL};
 pub use error::Error;
 pub use model::SCHEMA;
 pub use package::Package;

@@ -64,6 +64,24 @@ pub(crate) enum Source {
     Call,
     /// The watchdog: a missed heartbeat or a stalled tokio worker.
     Watchdog(Box<model::Stall>),
+    /// A fatal signal (the core's crash helper captured the round).
+    Crash(guru_core::crash::CrashInfo),
+    /// A panic (the panic hook, in the panicking thread).
+    Panic(Box<PanicInfo>),
+}
+
+/// What the panic hook knows of a panic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PanicInfo {
+    pub(crate) message: String,
+    /// `file:line:column`, empty if unknown.
+    pub(crate) location: String,
+    pub(crate) tid: i32,
+    pub(crate) thread: String,
+    /// Panics not reported (rate limit) since the last panic report.
+    pub(crate) unreported_before: u64,
+    /// The panic reports' rate limit.
+    pub(crate) interval: Duration,
 }
 
 /// A report as produced: the model, and what the round's summary said of
@@ -86,13 +104,47 @@ pub(crate) struct Notes {
 }
 
 /// Everything copied out of a capture round.
-struct Round {
+pub(crate) struct Round {
     summary: RoundSummary,
     modules: &'static ModuleSet,
     capacity: usize,
     triggers: Vec<Trigger>,
     /// Threads without frames, and each one's raw return addresses.
     threads: Vec<(model::Thread, Vec<u64>)>,
+}
+
+impl Round {
+    /// Moves thread `tid` first and marks it (the thread whose crash or
+    /// panic made the report); `false` if the round does not have it.
+    fn put_first(&mut self, tid: i32, mark: model::ThreadMark) -> bool {
+        let Some(i) = self.threads.iter().position(|(t, _)| t.tid == tid) else {
+            return false;
+        };
+        let (mut thread, frames) = self.threads.remove(i);
+        if matches!(mark, model::ThreadMark::Crashed { .. }) {
+            // Unwound by the crash helper from its saved registers.
+            thread.state = "crashed".into();
+            thread.writing_report = false;
+        }
+        thread.mark = Some(mark);
+        self.threads.insert(0, (thread, frames));
+        true
+    }
+
+    /// The crashed thread first, marked with its crash (a crash round).
+    pub(crate) fn mark_crashed(&mut self, c: &guru_core::crash::CrashInfo) {
+        let words = c.words();
+        self.put_first(
+            c.tid,
+            model::ThreadMark::Crashed {
+                signal: c.signal,
+                signal_name: signal_name(c.signal).map(str::to_string),
+                si_code: c.code,
+                si_code_name: guru_core::crash::code_name(c.signal, c.code).map(str::to_string),
+                fault_address: words.address.map(model::Hex),
+            },
+        );
+    }
 }
 
 fn name_text(raw: &[u8]) -> String {
@@ -123,91 +175,7 @@ fn capture(
     // application thread inside guru::report may block every signal).
     let _unblocked = crate::sys::unblock_for_now(&[engine.capture_signal()]);
     loop {
-        let result = guru_core::capture(trigger, |round| {
-            let summary = *round.summary();
-            let deadline_ms = round.deadline_ms();
-            let mut triggers = Vec::new();
-            round.for_each_recent_trigger(|t| triggers.push(*t));
-            let threads = round
-                .threads()
-                .map(|t| match t {
-                    ThreadCapture::Captured(view) => {
-                        let initiator = view.tid == summary.initiator_tid;
-                        let mut state = String::new();
-                        if initiator {
-                            // The thread running the round is not waiting in
-                            // the system call it happens to be in (reading
-                            // `/proc`): it is writing this report.
-                            state = format!("{role}, writing this report");
-                        } else {
-                            let _ = guru_core::capture::describe_syscall(
-                                view.summary.syscall,
-                                &mut state,
-                            );
-                        }
-                        let mut end = String::new();
-                        let _ = write_stack_end_reason(&mut end, &view);
-                        let thread = model::Thread {
-                            tid: view.tid,
-                            name: name_text(&view.summary.name),
-                            captured: true,
-                            state,
-                            pause_ns: view.summary.pause_ns,
-                            writing_report: initiator,
-                            frames: Vec::new(),
-                            stack_end: (!end.is_empty()).then_some(end),
-                            frames_scanned_from: (view.summary.scanned_from > 0)
-                                .then_some(view.summary.scanned_from),
-                            unresponsive: None,
-                            elided: Vec::new(),
-                            cpu_ns: (view.summary.cpu_ns != 0).then_some(view.summary.cpu_ns),
-                            stack_hash: None,
-                            same_stack: None,
-                            stalled: false,
-                            context: round
-                                .context(&view)
-                                .filter(|c| !c.is_empty())
-                                .map(|c| context_of(&c)),
-                        };
-                        (thread, view.frames().collect())
-                    }
-                    ThreadCapture::Missing { tid, phase } => {
-                        let mut block = String::new();
-                        let _ = write_unresponsive_thread(&mut block, tid, phase, deadline_ms);
-                        let name = block.split('"').nth(1).unwrap_or("").to_string();
-                        let thread = model::Thread {
-                            tid,
-                            name,
-                            captured: false,
-                            state: "not captured".into(),
-                            pause_ns: 0,
-                            writing_report: false,
-                            frames: Vec::new(),
-                            stack_end: None,
-                            frames_scanned_from: None,
-                            unresponsive: Some(block.trim().to_string()),
-                            elided: Vec::new(),
-                            cpu_ns: None,
-                            stack_hash: None,
-                            same_stack: None,
-                            stalled: false,
-                            context: None,
-                        };
-                        (thread, Vec::new())
-                    }
-                })
-                .collect();
-            Round {
-                summary,
-                // The engine never frees a module set, and only this thread
-                // (holding the reporter lock) refreshes them, so the current
-                // set is the one the round used.
-                modules: engine.module_set(),
-                capacity: round.capacity(),
-                triggers,
-                threads,
-            }
-        });
+        let result = guru_core::capture(trigger, |round| copy_round(engine, round, role));
         match result {
             Ok(round) => return Ok(round),
             Err(guru_core::Error::RoundInProgress) if Instant::now() < deadline => {
@@ -215,6 +183,99 @@ fn capture(
             }
             Err(e) => return Err(e.to_string()),
         }
+    }
+}
+
+/// Copies a finished round out of the core: each thread without frames
+/// (symbolized later) and its raw addresses. `role` names what the thread
+/// running the round is doing (`the reporter`, `the crash helper`, …).
+pub(crate) fn copy_round(
+    engine: &'static guru_core::Engine,
+    round: &guru_core::CapturedRound<'_, '_>,
+    role: &str,
+) -> Round {
+    let summary = *round.summary();
+    let deadline_ms = round.deadline_ms();
+    let mut triggers = Vec::new();
+    round.for_each_recent_trigger(|t| triggers.push(*t));
+    let threads = round
+        .threads()
+        .map(|t| match t {
+            ThreadCapture::Captured(view) => {
+                let initiator = view.tid == summary.initiator_tid;
+                let mut state = String::new();
+                if initiator {
+                    // The thread running the round is not waiting in
+                    // the system call it happens to be in (reading
+                    // `/proc`): it is writing this report.
+                    state = format!("{role}, writing this report");
+                } else {
+                    let _ = guru_core::capture::describe_syscall(view.summary.syscall, &mut state);
+                }
+                let mut end = String::new();
+                let _ = write_stack_end_reason(&mut end, &view);
+                let thread = model::Thread {
+                    tid: view.tid,
+                    name: name_text(&view.summary.name),
+                    captured: true,
+                    state,
+                    pause_ns: view.summary.pause_ns,
+                    writing_report: initiator,
+                    frames: Vec::new(),
+                    stack_end: (!end.is_empty()).then_some(end),
+                    frames_scanned_from: (view.summary.scanned_from > 0)
+                        .then_some(view.summary.scanned_from),
+                    unresponsive: None,
+                    elided: Vec::new(),
+                    cpu_ns: (view.summary.cpu_ns != 0).then_some(view.summary.cpu_ns),
+                    stack_hash: None,
+                    same_stack: None,
+                    stalled: false,
+                    mark: None,
+                    context: round
+                        .context(&view)
+                        .filter(|c| !c.is_empty())
+                        .map(|c| context_of(&c)),
+                };
+                (thread, view.frames().collect())
+            }
+            ThreadCapture::Missing { tid, phase } => {
+                let mut block = String::new();
+                let _ = write_unresponsive_thread(&mut block, tid, phase, deadline_ms);
+                let name = block.split('"').nth(1).unwrap_or("").to_string();
+                let thread = model::Thread {
+                    tid,
+                    name,
+                    captured: false,
+                    state: "not captured".into(),
+                    pause_ns: 0,
+                    writing_report: false,
+                    frames: Vec::new(),
+                    stack_end: None,
+                    frames_scanned_from: None,
+                    unresponsive: Some(block.trim().to_string()),
+                    elided: Vec::new(),
+                    cpu_ns: None,
+                    stack_hash: None,
+                    same_stack: None,
+                    stalled: false,
+                    mark: None,
+                    context: None,
+                };
+                (thread, Vec::new())
+            }
+        })
+        .collect();
+    Round {
+        summary,
+        // The engine never frees a module set, and only the reporter lock's
+        // holder refreshes them (the crash helper, whose round the reporter
+        // copies, never does), so the current set is the one the round
+        // used.
+        modules: engine.module_set(),
+        capacity: round.capacity(),
+        triggers,
+        threads,
     }
 }
 
@@ -270,6 +331,30 @@ fn trigger_of(source: &Source) -> model::Trigger {
         },
         Source::Call => model::Trigger::Call,
         Source::Watchdog(stall) => model::Trigger::Watchdog((**stall).clone()),
+        Source::Crash(c) => {
+            let words = c.words();
+            model::Trigger::Crash {
+                signal: c.signal,
+                signal_name: signal_name(c.signal).map(str::to_string),
+                si_code: c.code,
+                si_code_name: guru_core::crash::code_name(c.signal, c.code).map(str::to_string),
+                fault_address: words.address.map(model::Hex),
+                sender_pid: words.address.is_none().then_some(c.sender_pid),
+                thread: c.tid,
+                thread_name: name_text(&c.name),
+                then_signal: (c.then_signal != 0).then_some(c.then_signal),
+                then_signal_name: signal_name(c.then_signal).map(str::to_string),
+                time: utc(c.unix_ns),
+            }
+        }
+        Source::Panic(p) => model::Trigger::Panic {
+            message: p.message.clone(),
+            location: p.location.clone(),
+            thread: p.tid,
+            thread_name: p.thread.clone(),
+            unreported_panics_before: p.unreported_before,
+            min_interval_ms: u64::try_from(p.interval.as_millis()).unwrap_or(u64::MAX),
+        },
     }
 }
 
@@ -354,6 +439,18 @@ pub(crate) fn collect(
     source: Source,
     notes: Notes,
 ) -> Produced {
+    collect_with(state, settings, source, notes, None)
+}
+
+/// [`collect`], with the round already captured (`pre`: a crash round,
+/// copied by [`copy_round`] from the core's crash helper).
+pub(crate) fn collect_with(
+    state: &mut ReporterState,
+    settings: Option<&Settings>,
+    source: Source,
+    notes: Notes,
+    pre: Option<Round>,
+) -> Produced {
     let t0 = Instant::now();
     state.symbolizer.heavy_debug_info = settings.is_some_and(|s| s.heavy_debug_info);
     let engine = guru_core::engine().filter(|_| settings.is_some());
@@ -369,20 +466,31 @@ pub(crate) fn collect(
         Source::File(_) => request(guru_core::trigger::CODE_FILE_TRIGGER),
         Source::Call => request(guru_core::trigger::CODE_CALL),
         Source::Watchdog(_) => request(guru_core::trigger::CODE_WATCHDOG),
+        Source::Crash(c) => c.trigger(),
+        Source::Panic(_) => request(guru_core::trigger::CODE_PANIC),
     });
     let role = match &source {
         Source::Call => "calling guru::report",
+        // The panic hook writes the report in the panicking thread (its
+        // state reads "panicking, writing this report").
+        Source::Panic(_) => "panicking",
         _ => "the reporter",
     };
-    let mut round = match engine {
-        Some(e) => {
+    let mut round = match (engine, pre) {
+        (_, Some(pre)) => Ok(pre),
+        (Some(e), None) => {
             e.refresh_modules();
             // Triggers the signal action could not put into the full pipe
             // were accepted all the same: count them into this report.
             guru_core::note_coalesced(crate::sys::take_pipe_overflow());
-            capture(e, trigger, role)
+            capture(e, trigger, role).map(|mut r| {
+                if let Source::Panic(p) = &source {
+                    r.put_first(p.tid, model::ThreadMark::Panicking);
+                }
+                r
+            })
         }
-        None => {
+        (None, None) => {
             Err("guru is not installed: call guru::setup_autorun or guru::Builder::install".into())
         }
     };
@@ -493,7 +601,11 @@ pub(crate) fn collect(
     ));
 
     let t_sections = Instant::now();
-    let budget = settings.map_or(Duration::from_secs(2), |s| s.section_timeout);
+    let mut budget = settings.map_or(Duration::from_secs(2), |s| s.section_timeout);
+    if matches!(source, Source::Crash(_)) {
+        // The process dies after this report: sections get less.
+        budget = budget.min(crate::crash::CRASH_SECTION_BUDGET);
+    }
     // The configuration's `Serialize` and the registered sections go to the
     // section worker in one batch (one hand-off per report, not per section).
     let config_job = settings.and_then(|s| s.config.clone());

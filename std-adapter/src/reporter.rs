@@ -212,6 +212,7 @@ pub struct Builder {
     min_interval: Duration,
     watchdog_min_interval: Duration,
     core: guru_core::Options,
+    panic_reports: bool,
 }
 
 impl std::fmt::Debug for Builder {
@@ -258,6 +259,7 @@ impl Builder {
                 trigger_signal: None,
                 ..guru_core::Options::default()
             },
+            panic_reports: true,
         }
     }
 
@@ -454,6 +456,32 @@ impl Builder {
         self
     }
 
+    /// Crash reports (default on): a fatal signal (SIGSEGV, SIGBUS, SIGILL,
+    /// SIGFPE, SIGABRT, SIGSYS) makes a report before the process dies as
+    /// it would have (see [crash reports](crate#crash-and-panic-reports)).
+    /// Sets `guru_core::Options::crash_reports`: it takes effect at the
+    /// first install in a process only.
+    pub fn crash_reports(mut self, enable: bool) -> Builder {
+        self.core.crash_reports = enable;
+        self
+    }
+
+    /// The most a crash report may take before the process dies anyway
+    /// (default 3 s; 10 ms to 10 min). The std adapter's report gets two
+    /// thirds of it; the core's report (no allocation) the rest.
+    pub fn crash_deadline(mut self, deadline: Duration) -> Builder {
+        self.core.crash_deadline_ms = u32::try_from(deadline.as_millis()).unwrap_or(u32::MAX);
+        self
+    }
+
+    /// Panic reports (default on): a panic hook, chained after the previous
+    /// one, makes a report with the panic's message and location (see
+    /// [panic reports](crate#crash-and-panic-reports)).
+    pub fn panic_reports(mut self, enable: bool) -> Builder {
+        self.panic_reports = enable;
+        self
+    }
+
     /// Options of the capture engine (round deadline, thread and frame
     /// capacity, capture signal). `trigger_signal` is ignored: the adapter
     /// installs its own trigger. They take effect at the first install in a
@@ -461,6 +489,7 @@ impl Builder {
     pub fn core_options(mut self, options: guru_core::Options) -> Builder {
         self.core = guru_core::Options {
             trigger_signal: None,
+            crash_reports: self.core.crash_reports && options.crash_reports,
             ..options
         };
         self
@@ -604,6 +633,7 @@ impl Builder {
             .get_or_insert_with(ReporterState::default)
             .runner
             .start();
+        let (crash_reports, panic_reports) = (self.core.crash_reports, self.panic_reports);
         let thread = std::thread::Builder::new()
             .name("guru-reporter".into())
             .spawn(move || {
@@ -650,6 +680,7 @@ impl Builder {
             guard.signal = Some((signal, id));
             TRIGGER_SIGNAL.store(signal, Ordering::Release);
         }
+        crate::crash::install(guard.pipe_write.as_raw_fd(), crash_reports, panic_reports);
         guard.quiet = false;
         Ok(guard)
     }
@@ -771,6 +802,7 @@ impl Drop for Guard {
         // Heartbeats created from now on do not write to the pipe (closed
         // when the guard's fields are dropped).
         crate::watchdog::clear_wake_fd();
+        crate::crash::uninstall();
         if let Some((signal, id)) = self.signal.take() {
             TRIGGER_SIGNAL.store(0, Ordering::Release);
             // After this returns no handler runs the action any more, so the
@@ -1057,6 +1089,10 @@ fn reporter_loop(
         // The first trigger with none held starts the next report; every
         // other one is counted as coalesced into it.
         for r in &records {
+            if r.signal == crate::crash::MARKER {
+                crate::crash::serve_crash();
+                continue;
+            }
             if held.is_none() {
                 held = Some(Source::Signal(to_trigger(r, true)));
             } else {
@@ -1102,6 +1138,20 @@ fn prewarm_symbols(engine: &'static guru_core::Engine) {
 
 /// Produces a report and writes it where the installation says.
 fn produce_and_emit(source: Source) {
+    produce_and_emit_with(source, None);
+}
+
+/// The installed rate limit (the default when not installed).
+pub(crate) fn min_interval() -> Duration {
+    lock(&INSTALLED)
+        .as_ref()
+        .map_or(DEFAULT_MIN_INTERVAL, |i| i.settings.min_interval)
+}
+
+/// [`produce_and_emit`], with the round already captured (a crash).
+pub(crate) fn produce_and_emit_with(source: Source, pre: Option<crate::report::Round>) {
+    let crash = matches!(source, Source::Crash(_));
+    let _reporting = crate::crash::Reporting::begin();
     let mut state = STATE.lock();
     let Some((settings, format, log_dir, file_service, output_timeout)) =
         lock(&INSTALLED).as_ref().map(|i| {
@@ -1116,15 +1166,26 @@ fn produce_and_emit(source: Source) {
     else {
         return;
     };
-    let produced = report::collect(
+    let produced = report::collect_with(
         state.get_or_insert_with(ReporterState::default),
         Some(&settings),
         source,
         notes(),
+        pre,
     );
     let report = &produced.report;
     let rendered = report.render(format);
     drop(state);
+    let output_timeout = if crash {
+        output_timeout.min(crate::crash::CRASH_OUTPUT_TIMEOUT)
+    } else {
+        output_timeout
+    };
+    // The core writes its own report if this one comes too late: only one
+    // of them may write.
+    if crash && !guru_core::crash::begin_output() {
+        return;
+    }
     output::emit(
         log_dir.as_deref(),
         || {
@@ -1166,6 +1227,7 @@ pub fn report() -> String {
 
 /// Like [`report`], in the given format.
 pub fn report_as(format: Format) -> String {
+    let _reporting = crate::crash::Reporting::begin();
     let mut state = STATE.lock();
     let settings = lock(&INSTALLED).as_ref().map(|i| i.settings.clone());
     let produced = report::collect(

@@ -199,3 +199,50 @@ fn static_arena_size_is_what_install_static_uses() {
     assert_eq!(field("static_arena_bytes"), expected, "{line}");
     assert!(field("fixed") <= expected, "{line}");
 }
+
+/// A crash in the `no_std` example: the core's crash report (crashed thread
+/// first, marked, from the fault's registers), then death by SIGSEGV — with
+/// `install` and with `install_static` (no heap: the allocation counter
+/// stays at zero).
+#[test]
+fn nostd_example_crash_report() {
+    watchdog(Duration::from_secs(600));
+    use std::os::unix::process::ExitStatusExt;
+    for args in [&[][..], &["--static"][..]] {
+        let (mut fx, _threads) = start(args);
+        if args.contains(&"--static") {
+            assert_eq!(fx.allocations(WAIT), 0);
+        }
+        fx.send_line("crash");
+        let deadline = std::time::Instant::now() + WAIT;
+        while fx.is_alive() {
+            assert!(std::time::Instant::now() < deadline, "{}", fx.stderr_text());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let stderr = fx.stderr_text();
+        let status = fx.finish(WAIT);
+        assert_eq!(status.signal(), Some(libc::SIGSEGV), "{stderr}");
+        let reports = guru_tests::parse_reports(&stderr);
+        assert_eq!(reports.len(), 1, "{stderr}");
+        let r = &reports[0];
+        let first = &r.threads[0];
+        assert_eq!(first.name, "nostd", "{}", r.text);
+        assert!(
+            first
+                .header
+                .contains("(crashed: SIGSEGV SEGV_MAPERR at address 0x0)"),
+            "{}",
+            r.text
+        );
+        if args.is_empty() {
+            assert!(
+                first.frame_index("nostd::crash_now").is_some(),
+                "{}",
+                r.text
+            );
+        } else {
+            assert!(first.frames[0].contains("nostd+0x"), "{}", r.text);
+        }
+    }
+}

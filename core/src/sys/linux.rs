@@ -302,8 +302,13 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid out-pointer; clock ids used here always exist on Linux.
-    unsafe { libc::syscall(libc::SYS_clock_gettime, clock, &raw mut ts) };
+    // SAFETY: `ts` is a valid out-pointer; the clock ids used here exist on
+    // Linux, except a thread's CPU clock once the thread is gone (EINVAL:
+    // `ts` stays zero, read as 0).
+    let ret = unsafe { libc::syscall(libc::SYS_clock_gettime, clock, &raw mut ts) };
+    if ret != 0 {
+        return 0;
+    }
     (ts.tv_sec as u64)
         .saturating_mul(1_000_000_000)
         .saturating_add(ts.tv_nsec as u64)
@@ -363,6 +368,22 @@ pub fn realtime_ns() -> u64 {
 /// One raw `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` system call.
 pub fn thread_cpu_ns() -> u64 {
     clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// CPU time consumed by thread `tid` of this process, in nanoseconds; 0
+/// when it cannot be read (no such thread). Its clock id is the one
+/// `pthread_getcpuclockid` gives for that thread, computed from the tid as
+/// the kernel defines it (`MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)`:
+/// `(!tid << 3) | 6`), so no `pthread_t` is needed: the crash helper, which
+/// knows the crashed thread by its tid only, reads that thread's clock.
+///
+/// # Async-signal safety
+/// One raw `clock_gettime` system call on the thread's clock id.
+pub fn thread_cpu_ns_of(tid: i32) -> u64 {
+    if tid <= 0 {
+        return 0;
+    }
+    clock_ns(((!tid) << 3) | 6)
 }
 
 /// The calling thread's name (`prctl(PR_GET_NAME)`), NUL-padded.
@@ -978,4 +999,173 @@ pub fn poll_writable(fd: i32, timeout_ms: i32) -> Result<bool, Errno> {
     }
     // POLLERR or POLLHUP without POLLOUT: a write would fail (EPIPE).
     Err(libc::EPIPE)
+}
+
+// ---- Crash reports (see `crate::crash`) ----
+
+/// A saved signal disposition (`struct sigaction`), copied at setup.
+pub type SavedAction = libc::sigaction;
+
+/// Installs `handler` for the fatal signal `signal` with `SA_SIGINFO |
+/// SA_ONSTACK` (a thread that overflowed its stack can only run a handler on
+/// its alternate stack) and returns the disposition it replaced.
+///
+/// Setup only.
+pub fn install_crash_handler(signal: i32, handler: SigInfoHandler) -> Result<SavedAction, Errno> {
+    // SAFETY: sigaction is plain data; zeroed is a valid starting value.
+    let mut action: libc::sigaction = unsafe { core::mem::zeroed() };
+    action.sa_sigaction = handler as usize;
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+    // SAFETY: `sa_mask` is a valid sigset_t owned by `action`.
+    unsafe { libc::sigemptyset(&raw mut action.sa_mask) };
+    // SAFETY: sigaction is plain data.
+    let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call.
+    let r = unsafe { libc::sigaction(signal, &raw const action, &raw mut old) };
+    if r < 0 { Err(errno()) } else { Ok(old) }
+}
+
+/// The handler address currently installed for `signal` (`SIG_DFL` = 0,
+/// `SIG_IGN` = 1, else a function).
+///
+/// # Async-signal safety
+/// One `sigaction(2)` query.
+pub fn current_handler(signal: i32) -> usize {
+    // SAFETY: sigaction is plain data.
+    let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
+    // SAFETY: a null new-action only queries.
+    let r = unsafe { libc::sigaction(signal, core::ptr::null(), &raw mut old) };
+    if r == 0 { old.sa_sigaction } else { 0 }
+}
+
+/// Puts back a disposition saved by [`install_crash_handler`].
+///
+/// # Async-signal safety
+/// One `sigaction(2)`.
+pub fn restore_action(signal: i32, action: &SavedAction) {
+    // SAFETY: `action` is a complete sigaction returned by the kernel.
+    unsafe { libc::sigaction(signal, core::ptr::from_ref(action), core::ptr::null_mut()) };
+}
+
+/// Calls the handler of a saved disposition as the kernel would have: with
+/// siginfo and ucontext if it was installed with `SA_SIGINFO`, else with the
+/// signal number only. Does nothing for `SIG_DFL` and `SIG_IGN`.
+///
+/// # Safety
+/// `info` and `ucontext` must be the arguments the kernel gave the running
+/// handler; `action` must be a disposition the kernel returned.
+///
+/// # Async-signal safety
+/// An indirect call of a signal handler, which is made for this context.
+pub unsafe fn call_saved_handler(
+    action: &SavedAction,
+    signal: i32,
+    info: *mut libc::siginfo_t,
+    ucontext: *mut c_void,
+) {
+    let h = action.sa_sigaction;
+    if h == libc::SIG_DFL || h == libc::SIG_IGN {
+        return;
+    }
+    if action.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the kernel returned this address as an SA_SIGINFO handler.
+        let f: SigInfoHandler = unsafe { core::mem::transmute::<usize, SigInfoHandler>(h) };
+        f(signal, info, ucontext);
+    } else {
+        // SAFETY: the kernel returned this address as a plain handler.
+        let f: extern "C" fn(c_int) =
+            unsafe { core::mem::transmute::<usize, extern "C" fn(c_int)>(h) };
+        f(signal);
+    }
+}
+
+/// Sends `signal` to the calling thread (`tgkill`); while its handler runs
+/// the signal is blocked, so it is delivered when the handler returns.
+///
+/// # Async-signal safety
+/// One `tgkill` system call.
+pub fn raise_in_this_thread(signal: i32) {
+    // SAFETY: tgkill on our own pid and tid with a valid signal number.
+    unsafe { libc::syscall(libc::SYS_tgkill, getpid(), gettid(), signal) };
+}
+
+/// The fault address (`si_addr`; for SIGSYS `si_call_addr`), at offset 16
+/// of `siginfo_t` on Linux.
+///
+/// # Safety
+/// `info` must be null or the kernel's siginfo for the running handler.
+///
+/// # Async-signal safety
+/// One read of the kernel-written siginfo.
+pub unsafe fn fault_address(info: *const libc::siginfo_t) -> u64 {
+    if info.is_null() {
+        return 0;
+    }
+    // SAFETY: offset 16 lies inside the 128-byte siginfo_t (caller's contract).
+    unsafe { info.cast::<u8>().add(16).cast::<u64>().read_unaligned() }
+}
+
+/// Starts a detached thread running `main` with a stack of `stack_bytes`,
+/// every signal blocked except `allow` (the capture signal, and the fatal
+/// signals so that a fault in it still kills the process).
+///
+/// Setup only (`pthread_create` allocates the thread's stack with `mmap`
+/// and its TLS with libc's `malloc`).
+pub fn spawn_thread(
+    main: extern "C" fn(*mut c_void) -> *mut c_void,
+    stack_bytes: usize,
+    allow: &[i32],
+) -> Result<(), Errno> {
+    // SAFETY: plain data; initialised by the calls below before use.
+    let mut attr: libc::pthread_attr_t = unsafe { core::mem::zeroed() };
+    // SAFETY: `attr` is valid storage.
+    let r = unsafe { libc::pthread_attr_init(&raw mut attr) };
+    if r != 0 {
+        return Err(r);
+    }
+    // SAFETY: `attr` was initialised above.
+    unsafe {
+        libc::pthread_attr_setstacksize(&raw mut attr, stack_bytes);
+        libc::pthread_attr_setdetachstate(&raw mut attr, libc::PTHREAD_CREATE_DETACHED);
+    }
+    // The new thread inherits the creating thread's mask: block everything
+    // around the create, then put the old mask back.
+    // SAFETY: sigset_t is plain data; filled by sigfillset.
+    let mut all: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    let mut old: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: valid sets.
+    unsafe {
+        libc::sigfillset(&raw mut all);
+        for &s in allow {
+            libc::sigdelset(&raw mut all, s);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &raw const all, &raw mut old);
+    }
+    // SAFETY: plain data written by pthread_create.
+    let mut thread: libc::pthread_t = unsafe { core::mem::zeroed() };
+    // SAFETY: `attr` is initialised, `main` has the required signature and
+    // takes no argument.
+    let r = unsafe {
+        libc::pthread_create(
+            &raw mut thread,
+            &raw const attr,
+            main,
+            core::ptr::null_mut(),
+        )
+    };
+    // SAFETY: restores the mask saved above; destroys the initialised attr.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, &raw const old, core::ptr::null_mut());
+        libc::pthread_attr_destroy(&raw mut attr);
+    }
+    if r != 0 { Err(r) } else { Ok(()) }
+}
+
+/// Names the calling thread (`prctl(PR_SET_NAME)`; at most 15 bytes).
+///
+/// Setup only.
+pub fn set_thread_name(name: &core::ffi::CStr) {
+    // SAFETY: a NUL-terminated name; the kernel copies at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
 }

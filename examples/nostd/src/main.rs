@@ -11,7 +11,8 @@
 //! It starts three threads parked in known functions (a spinner three calls
 //! deep, a sleeper, a pipe reader), prints `thread <name> <tid>` for each and
 //! `ready pid=<pid>`, then serves commands on stdin: `allocs` (prints
-//! `allocs <count>`: heap allocations since start) and `exit`. SIGUSR2 writes a
+//! `allocs <count>`: heap allocations since start), `crash` (a null-pointer
+//! write in `main`: a crash report, then death by SIGSEGV) and `exit`. SIGUSR2 writes a
 //! report to stderr from the signal handler.
 #![no_std]
 #![no_main]
@@ -360,13 +361,25 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
             tid.load(Ordering::Relaxed)
         );
     }
+    if let Some(tid) = guru_core::crash::helper_tid() {
+        say!(1, "thread guru-crash {}", tid);
+    }
     // SAFETY: getpid has no preconditions.
     say!(1, "ready pid={}", unsafe { libc::getpid() });
     serve_stdin();
     0
 }
 
-/// Answers `allocs` and `exit` on stdin until EOF.
+/// Writes through a null pointer: guru's crash report, then death by
+/// SIGSEGV (the `crash` command).
+#[inline(never)]
+fn crash_now() {
+    let p: *mut u64 = core::hint::black_box(core::ptr::null_mut());
+    // SAFETY: deliberately not: the crash under test.
+    unsafe { core::ptr::write_volatile(p, 1) };
+}
+
+/// Answers `allocs`, `crash` and `exit` on stdin until EOF.
 fn serve_stdin() {
     let mut buf = [0u8; 256];
     let mut len = 0usize;
@@ -391,6 +404,7 @@ fn serve_stdin() {
             match buf.get(..end) {
                 Some(b"allocs") => say!(1, "allocs {}", ALLOCATIONS.load(Ordering::Relaxed)),
                 Some(b"exit") => return,
+                Some(b"crash") => crash_now(),
                 _ => say!(1, "unknown command"),
             }
             buf.copy_within(end + 1..len, 0);

@@ -1537,13 +1537,16 @@ fn main() {
     println!("{text}");
     if let Some(path) = &cfg.out {
         let old = std::fs::read_to_string(path).unwrap_or_default();
+        // Blocks other benchmarks wrote (bench_crash's, watchdog_bench's)
+        // first, the thread-context section last: bench_context rewrites its
+        // own up to the next heading, block marker or the end of the file.
+        let text = keep_marked_blocks(&old, text);
         // The thread-context figures come from bench_context, which writes
         // its own section: keep it.
         let text = match context_section(&old) {
             Some(section) => format!("{}\n\n{section}\n", text.trim_end()),
             None => text,
         };
-        let text = keep_marked_blocks(&old, text);
         match std::fs::write(path, &text) {
             Ok(()) => eprintln!("bench: wrote {}", path.display()),
             Err(e) => eprintln!("bench: cannot write {}: {e}", path.display()),
@@ -1636,6 +1639,11 @@ fn plot_series(rows: &[Row]) -> Vec<plot::Series> {
 fn context_section(text: &str) -> Option<&str> {
     let start = text.find("\n## Thread context")? + 1;
     let rest = &text[start..];
-    let end = rest[1..].find("\n## ").map_or(rest.len(), |e| e + 2);
+    // Up to the next heading or marked block (bench_context does the same).
+    let end = [rest[1..].find("\n## "), rest[1..].find("\n<!-- ")]
+        .into_iter()
+        .flatten()
+        .min()
+        .map_or(rest.len(), |e| e + 2);
     Some(rest[..end].trim_end())
 }

@@ -118,7 +118,13 @@ fn main() {
         let text = match old.find("\n## Thread context") {
             Some(start) => {
                 let rest = &old[start + 1..];
-                let end = rest[1..].find("\n## ").map_or(rest.len(), |e| e + 2);
+                // Up to the next heading or block another benchmark marked
+                // (`<!-- NAME: begin -->`, which `bench` keeps).
+                let end = [rest[1..].find("\n## "), rest[1..].find("\n<!-- ")]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .map_or(rest.len(), |e| e + 2);
                 format!("{}{}{}", &old[..start + 1], section, &rest[end..])
             }
             None => format!("{}\n\n{section}", old.trim_end()),

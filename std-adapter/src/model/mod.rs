@@ -41,7 +41,11 @@
 //!   thread's [`Thread::stack_hash`] (absent), [`Figures::watchdog`] when
 //!   the text has none of its lines (absent, not empty), the watchdog's
 //!   deadlines as the text rounds them (`500 ms`, `1.5 s`) and its other
-//!   seconds to 10 ms (`0.73 s`; a same-stack line's to 100 ms).
+//!   seconds to 10 ms (`0.73 s`; a same-stack line's to 100 ms), a crash
+//!   trigger's `time` in a std report (the report's time; the core's crash
+//!   report shows it and it is read), a crashed thread's `pause_ns` (0).
+//!   A panic trigger's `message` and `location` are read from the Report
+//!   section (the begin line names only the thread).
 //! - **Source paths are as the text shortens them**: `/rustc/<commit>/library/std/src/…`
 //!   reads as `std/src/…`, a cargo registry or git checkout path from the
 //!   crate's directory on (the JSON has the full path).
@@ -184,6 +188,52 @@ pub enum Trigger {
     /// The watchdog: a heartbeat missed its deadline or a tokio worker did
     /// not come back to its scheduler (an automatic report).
     Watchdog(Stall),
+    /// A fatal signal: the process dies after this report (issue 12).
+    Crash {
+        /// Signal number.
+        signal: i32,
+        /// Its name (`SIGSEGV`), null if unknown.
+        signal_name: Option<String>,
+        /// The signal's `si_code`.
+        si_code: i32,
+        /// `si_code` in words (`SEGV_MAPERR`, `BUS_ADRERR`, `SI_TKILL`, …),
+        /// null for a code without a name.
+        si_code_name: Option<String>,
+        /// The fault address (`si_addr`); null for a signal the process sent
+        /// itself (`abort`, `raise`: `si_code` ≤ 0).
+        fault_address: Option<Hex>,
+        /// The sender of such a signal; null for a fault.
+        sender_pid: Option<i32>,
+        /// The crashing thread's id.
+        thread: i32,
+        /// Its name (escaped as in the text).
+        thread_name: String,
+        /// A later signal of the same thread this report covers (the
+        /// `SIGABRT` after Rust's stack-overflow message), null if none.
+        #[serde(default)]
+        then_signal: Option<i32>,
+        /// Its name, null if none or unknown.
+        then_signal_name: Option<String>,
+        /// When the fault happened.
+        time: String,
+    },
+    /// A panic (the panic hook; with `panic = "unwind"` the process lives
+    /// on).
+    Panic {
+        /// The panic's message (`Box<dyn Any>` payloads that are not a
+        /// string are described as such).
+        message: String,
+        /// `file:line:column`, empty when unknown.
+        location: String,
+        /// The panicking thread's id.
+        thread: i32,
+        /// Its name (`<unnamed>` for a thread without one).
+        thread_name: String,
+        /// Panics the rate limit held back since the last panic report.
+        unreported_panics_before: u64,
+        /// The panic reports' rate limit (at most one per this many ms).
+        min_interval_ms: u64,
+    },
 }
 
 /// A stall the watchdog made an automatic report for.
@@ -401,11 +451,38 @@ pub struct Thread {
     /// report's [`Trigger::Watchdog`]); it comes first.
     #[serde(default, skip_serializing_if = "is_false")]
     pub stalled: bool,
+    /// The thread whose crash or panic made this report (it comes first);
+    /// absent for every other thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<ThreadMark>,
     /// What the thread was working on: its labels, entered spans and
     /// breadcrumbs (`guru::label`, `guru::breadcrumb`, the tracing layer),
     /// masked; absent when it has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<ThreadContext>,
+}
+
+/// Why a thread is singled out: its crash or its panic made the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ThreadMark {
+    /// It crashed: unwound by guru's crash helper from the fault's saved
+    /// registers (frame 0 is the faulting instruction; `pause_ns` is 0: it
+    /// did not capture itself). Its `state` is `crashed`.
+    Crashed {
+        /// Signal number.
+        signal: i32,
+        /// Its name, null if unknown.
+        signal_name: Option<String>,
+        /// The signal's `si_code`.
+        si_code: i32,
+        /// `si_code` in words, null for a code without a name.
+        si_code_name: Option<String>,
+        /// The fault address; null for a signal the process sent itself.
+        fault_address: Option<Hex>,
+    },
+    /// It panicked and is writing this report from its panic hook.
+    Panicking,
 }
 
 /// A thread's context as its capture handler copied it (`guru::context`),

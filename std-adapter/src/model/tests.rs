@@ -110,6 +110,7 @@ fn sample_thread() -> Thread {
         stack_hash: None,
         same_stack: None,
         stalled: false,
+        mark: None,
         context: Some(sample_context()),
     }
 }
@@ -170,6 +171,7 @@ fn unresponsive_thread() -> Thread {
         stack_hash: None,
         same_stack: None,
         stalled: false,
+        mark: None,
         context: None,
     }
 }
@@ -192,6 +194,7 @@ fn writer_thread() -> Thread {
         stack_hash: None,
         same_stack: None,
         stalled: false,
+        mark: None,
         context: None,
     }
 }
@@ -727,4 +730,258 @@ fn green_threads_round_trip_through_text() {
         }
     }
     assert_eq!(parsed, expected);
+}
+
+fn crash_trigger(si_code: i32, address: Option<u64>, then_signal: Option<i32>) -> Trigger {
+    let signal = libc::SIGSEGV;
+    Trigger::Crash {
+        signal,
+        signal_name: Some("SIGSEGV".into()),
+        si_code,
+        si_code_name: guru_core::crash::code_name(signal, si_code).map(str::to_string),
+        fault_address: address.map(Hex),
+        sender_pid: address.is_none().then_some(4242),
+        thread: 45,
+        thread_name: "crash\\x0aer".into(),
+        then_signal,
+        then_signal_name: then_signal
+            .and_then(guru_core::format::signal_name)
+            .map(str::to_string),
+        time: "2026-11-30T00:42:53.630Z".into(),
+    }
+}
+
+/// The crashed thread (its mark in the header) followed by the sample.
+fn crash_threads(trigger: &Trigger) -> Data {
+    let Trigger::Crash {
+        signal,
+        signal_name,
+        si_code,
+        si_code_name,
+        fault_address,
+        ..
+    } = trigger.clone()
+    else {
+        unreachable!()
+    };
+    let mut crashed = writer_thread();
+    crashed.tid = 45;
+    crashed.name = "crash\\x0aer".into();
+    crashed.state = "crashed".into();
+    crashed.pause_ns = 0;
+    crashed.writing_report = false;
+    crashed.mark = Some(ThreadMark::Crashed {
+        signal,
+        signal_name,
+        si_code,
+        si_code_name,
+        fault_address,
+    });
+    Data::Threads(Threads {
+        threads: vec![crashed, sample_thread(), writer_thread()],
+        left_out: 0,
+        capacity: 3,
+    })
+}
+
+/// Text → model → text is the same, and JSON → model is the same model.
+fn assert_round_trips(model: &Report) -> Report {
+    assert_eq!(
+        Report::from_json(&model.to_json()).expect("from_json"),
+        *model
+    );
+    let text = model.to_text();
+    let parsed = Report::from_text(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(parsed.to_text(), text);
+    parsed
+}
+
+/// Crash reports of the std adapter (a fault, a fault then SIGABRT, an
+/// abort from pid, a code without a name) and panic reports read back
+/// from text and JSON; the marks and triggers come back as they were.
+#[test]
+fn crash_and_panic_reports_round_trip() {
+    let crashes = [
+        crash_trigger(1, Some(0), None),
+        crash_trigger(2, Some(0x7f48_d89f_d9e8), Some(libc::SIGABRT)),
+        crash_trigger(-6, None, None),
+        crash_trigger(99, Some(0x10), Some(40)),
+    ];
+    for trigger in crashes {
+        let mut r = collected();
+        r.trigger = trigger.clone();
+        let mut threads = crash_threads(&trigger);
+        // The std adapter's crashed thread has its CPU clock (the crash
+        // helper reads it) and is compared with the previous report like
+        // any other: both lines must read back under the crash header.
+        if let Data::Threads(t) = &mut threads {
+            t.threads[0].cpu_ns = Some(1_234_000_000);
+            t.threads[0].same_stack = Some(SameStack {
+                as_report: 2,
+                ago_ns: 3_100_000_000,
+                cpu_delta_ns: Some(0),
+            });
+        }
+        r.sections[1] = section("Threads", threads);
+        if let Some(Content::Ok(Data::Report(f))) = r.sections.last_mut().map(|s| &mut s.content) {
+            f.requested_by = Some(trigger.clone());
+        }
+        let parsed = assert_round_trips(&r);
+        let text = r.to_text();
+        assert!(
+            text.contains("  after this report the process dies"),
+            "{text}"
+        );
+        assert!(
+            text.contains("; cpu 1.234 s) ------\n  same stack as report #2"),
+            "{text}"
+        );
+        // The text carries the whole crash but its time (the report's).
+        let mut expected = trigger.clone();
+        if let Trigger::Crash { time, .. } = &mut expected {
+            time.clone_from(&r.time);
+        }
+        assert_eq!(parsed.trigger, expected, "{text}");
+        let Some(Content::Ok(Data::Threads(t))) = parsed.section("Threads").map(|s| &s.content)
+        else {
+            panic!("no threads")
+        };
+        let Some(Content::Ok(Data::Threads(original))) = r.section("Threads").map(|s| &s.content)
+        else {
+            panic!("no threads")
+        };
+        assert_eq!(t.threads[0].mark, original.threads[0].mark, "{text}");
+        assert_eq!(t.threads[0].state, "crashed");
+        assert_eq!(t.threads[0].cpu_ns, Some(1_234_000_000));
+        assert_eq!(t.threads[0].same_stack, original.threads[0].same_stack);
+    }
+    let line = |t: &Trigger| {
+        let mut r = collected();
+        r.trigger = t.clone();
+        r.to_text().lines().next().unwrap_or_default().to_string()
+    };
+    let begin = line(&crash_trigger(99, Some(0x10), Some(40)));
+    assert!(
+        begin.ends_with(
+            "triggered by a crash: SIGSEGV (si_code 99) at address 0x10 in thread 45 \"crash\\x0aer\", then signal 40"
+        ),
+        "{begin}"
+    );
+
+    for (message, location) in [("fixture panic 7", "src/main.rs:3:5"), ("two\nlines", "")] {
+        let trigger = Trigger::Panic {
+            message: message.into(),
+            location: location.into(),
+            thread: 44,
+            thread_name: "guru-reporter".into(),
+            unreported_panics_before: 9,
+            min_interval_ms: 1500,
+        };
+        let mut r = collected();
+        r.trigger = trigger.clone();
+        if let Content::Ok(Data::Threads(t)) = &mut r.sections[1].content {
+            let mut w = t.threads.remove(2);
+            w.state = "panicking, writing this report".into();
+            w.mark = Some(ThreadMark::Panicking);
+            t.threads.insert(0, w);
+        }
+        if let Some(Content::Ok(Data::Report(f))) = r.sections.last_mut().map(|s| &mut s.content) {
+            f.requested_by = Some(trigger.clone());
+        }
+        let parsed = assert_round_trips(&r);
+        let text = r.to_text();
+        assert!(
+            text.contains("  panics not reported since the last panic report (rate limit: one per 1.500 s): 9\n"),
+            "{text}"
+        );
+        // The begin line names the thread; the rest comes from the Report
+        // section (the message as the text escapes it).
+        let Trigger::Panic {
+            message: m,
+            location: l,
+            ..
+        } = &parsed.trigger
+        else {
+            panic!("{:?}", parsed.trigger)
+        };
+        assert_eq!(
+            (m.replace("\\x0a", "\n"), l.as_str()),
+            (message.into(), location)
+        );
+        let Some(Content::Ok(Data::Threads(t))) = parsed.section("Threads").map(|s| &s.content)
+        else {
+            panic!("no threads")
+        };
+        assert_eq!(t.threads[0].mark, Some(ThreadMark::Panicking));
+    }
+}
+
+/// A core crash report (Threads, Modules, Report without `requested by`,
+/// the `crash: … at <time>` line) reads back with the crash's own time;
+/// a `crash:` line naming another crash than the begin line is rejected.
+#[test]
+fn core_crash_report_round_trips() {
+    let trigger = crash_trigger(1, Some(0), None);
+    let mut not_unwound = writer_thread();
+    not_unwound.frames.truncate(1);
+    not_unwound.stack_end =
+        Some("not unwound: the round did not capture the crashed thread".into());
+    let r = Report {
+        schema: SCHEMA.into(),
+        pid: 4242,
+        sequence: 1,
+        time: "2026-11-30T00:42:54.000Z".into(),
+        time_unix_ns: 1_795_999_374_000_000_000,
+        trigger: trigger.clone(),
+        sections: vec![
+            section("Threads", crash_threads(&trigger)),
+            section(
+                "Report",
+                Data::Report(Box::new(Figures {
+                    requested_by: None,
+                    round: Some(Round {
+                        sequence: 1,
+                        threads_listed: 3,
+                        threads_captured: 3,
+                        ..Default::default()
+                    }),
+                    capacity: 3,
+                    recent_triggers: vec![RecentTrigger {
+                        time: "2026-11-30T00:42:53.630Z".into(),
+                        signal: libc::SIGSEGV,
+                        si_code: 1,
+                        sender_pid: 0,
+                        sender_uid: 0,
+                        started_report: true,
+                    }],
+                    unresponsive_threads: vec![],
+                    symbolization: None,
+                    sections_ns: None,
+                    total_ns: None,
+                    trigger_settings: None,
+                    ignored_file_touches: None,
+                    blocking_capture: None,
+                    watchdog: None,
+                })),
+            ),
+        ],
+        read_from_text: false,
+    };
+    let text = r.to_text();
+    for line in [
+        "  crash: SIGSEGV (SEGV_MAPERR) at address 0x0 in thread 45 \"crash\\x0aer\" at 2026-11-30T00:42:53.630Z\n",
+        "  trigger at 2026-11-30T00:42:53.630Z: SIGSEGV (SEGV_MAPERR)\n",
+        "------ Thread 45 \"crash\\x0aer\" (crashed: SIGSEGV SEGV_MAPERR at address 0x0) ------\n",
+    ] {
+        assert!(text.contains(line), "{line:?} not in:\n{text}");
+    }
+    let parsed = assert_round_trips(&r);
+    assert_eq!(parsed.trigger, trigger, "the crash's time is read");
+    let other = text.replacen(
+        "  crash: SIGSEGV (SEGV_MAPERR) at address 0x0 in thread 45",
+        "  crash: SIGSEGV (SEGV_MAPERR) at address 0x0 in thread 46",
+        1,
+    );
+    let e = Report::from_text(&other).expect_err("another crash");
+    assert!(e.to_string().contains("the crash of the begin line"), "{e}");
 }

@@ -492,6 +492,7 @@ mod tests {
             stack_hash: None,
             same_stack: None,
             stalled: false,
+            mark: None,
             context: None,
         };
         let threads = Threads {

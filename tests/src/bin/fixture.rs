@@ -335,6 +335,9 @@ fn main() {
         println!("thread {name} {tid}");
     }
     println!("thread main {}", gettid());
+    if let Some(tid) = guru_core::crash::helper_tid() {
+        println!("thread guru-crash {tid}");
+    }
     println!("capture-signal {capture_signal}");
     // Give every thread time to reach its parking function (they are already
     // running; this only avoids catching one between `send` and its body).

@@ -1,14 +1,18 @@
 //! Reading figures back: the Process, Modules and Report sections.
 
+use guru_core::crash::AFTER_REPORT_NOTE;
+
 use super::super::text::{
-    BLOCKED_AT_INSTALL_NOTE, BLOCKED_INHERITED_NOTE, RATE_LIMIT_NOTE, STANDARD_SIGNAL_NOTE,
+    BLOCKED_AT_INSTALL_NOTE, BLOCKED_INHERITED_NOTE, PANICS_NOT_REPORTED, RATE_LIMIT_NOTE,
+    STANDARD_SIGNAL_NOTE, UNKNOWN_LOCATION,
 };
 use super::super::{
     BlockingCapture, Figures, Hex, IgnoredTouches, Limit, Module, Modules, OutputDropped, Process,
     RecentTrigger, Round, Symbolization, Trigger, TriggerSettings, Usage,
 };
 use super::words::{
-    duration, hex16, mib_bytes, num, seconds_ns, signal_trigger, trigger_source, utc_ns,
+    crash_trigger, duration, hex16, mib_bytes, num, seconds_ns, signal_trigger, trigger_source,
+    utc_ns,
 };
 use super::{Lines, Result, unknown_or};
 
@@ -186,7 +190,49 @@ pub(super) fn modules(l: &mut Lines<'_>) -> Result<Modules> {
     Ok(Modules { modules: out })
 }
 
-pub(super) fn figures(l: &mut Lines<'_>) -> Result<Figures> {
+/// A panic report's `a panic in thread <tid> "<name>" at <location>` and
+/// the two lines after it.
+fn panic_figures(l: &mut Lines<'_>, head: &str) -> Result<Trigger> {
+    let expected = "a panic in thread <tid> \"<name>\" at <location>";
+    let (thread, rest) = head.split_once(" \"").ok_or_else(|| l.err(expected))?;
+    let (thread_name, location) = rest.split_once("\" at ").ok_or_else(|| l.err(expected))?;
+    let thread = num(thread).ok_or_else(|| l.err(expected))?;
+    let location = if location == UNKNOWN_LOCATION {
+        String::new()
+    } else {
+        location.to_string()
+    };
+    let message = l.expect("  panic message: ", "  panic message: …")?;
+    let n = "  panics not reported since the last panic report (rate limit: one per … s): …";
+    let line = l.expect("  ", n)?;
+    let (interval, count) = line
+        .strip_prefix(PANICS_NOT_REPORTED)
+        .and_then(|r| r.split_once("): "))
+        .and_then(|(i, c)| Some((seconds_ns(i)?, num::<u64>(c)?)))
+        .filter(|(i, _)| i % 1_000_000 == 0)
+        .ok_or_else(|| l.err(n))?;
+    Ok(Trigger::Panic {
+        message: message.to_string(),
+        location,
+        thread,
+        thread_name: thread_name.to_string(),
+        unreported_panics_before: count,
+        min_interval_ms: interval / 1_000_000,
+    })
+}
+
+/// `AFTER_REPORT_NOTE`, after a crash's line.
+fn after_crash(l: &mut Lines<'_>) -> Result<()> {
+    let expected = "  after this report the process dies by the signal's own action …";
+    match l.expect("  ", expected)? {
+        AFTER_REPORT_NOTE => Ok(()),
+        _ => Err(l.err(expected)),
+    }
+}
+
+/// The Report section; `trigger` is the begin line's: a core crash report's
+/// section says when the crash happened, which becomes its `time`.
+pub(super) fn figures(l: &mut Lines<'_>, trigger: &mut Trigger) -> Result<Figures> {
     let requested_by = match l.take("  requested by: ") {
         None => None,
         Some("a call to guru::report") => Some(Trigger::Call),
@@ -196,6 +242,17 @@ pub(super) fn figures(l: &mut Lines<'_>) -> Result<Figures> {
                 l.err("  watchdog: heartbeat \"…\" missed its … deadline (…) or tokio runtime \"…\" worker … has not come back …")
             })?))
         }
+        Some(s) if s.starts_with("a crash: ") => {
+            let words = s.strip_prefix("a crash: ").unwrap_or("");
+            let crash = crash_trigger(words, "")
+                .ok_or_else(|| l.err("a crash: <signal> (<code>) … in thread …"))?;
+            after_crash(l)?;
+            Some(crash)
+        }
+        Some(s) if s.starts_with("a panic in thread ") => {
+            let head = s.strip_prefix("a panic in thread ").unwrap_or("");
+            Some(panic_figures(l, head)?)
+        }
         Some(s) => Some(match s.strip_prefix("file trigger ") {
             Some(path) => Trigger::File {
                 path: path.to_string(),
@@ -203,6 +260,38 @@ pub(super) fn figures(l: &mut Lines<'_>) -> Result<Figures> {
             None => signal_trigger(s, "").ok_or_else(|| l.err("who requested the report"))?,
         }),
     };
+    if requested_by.is_none() && matches!(trigger, Trigger::Crash { .. }) {
+        // The core's crash report: `crash: <words> at <time>`, the same
+        // crash as its begin line says.
+        let expected = "  crash: <the crash, as in the begin line> at <time>";
+        let line = l.expect("  crash: ", expected)?;
+        let split = line
+            .len()
+            .checked_sub(24)
+            .filter(|&i| line.is_char_boundary(i));
+        let crash = split
+            .and_then(|i| {
+                let time = &line[i..];
+                utc_ns(time)?;
+                crash_trigger(line[..i].strip_suffix(" at ")?, time)
+            })
+            .ok_or_else(|| l.err(expected))?;
+        let same = |t: &Trigger| match t {
+            Trigger::Crash { .. } => {
+                let mut t = t.clone();
+                if let Trigger::Crash { time, .. } = &mut t {
+                    time.clear();
+                }
+                Some(t)
+            }
+            _ => None,
+        };
+        if same(&crash) != same(trigger) {
+            return Err(l.err("the crash of the begin line"));
+        }
+        after_crash(l)?;
+        *trigger = crash;
+    }
     let watchdog = if requested_by.is_some() {
         super::watchdog::notes(l)?
     } else {

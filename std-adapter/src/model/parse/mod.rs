@@ -19,8 +19,8 @@ use super::{
 };
 use figures::{figures, modules, process};
 use stacks::{green_threads, threads};
+use words::{crash_trigger, num, signal_trigger};
 pub(super) use words::{hex, utc_ns};
-use words::{num, signal_trigger};
 
 /// Why a text report could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,7 +187,7 @@ pub(super) fn report(text: &str) -> Result<Report> {
     let time = rest.get(..24).ok_or_else(|| l.err("a UTC time"))?;
     let time_unix_ns = utc_ns(time).ok_or_else(|| l.err("a UTC time"))?;
     let how = rest.get(24..).unwrap_or("");
-    let trigger = if how == " on request" {
+    let mut trigger = if how == " on request" {
         Trigger::Call
     } else if let Some(stall) = how.strip_prefix(" triggered by watchdog: ") {
         Trigger::Watchdog(
@@ -196,6 +196,25 @@ pub(super) fn report(text: &str) -> Result<Report> {
     } else if let Some(path) = how.strip_prefix(" triggered by file ") {
         Trigger::File {
             path: path.to_string(),
+        }
+    } else if let Some(words) = how.strip_prefix(" triggered by a crash: ") {
+        crash_trigger(words, time).ok_or_else(|| {
+            l.err("triggered by a crash: <signal> (<code>) … in thread <tid> \"<name>\"")
+        })?
+    } else if let Some(rest) = how.strip_prefix(" triggered by a panic in thread ") {
+        let (thread, thread_name) = rest
+            .strip_suffix('"')
+            .and_then(|r| r.split_once(" \""))
+            .and_then(|(tid, name)| Some((num(tid)?, name.to_string())))
+            .ok_or_else(|| l.err("triggered by a panic in thread <tid> \"<name>\""))?;
+        // The rest is in the Report section (see `fill_in`).
+        Trigger::Panic {
+            message: String::new(),
+            location: String::new(),
+            thread,
+            thread_name,
+            unreported_panics_before: 0,
+            min_interval_ms: 0,
         }
     } else {
         how.strip_prefix(" triggered by ")
@@ -219,7 +238,7 @@ pub(super) fn report(text: &str) -> Result<Report> {
             l.pos += 1;
         }
         let body = Lines::new(&l.lines[start..l.pos], l.base + start);
-        sections.push(section(title, body, &trigger)?);
+        sections.push(section(title, body, &mut trigger)?);
     }
     if !l.done() {
         l.pos += 1;
@@ -248,13 +267,34 @@ pub(super) fn report(text: &str) -> Result<Report> {
 }
 
 /// What one section carries for another: the slot table size, the round's
-/// sequence.
+/// sequence, a panic's message and location (the begin line names only its
+/// thread).
 fn fill_in(r: &mut Report) {
     let mut capacity = None;
     for s in &mut r.sections {
         if let Content::Ok(Data::Report(f)) = &mut s.content {
-            if let Some(Trigger::Signal { time, .. }) = &mut f.requested_by {
+            if let Some(Trigger::Signal { time, .. } | Trigger::Crash { time, .. }) =
+                &mut f.requested_by
+            {
                 time.clone_from(&r.time);
+            }
+            if let (
+                Trigger::Panic {
+                    thread,
+                    thread_name,
+                    ..
+                },
+                Some(
+                    by @ Trigger::Panic {
+                        thread: t,
+                        thread_name: n,
+                        ..
+                    },
+                ),
+            ) = (&r.trigger, &f.requested_by)
+                && (thread, thread_name) == (t, n)
+            {
+                r.trigger = by.clone();
             }
             if let Some(round) = &mut f.round {
                 round.sequence = r.sequence;
@@ -285,7 +325,9 @@ fn kind_of(title: &str) -> Kind {
     }
 }
 
-fn section(title: &str, mut l: Lines<'_>, trigger: &Trigger) -> Result<Section> {
+/// Reads one section; `trigger` is the begin line's (a core crash report's
+/// Report section gives the time of the crash).
+fn section(title: &str, mut l: Lines<'_>, trigger: &mut Trigger) -> Result<Section> {
     let kind = kind_of(title);
     if l.lines.len() == 1
         && let Some(error) = l
@@ -308,7 +350,7 @@ fn section(title: &str, mut l: Lines<'_>, trigger: &Trigger) -> Result<Section> 
         Kind::Configuration => Data::Configuration(configuration(&mut l)?),
         Kind::Process => Data::Process(Box::new(process(&mut l)?)),
         Kind::Modules => Data::Modules(modules(&mut l)?),
-        Kind::Report => Data::Report(Box::new(figures(&mut l)?)),
+        Kind::Report => Data::Report(Box::new(figures(&mut l, trigger)?)),
         Kind::Custom => {
             let mut text = Vec::new();
             while !l.done() {

@@ -3,13 +3,14 @@
 //! and the Green Threads section (runtimes, worker figures, task traces).
 
 use super::super::Trigger;
+use super::super::text::PANICKING;
 use super::super::text::green::{ROOT_CALL_NOTE, micros, opt, plural, secs};
 use super::super::text::watchdog::stall_words;
 use super::super::{
     Elided, ElidedWhy, Frame, Function, GreenThreads, Hex, Runtime, TaskDump, TaskGroup, Thread,
-    Threads, UnstableFigures, WorkerFigures,
+    ThreadMark, Threads, UnstableFigures, WorkerFigures,
 };
-use super::words::{decimal, duration, hex16, num, opt_num, seconds_ns};
+use super::words::{crash_mark, decimal, duration, hex16, num, opt_num, seconds_ns};
 use super::{Lines, Result};
 
 pub(super) fn frame_line(s: &str) -> Option<(usize, u64, &str)> {
@@ -124,6 +125,7 @@ pub(super) fn elided(s: &str) -> Option<Elided> {
 }
 
 /// `------ Thread <tid> "<name>" (<state>[; writing this report]; paused <t>[; cpu <s>][; stalled]) ------`
+/// A crashed thread: `------ Thread <tid> "<name>" (crashed: …[; cpu <s>][; stalled]) ------`.
 pub(super) fn captured_header(s: &str) -> Option<Thread> {
     let rest = s.strip_prefix("------ Thread ")?.strip_suffix(") ------")?;
     let (rest, stalled) = match rest.strip_suffix("; stalled") {
@@ -139,6 +141,27 @@ pub(super) fn captured_header(s: &str) -> Option<Thread> {
     };
     let (tid, rest) = rest.split_once(" \"")?;
     let (name, rest) = rest.split_once("\" (")?;
+    if let Some(mark) = crash_mark(rest) {
+        return Some(Thread {
+            tid: num(tid)?,
+            name: name.to_string(),
+            captured: true,
+            state: "crashed".into(),
+            pause_ns: 0,
+            writing_report: false,
+            frames: Vec::new(),
+            stack_end: None,
+            frames_scanned_from: None,
+            unresponsive: None,
+            elided: Vec::new(),
+            cpu_ns,
+            stack_hash: None,
+            same_stack: None,
+            stalled,
+            mark: Some(mark),
+            context: None,
+        });
+    }
     let (state, pause) = rest.rsplit_once("; paused ")?;
     let (state, writing) = match state.strip_suffix("; writing this report") {
         Some(s) => (s, true),
@@ -160,6 +183,7 @@ pub(super) fn captured_header(s: &str) -> Option<Thread> {
         stack_hash: None,
         same_stack: None,
         stalled,
+        mark: (state == PANICKING).then_some(ThreadMark::Panicking),
         context: None,
     })
 }
@@ -227,6 +251,7 @@ pub(super) fn threads(l: &mut Lines<'_>, trigger: &Trigger) -> Result<Threads> {
                 stack_hash: None,
                 same_stack: None,
                 stalled: false,
+                mark: None,
                 context: None,
             });
             continue;

@@ -408,6 +408,7 @@ mod tests {
             stack_hash: None,
             same_stack: same,
             stalled,
+            mark: None,
             // With the thread-context lines, which come after the watchdog's.
             context: Some(super::super::super::ThreadContext {
                 labels: vec![super::super::super::Label {

@@ -4,10 +4,11 @@
 
 use std::str::FromStr;
 
+use guru_core::crash::{code_name, fault_code_name};
 use guru_core::format::{signal_name, write_duration, write_utc};
 
-use super::super::Trigger;
 use super::super::text::{mib, seconds};
+use super::super::{Hex, ThreadMark, Trigger};
 
 /// A number as the renderer writes it (so it renders back the same).
 pub(super) fn num<T: FromStr + ToString>(s: &str) -> Option<T> {
@@ -136,6 +137,7 @@ pub(super) fn trigger_source(s: &str) -> Option<(i32, i32, i32, u32)> {
         "file trigger" => return Some((0, guru_core::trigger::CODE_FILE_TRIGGER, 0, 0)),
         "a call to guru::report" => return Some((0, guru_core::trigger::CODE_CALL, 0, 0)),
         "the watchdog" => return Some((0, guru_core::trigger::CODE_WATCHDOG, 0, 0)),
+        "a panic" => return Some((0, guru_core::trigger::CODE_PANIC, 0, 0)),
         _ => {}
     }
     if let Some((name, rest)) = s.split_once(" from pid ") {
@@ -145,9 +147,16 @@ pub(super) fn trigger_source(s: &str) -> Option<(i32, i32, i32, u32)> {
     if let Some(name) = s.strip_suffix(" from the kernel") {
         return Some((signal_number(name)?, libc::SI_KERNEL, 0, 0));
     }
-    let (name, code) = s.strip_suffix(')')?.rsplit_once(" (si_code ")?;
+    let (name, code) = s.strip_suffix(')')?.rsplit_once(" (")?;
+    let signal = signal_number(name)?;
+    let Some(code) = code.strip_prefix("si_code ") else {
+        // A crash signal's fault: its code in words.
+        let code = code_number(signal, code)?;
+        return fault_code_name(signal, code).map(|_| (signal, code, 0, 0));
+    };
     let code: i32 = num(code)?;
-    // Those codes are written "from pid": this wording never has them.
+    // Those codes are written "from pid" or in words: this wording never
+    // has them.
     if [
         libc::SI_USER,
         libc::SI_QUEUE,
@@ -155,10 +164,88 @@ pub(super) fn trigger_source(s: &str) -> Option<(i32, i32, i32, u32)> {
         libc::SI_KERNEL,
     ]
     .contains(&code)
+        || fault_code_name(signal, code).is_some()
     {
         return None;
     }
-    Some((signal_number(name)?, code, 0, 0))
+    Some((signal, code, 0, 0))
+}
+
+/// The `si_code` that `guru_core::crash::code_name` words `name` for `signal`.
+pub(super) fn code_number(signal: i32, name: &str) -> Option<i32> {
+    (-8..=0x80).find(|&c| code_name(signal, c) == Some(name))
+}
+
+/// `si_code <n>` (a code without a name) or the code's name.
+fn code_word(signal: i32, word: &str) -> Option<i32> {
+    match word.strip_prefix("si_code ") {
+        Some(n) => num(n).filter(|&c| code_name(signal, c).is_none()),
+        None => code_number(signal, word),
+    }
+}
+
+/// What `guru_core::crash::write_crash_words` wrote: `SIGSEGV (SEGV_MAPERR)
+/// at address 0x0 in thread 12 "name"[, then SIGABRT]`, or `… from pid <p> …`
+/// for a signal the process sent itself; `time` is when it happened.
+pub(super) fn crash_trigger(s: &str, time: &str) -> Option<Trigger> {
+    let (s, then_signal) = if s.ends_with('"') {
+        (s, None)
+    } else {
+        let (head, then) = s.rsplit_once(", then ")?;
+        (head, Some(signal_number(then)?))
+    };
+    let (cause, thread) = s.split_once(" in thread ")?;
+    let (tid, name) = thread.split_once(" \"")?;
+    let name = name.strip_suffix('"')?;
+    let (signal_code, fault_address, sender_pid) = match cause.rsplit_once(" at address ") {
+        Some((head, address)) => (head, Some(Hex(hex(address)?)), None),
+        None => {
+            let (head, pid) = cause.rsplit_once(" from pid ")?;
+            (head, None, Some(num(pid)?))
+        }
+    };
+    let (signal, code) = signal_code.strip_suffix(')')?.rsplit_once(" (")?;
+    let signal = signal_number(signal)?;
+    let si_code = code_word(signal, code)?;
+    Some(Trigger::Crash {
+        signal,
+        signal_name: signal_name(signal).map(str::to_string),
+        si_code,
+        si_code_name: code_name(signal, si_code).map(str::to_string),
+        fault_address,
+        sender_pid,
+        thread: num(tid)?,
+        thread_name: name.to_string(),
+        then_signal,
+        then_signal_name: then_signal.and_then(signal_name).map(str::to_string),
+        time: time.to_string(),
+    })
+}
+
+/// A crashed thread's state in its header: `crashed: SIGSEGV SEGV_MAPERR at
+/// address 0x0` (`guru_core::crash::write_crash_mark`).
+pub(super) fn crash_mark(s: &str) -> Option<ThreadMark> {
+    let rest = s.strip_prefix("crashed: ")?;
+    let (rest, fault_address) = match rest.rsplit_once(" at address ") {
+        Some((head, address)) => (head, Some(Hex(hex(address)?))),
+        None => (rest, None),
+    };
+    let (signal, code) = match rest.rsplit_once(" si_code ") {
+        Some((signal, n)) => (signal, format!("si_code {n}")),
+        None => {
+            let (signal, name) = rest.rsplit_once(' ')?;
+            (signal, name.to_string())
+        }
+    };
+    let signal = signal_number(signal)?;
+    let si_code = code_word(signal, &code)?;
+    Some(ThreadMark::Crashed {
+        signal,
+        signal_name: signal_name(signal).map(str::to_string),
+        si_code,
+        si_code_name: code_name(signal, si_code).map(str::to_string),
+        fault_address,
+    })
 }
 
 pub(super) fn signal_trigger(s: &str, time: &str) -> Option<Trigger> {

@@ -7,8 +7,10 @@ use guru_core::Trigger as CoreTrigger;
 use guru_core::format::{write_duration, write_utc};
 use guru_core::render::write_trigger_source;
 
+use guru_core::crash::{AFTER_REPORT_NOTE, write_crash_words};
+
 use super::super::{Figures, Process, Round, Symbolization, Trigger};
-use super::{core_trigger, esc};
+use super::{core_trigger, crash_words, esc};
 
 pub(in crate::model) fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
@@ -87,7 +89,7 @@ pub(super) fn write_process(w: &mut String, p: &Process) {
     }
 }
 
-pub(super) fn write_figures(w: &mut String, f: &Figures, report_ns: u64) {
+pub(super) fn write_figures(w: &mut String, f: &Figures, report_ns: u64, trigger: &Trigger) {
     // A core report's Report section has only the round's figures, and
     // lists its recent triggers after them; the std adapter's lists them
     // under a heading with its trigger notes.
@@ -104,7 +106,48 @@ pub(super) fn write_figures(w: &mut String, f: &Figures, report_ns: u64) {
             }
             Trigger::Call => w.push_str("a call to guru::report"),
             Trigger::Watchdog(_) => w.push_str("the watchdog (automatic)"),
+            t @ Trigger::Crash { .. } => {
+                w.push_str("a crash: ");
+                if let Some(words) = crash_words(t) {
+                    let _ = write_crash_words(w, &words);
+                }
+                w.push_str("\n  ");
+                w.push_str(AFTER_REPORT_NOTE);
+            }
+            Trigger::Panic {
+                message,
+                location,
+                thread,
+                thread_name,
+                unreported_panics_before,
+                min_interval_ms,
+            } => {
+                let _ = write!(w, "a panic in thread {thread} \"");
+                esc(w, thread_name);
+                w.push_str("\" at ");
+                if location.is_empty() {
+                    w.push_str(UNKNOWN_LOCATION);
+                } else {
+                    esc(w, location);
+                }
+                w.push_str("\n  panic message: ");
+                esc(w, message);
+                let _ = write!(
+                    w,
+                    "\n  {PANICS_NOT_REPORTED}{}): {unreported_panics_before}",
+                    seconds(min_interval_ms.saturating_mul(1_000_000))
+                );
+            }
         }
+        w.push('\n');
+    } else if let (Trigger::Crash { time, .. }, Some(words)) = (trigger, crash_words(trigger)) {
+        // The core's crash report: the crash, with the time of the fault.
+        w.push_str("  crash: ");
+        let _ = write_crash_words(w, &words);
+        w.push_str(" at ");
+        esc(w, time);
+        w.push_str("\n  ");
+        w.push_str(AFTER_REPORT_NOTE);
         w.push('\n');
     }
     super::watchdog::write_watchdog_figures(w, f);
@@ -273,6 +316,13 @@ fn write_trigger_notes(w: &mut String, f: &Figures, triggers: &[CoreTrigger]) {
         w.push('\n');
     }
 }
+
+/// A panic report's count of the panics the rate limit held back, up to
+/// the interval (the parser matches it too).
+pub(in crate::model) const PANICS_NOT_REPORTED: &str =
+    "panics not reported since the last panic report (rate limit: one per ";
+/// A panic without a location (`PanicHookInfo::location` is `None`).
+pub(in crate::model) const UNKNOWN_LOCATION: &str = "an unknown location";
 
 /// The fixed wording of the trigger notes (the parser matches it too).
 pub(in crate::model) const STANDARD_SIGNAL_NOTE: &str = "is a standard signal: one sent while another is still pending is merged by the kernel before guru sees it, so such triggers are not counted (a real-time trigger signal queues)";

@@ -15,11 +15,11 @@ pub(super) mod watchdog;
 
 use super::{
     Configuration, Content, Data, ElidedWhy, Frame, Label, Package, Processes, Report, Thread,
-    ThreadContext, Threads, Trigger,
+    ThreadContext, ThreadMark, Threads, Trigger,
 };
 pub(in crate::model) use figures::{
-    BLOCKED_AT_INSTALL_NOTE, BLOCKED_INHERITED_NOTE, RATE_LIMIT_NOTE, STANDARD_SIGNAL_NOTE, mib,
-    seconds,
+    BLOCKED_AT_INSTALL_NOTE, BLOCKED_INHERITED_NOTE, PANICS_NOT_REPORTED, RATE_LIMIT_NOTE,
+    STANDARD_SIGNAL_NOTE, UNKNOWN_LOCATION, mib, seconds,
 };
 use figures::{write_figures, write_process};
 use green::write_green_threads;
@@ -59,6 +59,26 @@ pub(in crate::model) fn render(r: &Report) -> String {
             let _ = write_utc(&mut w, r.time_unix_ns);
             let _ = writeln!(w, " triggered by {}", watchdog::trigger_words(stall));
         }
+        Trigger::Crash { .. } => {
+            if let Some(words) = crash_words(&r.trigger) {
+                let _ = guru_core::crash::write_crash_begin_line(&mut w, &summary, &words);
+            }
+        }
+        Trigger::Panic {
+            thread,
+            thread_name,
+            ..
+        } => {
+            let _ = write!(
+                w,
+                "==== Guru Meditation ==== pid {} report #{} at ",
+                r.pid, r.sequence
+            );
+            let _ = write_utc(&mut w, r.time_unix_ns);
+            let _ = write!(w, " triggered by a panic in thread {thread} \"");
+            esc(&mut w, thread_name);
+            w.push_str("\"\n");
+        }
         _ => {
             let _ = write_begin_line(&mut w, &summary);
         }
@@ -79,6 +99,10 @@ pub(in crate::model) fn render(r: &Report) -> String {
     let _ = write_end_line(&mut w, &summary);
     w
 }
+
+/// The panicking thread's state in a panic report (the panic hook writes
+/// the report in that thread).
+pub(in crate::model) const PANICKING: &str = "panicking, writing this report";
 
 /// Longest title a banner shows: its line keeps two spaces on each side of
 /// the title (`====  Title  ====`), so it can never start like a begin or
@@ -166,6 +190,32 @@ fn escaped(s: &str) -> String {
     out
 }
 
+/// The words of a crash trigger, as the core's crash report writes them
+/// (`None` for any other trigger).
+fn crash_words(t: &Trigger) -> Option<guru_core::crash::CrashWords<'_>> {
+    match t {
+        Trigger::Crash {
+            signal,
+            si_code,
+            fault_address,
+            sender_pid,
+            thread,
+            thread_name,
+            then_signal,
+            ..
+        } => Some(guru_core::crash::CrashWords {
+            signal: *signal,
+            code: *si_code,
+            address: fault_address.map(|a| a.0),
+            sender_pid: sender_pid.unwrap_or(0),
+            tid: *thread,
+            name: thread_name.as_bytes(),
+            then_signal: then_signal.unwrap_or(0),
+        }),
+        _ => None,
+    }
+}
+
 /// The core's trigger record for a model trigger (the wording helpers take it).
 fn core_trigger(t: &Trigger, started_report: bool) -> CoreTrigger {
     match t {
@@ -224,7 +274,7 @@ fn write_data(w: &mut String, data: &Data, r: &Report) {
                 let _ = writeln!(w, " symbols {}", m.symbols);
             }
         }
-        Data::Report(f) => write_figures(w, f, r.time_unix_ns),
+        Data::Report(f) => write_figures(w, f, r.time_unix_ns, &r.trigger),
     }
 }
 
@@ -352,19 +402,33 @@ fn is_short_backtrace_marker(f: &Frame) -> bool {
         || f.symbol.as_deref().is_some_and(|n| n.contains(MARKER))
 }
 
-/// `------ Thread <tid> "<name>" (<state>[; writing this report]; paused <t>[; cpu <s>][; stalled]) ------`
+/// `------ Thread <tid> "<name>" (<state>[; writing this report]; paused <t>[; cpu <s>][; stalled]) ------`;
+/// a crashed thread: `------ Thread <tid> "<name>" (crashed: SIGSEGV SEGV_MAPERR
+/// at address 0x0[; cpu <s>]) ------` (it did not capture itself: no pause;
+/// its CPU clock was read for it by the crash helper).
 pub(super) fn write_thread_header(w: &mut String, th: &Thread) {
     let _ = write!(w, "------ Thread {} \"", th.tid);
     esc(w, &th.name);
     w.push_str("\" (");
-    esc(w, &th.state);
-    // The std adapter's own thread says so in its state ("the reporter,
-    // writing this report"); the core's adds it after the state.
-    if th.writing_report && !th.state.ends_with("writing this report") {
-        w.push_str("; writing this report");
+    if let Some(ThreadMark::Crashed {
+        signal,
+        si_code,
+        fault_address,
+        ..
+    }) = &th.mark
+    {
+        let _ =
+            guru_core::crash::write_crash_mark(w, *signal, *si_code, fault_address.map(|a| a.0));
+    } else {
+        esc(w, &th.state);
+        // The std adapter's own thread says so in its state ("the reporter,
+        // writing this report"); the core's adds it after the state.
+        if th.writing_report && !th.state.ends_with("writing this report") {
+            w.push_str("; writing this report");
+        }
+        w.push_str("; paused ");
+        let _ = write_duration(w, th.pause_ns);
     }
-    w.push_str("; paused ");
-    let _ = write_duration(w, th.pause_ns);
     if let Some(cpu) = th.cpu_ns {
         let _ = write!(w, "; cpu {}", seconds(cpu));
     }
