@@ -39,10 +39,20 @@
 //! or a GC's fault handler) runs first. If it returns and its signal still
 //! has guru's handler, it recovered the fault: no report, the program goes
 //! on. If it reset the disposition (Rust's handler does so for a fault
-//! outside a guard page) or never returns because it aborts (Rust's
-//! `thread '…' has overflowed its stack`), the report is made — for the
-//! abort, from the registers of the original fault, saved before the
-//! previous handler ran.
+//! outside a guard page) or never returns because it aborts, the report is
+//! made — for the abort, from the registers of the original fault, saved
+//! before the previous handler ran.
+//!
+//! A stack overflow is the exception: Rust's handler prints `thread '…' has
+//! overflowed its stack` and aborts inside guru's handler, on what is left
+//! of its 8 KiB alternate signal stack, where a SIGABRT handler finds no
+//! room for its own signal frame (about 3 KiB with the CPU's extended
+//! state). A SIGSEGV at most 64 KiB below the stack pointer is therefore
+//! reported first; then SIGABRT gets back the disposition guru replaced and
+//! the previous handler runs (its message follows the report; the process
+//! aborts as without guru). Likewise, whenever the alternate stack has no
+//! room for a nested signal frame plus guru's handler, SIGABRT has its
+//! previous disposition while the previous handler runs.
 //!
 //! # Not a crash
 //!
@@ -62,9 +72,13 @@
 //! - A thread without an alternate signal stack (threads created outside
 //!   Rust: C libraries' pthreads) that overflows its stack cannot run any
 //!   handler: the kernel kills the process with SIGSEGV, no report.
-//! - A stack overflow in `main` or a spawned thread is reported only when
-//!   Rust's handler reaches its abort, i.e. when the fault is in the guard
-//!   page Rust knows of.
+//! - A stack overflow in `main` or a spawned thread is recognised by its
+//!   fault address (a SIGSEGV at most 64 KiB below the stack pointer), so a
+//!   handler installed before guru that recovers such a fault still gets a
+//!   report made (the process then lives on, guru's SIGABRT handler
+//!   removed). A previous handler that aborts for another fault while the
+//!   alternate stack has no room for a nested signal frame makes no report:
+//!   the process dies by SIGABRT as without guru.
 //! - When the deadline passes, the crashed thread stops waiting and the
 //!   process dies with what was written so far (the report's missing end
 //!   line says it is incomplete).
@@ -170,6 +184,8 @@ const PREVIOUS_CELL: Cell<Option<sys::SavedAction>> = Cell(UnsafeCell::new(NO_AC
 /// install before the handlers go in, read-only afterwards.
 static PREVIOUS: [Cell<Option<sys::SavedAction>>; 6] = [PREVIOUS_CELL; 6];
 static INSTALLED: AtomicBool = AtomicBool::new(false);
+/// The kernel's smallest signal frame (`AT_MINSIGSTKSZ`), read at install.
+static SIGNAL_FRAME_BYTES: AtomicUsize = AtomicUsize::new(2048);
 static DEADLINE_NS: AtomicU64 = AtomicU64::new(DEFAULT_DEADLINE_MS as u64 * 1_000_000);
 
 /// The thread whose crash is reported (0: none yet). Claimed once.
@@ -441,6 +457,7 @@ pub(crate) fn install(engine: &'static Engine) -> Result<(), crate::Error> {
     if INSTALLED.swap(true, Ordering::AcqRel) {
         return Ok(());
     }
+    SIGNAL_FRAME_BYTES.store(sys::min_signal_frame(), Ordering::Relaxed);
     let mut allow = [0i32; 7];
     allow[0] = engine.capture_signal;
     allow[1..].copy_from_slice(&SIGNALS);
@@ -664,6 +681,28 @@ extern "C" fn crash_handler(signal: i32, info: *mut libc::siginfo_t, ucontext: *
         then_signal: 0,
         registers,
     };
+    if let Some(prev) = previous.as_ref().filter(|p| is_handler(p))
+        && kernel
+        && looks_like_stack_overflow(signal, crash.address, crash.registers.sp)
+    {
+        // A stack overflow: Rust's handler prints its message and aborts
+        // inside this handler, on what is left of the alternate signal
+        // stack. A SIGABRT handler there would need a second signal frame
+        // (as large as the first: the CPU's extended state, about 3 KiB on
+        // current x86_64) on top of this one, and an 8 KiB alternate stack
+        // has no room left for it (the process died by SIGSEGV without a
+        // report). So: report now, put back the SIGABRT disposition guru
+        // replaced, and let the previous handler print and abort as it
+        // would have.
+        report_once(&crash);
+        restore_abort_disposition();
+        // SAFETY: `info` and `ucontext` are this handler's own arguments.
+        unsafe { sys::call_saved_handler(prev, signal, info, ucontext) };
+        // It returned: it reset the disposition (not its guard page: the
+        // fault recurs under the default action) or recovered the fault.
+        drop(errno);
+        return;
+    }
     if let Some(prev) = previous.as_ref().filter(|p| is_handler(p)) {
         // The previous handler first: it may recover the fault, or abort
         // (then the SIGABRT handler reports this fault from PENDING).
@@ -675,8 +714,20 @@ extern "C" fn crash_handler(signal: i32, info: *mut libc::siginfo_t, ucontext: *
             // PENDING_TID, read only by that same thread (its SIGABRT handler).
             unsafe { *PENDING.0.get() = crash };
         }
+        // An abort inside it would run guru's SIGABRT handler in a second
+        // signal frame on top of this one: without room for both on the
+        // alternate stack, the process would die by SIGSEGV instead of
+        // SIGABRT. Then SIGABRT gets its previous disposition meanwhile
+        // (such an abort dies as it would have, without a report).
+        let abort_restored = signal != libc::SIGABRT && no_room_for_a_nested_handler();
+        if abort_restored {
+            restore_abort_disposition();
+        }
         // SAFETY: `info` and `ucontext` are this handler's own arguments.
         unsafe { sys::call_saved_handler(prev, signal, info, ucontext) };
+        if abort_restored {
+            let _ = sys::install_crash_handler(libc::SIGABRT, crash_handler);
+        }
         // Put guru's handler back at once and look at what the previous
         // handler left: the disposition is process-wide, and another thread
         // faulting while this report runs must still find guru's handler
@@ -721,6 +772,65 @@ extern "C" fn crash_handler(signal: i32, info: *mut libc::siginfo_t, ucontext: *
     drop(errno);
 }
 
+/// How far below the stack pointer a fault still counts as the stack's
+/// (Rust probes each new page of a frame, so an overflow faults at most a
+/// page or so below it; a call or push faults just below it).
+const OVERFLOW_REACH: u64 = 64 * 1024;
+
+/// Whether a fault looks like a stack overflow: a SIGSEGV (sent by the
+/// kernel; the caller checks) whose address lies at most
+/// [`OVERFLOW_REACH`] below the faulting stack pointer, or within a page
+/// above it (a probe of a new frame, a push, a call into the guard page).
+/// A null pointer or a wild address is nowhere near the stack pointer.
+///
+/// # Async-signal safety
+/// Arithmetic.
+fn looks_like_stack_overflow(signal: i32, address: u64, sp: u64) -> bool {
+    signal == libc::SIGSEGV
+        && sp != 0
+        && address <= sp.saturating_add(4096)
+        && sp.saturating_sub(address) <= OVERFLOW_REACH
+}
+
+/// What guru's SIGABRT handler needs on top of its signal frame to report
+/// an abort nested in another handler (its frames in a debug build, and
+/// what the previous handler used before it aborted).
+const NESTED_HANDLER_BYTES: usize = 6 * 1024;
+
+/// Whether the calling handler runs on an alternate signal stack without
+/// room for a nested signal frame and guru's handler in it (Rust's
+/// alternate stacks are 8 KiB; a signal frame is about 3 KiB on current
+/// x86_64).
+///
+/// # Async-signal safety
+/// One `sigaltstack` query, atomics.
+fn no_room_for_a_nested_handler() -> bool {
+    let here = 0u8;
+    let sp = core::ptr::addr_of!(here) as usize;
+    let needed = SIGNAL_FRAME_BYTES
+        .load(Ordering::Relaxed)
+        .saturating_add(NESTED_HANDLER_BYTES);
+    sys::alt_stack_room(sp).is_some_and(|room| room < needed)
+}
+
+/// Puts back the SIGABRT disposition guru replaced (`SIG_DFL` if unknown).
+///
+/// # Async-signal safety
+/// One `sigaction` call.
+fn restore_abort_disposition() {
+    let abort = previous(libc::SIGABRT).unwrap_or_else(default_action);
+    sys::restore_action(libc::SIGABRT, &abort);
+}
+
+/// The default disposition (`SIG_DFL`, empty mask, no flags).
+///
+/// # Async-signal safety
+/// Returns plain data.
+fn default_action() -> sys::SavedAction {
+    // SAFETY: plain data; zeroed is SIG_DFL with an empty mask.
+    unsafe { core::mem::zeroed() }
+}
+
 /// Whether a saved disposition is a handler (not `SIG_DFL` or `SIG_IGN`).
 ///
 /// # Async-signal safety
@@ -756,9 +866,7 @@ fn pass_on(
         }
         None => {
             // Not known (a fault racing with install): the default action.
-            // SAFETY: plain data; zeroed is SIG_DFL with an empty mask.
-            let dfl: sys::SavedAction = unsafe { core::mem::zeroed() };
-            sys::restore_action(signal, &dfl);
+            sys::restore_action(signal, &default_action());
             if code <= 0 {
                 sys::raise_in_this_thread(signal);
             }
@@ -1149,6 +1257,25 @@ pub fn write_crash_mark(
 #[allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fault_at_or_just_below_the_stack_pointer_looks_like_an_overflow() {
+        let sp = 0x7f00_0000_1000u64;
+        for address in [sp, sp - 8, sp + 16, sp - 4096, sp - OVERFLOW_REACH] {
+            assert!(
+                looks_like_stack_overflow(libc::SIGSEGV, address, sp),
+                "{address:#x}"
+            );
+        }
+        for address in [0, 0x10, sp - OVERFLOW_REACH - 1, sp + 8192, u64::MAX] {
+            assert!(
+                !looks_like_stack_overflow(libc::SIGSEGV, address, sp),
+                "{address:#x}"
+            );
+        }
+        assert!(!looks_like_stack_overflow(libc::SIGBUS, sp, sp));
+        assert!(!looks_like_stack_overflow(libc::SIGSEGV, 0, 0));
+    }
 
     #[test]
     fn codes_in_words() {

@@ -328,7 +328,8 @@
 //! failed sections saying why) and the process dies on time. Handlers installed
 //! before guru are chained: Rust's stack-overflow handler still prints
 //! `thread '…' has overflowed its stack` and aborts as Rust makes it abort
-//! (the report shows the overflow's SIGSEGV, "then SIGABRT"); a fault an
+//! (the report, made before Rust's handler runs, shows the overflow's
+//! SIGSEGV; Rust's message follows it); a fault an
 //! earlier handler recovers from makes no report. A fatal signal sent by
 //! another process (`kill -SEGV`) is not a crash and behaves as before. One
 //! crash report per process: a second fatal signal while it runs makes none.

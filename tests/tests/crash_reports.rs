@@ -237,8 +237,11 @@ fn stack_overflow_in_a_thread_keeps_rusts_message() {
     );
     let r = one_report(&with.stderr);
     check_crash_report(&r, "crasher", &["SIGSEGV", "SEGV_ACCERR"], "crash_overflow");
+    // Reported from the fault itself, before Rust's handler prints and
+    // aborts (a handler for that abort has no room left on the alternate
+    // signal stack): the report is not about the SIGABRT.
     let begin = r.text.lines().next().unwrap_or_default();
-    assert!(begin.contains(", then SIGABRT"), "{begin}");
+    assert!(!begin.contains(", then SIGABRT"), "{begin}");
 }
 
 #[test]

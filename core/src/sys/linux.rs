@@ -386,6 +386,34 @@ pub fn thread_cpu_ns_of(tid: i32) -> u64 {
     clock_ns(((!tid) << 3) | 6)
 }
 
+/// The room left below `sp` on the calling thread's alternate signal
+/// stack, when it runs on it; `None` when it does not (or has none).
+///
+/// # Async-signal safety
+/// One `sigaltstack` query (async-signal-safe, POSIX) into a stack value.
+pub fn alt_stack_room(sp: usize) -> Option<usize> {
+    // SAFETY: stack_t is plain data; zeroed is a valid value to overwrite.
+    let mut ss: libc::stack_t = unsafe { core::mem::zeroed() };
+    // SAFETY: a null new stack only queries; `ss` is a valid out-pointer.
+    let r = unsafe { libc::sigaltstack(core::ptr::null(), &raw mut ss) };
+    if r != 0 || ss.ss_flags & libc::SS_ONSTACK == 0 {
+        return None;
+    }
+    Some(sp.saturating_sub(ss.ss_sp as usize))
+}
+
+/// The kernel's smallest signal frame for this CPU (`AT_MINSIGSTKSZ`: its
+/// extended register state included; about 3 KiB on current x86_64), or
+/// 2 KiB when the kernel does not say.
+///
+/// Setup only (`getauxval`; the crash handlers read a copy).
+pub fn min_signal_frame() -> usize {
+    // SAFETY: getauxval reads the process's auxiliary vector; no
+    // preconditions.
+    let v = unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) };
+    if v == 0 { 2048 } else { v as usize }
+}
+
 /// The calling thread's name (`prctl(PR_GET_NAME)`), NUL-padded.
 ///
 /// # Async-signal safety
@@ -1008,9 +1036,12 @@ pub type SavedAction = libc::sigaction;
 
 /// Installs `handler` for the fatal signal `signal` with `SA_SIGINFO |
 /// SA_ONSTACK` (a thread that overflowed its stack can only run a handler on
-/// its alternate stack) and returns the disposition it replaced.
+/// its alternate stack) and returns the disposition it replaced. At setup,
+/// and by the crash handler to put itself back.
 ///
-/// Setup only.
+/// # Async-signal safety
+/// `sigemptyset` on a local set and one `sigaction` call (both
+/// async-signal-safe, POSIX).
 pub fn install_crash_handler(signal: i32, handler: SigInfoHandler) -> Result<SavedAction, Errno> {
     // SAFETY: sigaction is plain data; zeroed is a valid starting value.
     let mut action: libc::sigaction = unsafe { core::mem::zeroed() };
