@@ -65,7 +65,10 @@
 //! One crash report per process: a second fatal signal while it runs (another
 //! thread crashing, the abort after a panic or an overflow message) makes no
 //! report; a second crashing thread waits until the report is written (or
-//! the deadline) and then dies by its own signal.
+//! the deadline) and then dies by its own signal. The crash handlers block
+//! the capture signal while they run (a capture handler nested in one would
+//! overflow the alternate stack), so such a waiting thread is listed as not
+//! answering the round.
 //!
 //! # Limits
 //!
@@ -184,6 +187,8 @@ const PREVIOUS_CELL: Cell<Option<sys::SavedAction>> = Cell(UnsafeCell::new(NO_AC
 /// install before the handlers go in, read-only afterwards.
 static PREVIOUS: [Cell<Option<sys::SavedAction>>; 6] = [PREVIOUS_CELL; 6];
 static INSTALLED: AtomicBool = AtomicBool::new(false);
+/// The capture signal, blocked while a crash handler runs (set at install).
+static CAPTURE_SIGNAL: AtomicI32 = AtomicI32::new(0);
 /// The kernel's smallest signal frame (`AT_MINSIGSTKSZ`), read at install.
 static SIGNAL_FRAME_BYTES: AtomicUsize = AtomicUsize::new(2048);
 static DEADLINE_NS: AtomicU64 = AtomicU64::new(DEFAULT_DEADLINE_MS as u64 * 1_000_000);
@@ -458,6 +463,12 @@ pub(crate) fn install(engine: &'static Engine) -> Result<(), crate::Error> {
         return Ok(());
     }
     SIGNAL_FRAME_BYTES.store(sys::min_signal_frame(), Ordering::Relaxed);
+    // A thread in a crash handler runs on what is left of its (alternate)
+    // stack: the round's capture signal, whose handler needs far more, must
+    // not nest there. A second crashing thread that waits for the report in
+    // its handler has the signal pending and is listed as not answering
+    // (the crashed thread itself is unwound from its saved registers).
+    CAPTURE_SIGNAL.store(engine.capture_signal, Ordering::Relaxed);
     let mut allow = [0i32; 7];
     allow[0] = engine.capture_signal;
     allow[1..].copy_from_slice(&SIGNALS);
@@ -481,12 +492,11 @@ pub(crate) fn install(engine: &'static Engine) -> Result<(), crate::Error> {
         sys::futex_wait(&PHASE, IDLE, 1_000_000);
     }
     for (i, &signal) in SIGNALS.iter().enumerate() {
-        let previous = sys::install_crash_handler(signal, crash_handler).map_err(|errno| {
-            crate::Error::Sys {
+        let previous = sys::install_crash_handler(signal, crash_handler, engine.capture_signal)
+            .map_err(|errno| crate::Error::Sys {
                 operation: "sigaction (fatal signal)",
                 errno,
-            }
-        })?;
+            })?;
         if let Some(cell) = PREVIOUS.get(i) {
             // SAFETY: written here, at setup, before this signal's handler
             // can read it... except for a fault racing with install, which
@@ -725,15 +735,17 @@ extern "C" fn crash_handler(signal: i32, info: *mut libc::siginfo_t, ucontext: *
         }
         // SAFETY: `info` and `ucontext` are this handler's own arguments.
         unsafe { sys::call_saved_handler(prev, signal, info, ucontext) };
+        // Put guru's handler back at once (before anything else, SIGABRT's
+        // included) and look at what the previous handler left: the
+        // disposition is process-wide, and another thread faulting while
+        // this report runs must still find guru's handler (not the SIG_DFL
+        // Rust's handler sets, which would kill the process before the
+        // report is written).
+        let block = CAPTURE_SIGNAL.load(Ordering::Relaxed);
+        let left = sys::install_crash_handler(signal, crash_handler, block);
         if abort_restored {
-            let _ = sys::install_crash_handler(libc::SIGABRT, crash_handler);
+            let _ = sys::install_crash_handler(libc::SIGABRT, crash_handler, block);
         }
-        // Put guru's handler back at once and look at what the previous
-        // handler left: the disposition is process-wide, and another thread
-        // faulting while this report runs must still find guru's handler
-        // (not the SIG_DFL Rust's handler sets, which would kill the
-        // process before the report is written).
-        let left = sys::install_crash_handler(signal, crash_handler);
         let recovered = left.as_ref().map_or(true, |a| {
             a.sa_sigaction == crash_handler as *const () as usize
         });

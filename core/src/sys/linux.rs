@@ -1036,19 +1036,28 @@ pub type SavedAction = libc::sigaction;
 
 /// Installs `handler` for the fatal signal `signal` with `SA_SIGINFO |
 /// SA_ONSTACK` (a thread that overflowed its stack can only run a handler on
-/// its alternate stack) and returns the disposition it replaced. At setup,
-/// and by the crash handler to put itself back.
+/// its alternate stack), `block` (if > 0) blocked while it runs, and returns
+/// the disposition it replaced. At setup, and by the crash handler to put
+/// itself back.
 ///
 /// # Async-signal safety
-/// `sigemptyset` on a local set and one `sigaction` call (both
+/// `sigemptyset`/`sigaddset` on a local set and one `sigaction` call (all
 /// async-signal-safe, POSIX).
-pub fn install_crash_handler(signal: i32, handler: SigInfoHandler) -> Result<SavedAction, Errno> {
+pub fn install_crash_handler(
+    signal: i32,
+    handler: SigInfoHandler,
+    block: i32,
+) -> Result<SavedAction, Errno> {
     // SAFETY: sigaction is plain data; zeroed is a valid starting value.
     let mut action: libc::sigaction = unsafe { core::mem::zeroed() };
     action.sa_sigaction = handler as usize;
     action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
     // SAFETY: `sa_mask` is a valid sigset_t owned by `action`.
     unsafe { libc::sigemptyset(&raw mut action.sa_mask) };
+    if block > 0 {
+        // SAFETY: as above; an invalid signal number only makes it fail.
+        unsafe { libc::sigaddset(&raw mut action.sa_mask, block) };
+    }
     // SAFETY: sigaction is plain data.
     let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
     // SAFETY: both pointers are valid for the call.
