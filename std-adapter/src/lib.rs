@@ -332,7 +332,9 @@
 //! SIGSEGV; Rust's message follows it); a fault an
 //! earlier handler recovers from makes no report. A fatal signal sent by
 //! another process (`kill -SEGV`) is not a crash and behaves as before. One
-//! crash report per process: a second fatal signal while it runs makes none.
+//! crash report per process: a second fatal signal while it runs makes none
+//! (a second crashing thread waits in its handler, listed in Threads as not
+//! answering: the crash handlers block the capture signal).
 //! Details and limits: [`guru_core::crash`].
 //!
 //! **A panic** makes a report from a panic hook, chained after the previous
