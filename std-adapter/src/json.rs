@@ -33,6 +33,9 @@ fn source(s: &Source) -> Value {
         }),
         Source::File(p) => json!({ "kind": "file", "path": p.display().to_string() }),
         Source::Call => json!({ "kind": "call" }),
+        Source::Dump { pid, uid } => {
+            json!({ "kind": "dump", "client_pid": pid, "client_uid": uid })
+        }
     }
 }
 

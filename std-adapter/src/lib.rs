@@ -175,7 +175,9 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod config;
+pub mod dump_socket;
 mod error;
+pub mod journald;
 mod json;
 pub mod model;
 mod output;
@@ -186,7 +188,7 @@ mod report;
 mod reporter;
 mod secret;
 mod sections;
-mod symbols;
+pub mod symbols;
 mod sys;
 mod text;
 #[cfg(feature = "tokio")]

@@ -57,6 +57,9 @@ pub(crate) enum Source {
     File(PathBuf),
     /// [`crate::report`] was called.
     Call,
+    /// A `guru dump` client asked on the dump socket (its pid and uid from
+    /// `SO_PEERCRED`).
+    Dump { pid: i32, uid: u32 },
 }
 
 /// One frame, resolved.

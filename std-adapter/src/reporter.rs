@@ -52,6 +52,8 @@ struct Installed {
     log_dir: Option<Arc<output::LogDir>>,
     file_service: String,
     output_timeout: Duration,
+    /// The journal socket, with `Builder::journald`.
+    journald: Option<PathBuf>,
 }
 
 /// Set while a [`Guard`] lives.
@@ -225,6 +227,8 @@ pub struct Builder {
     prewarm_symbols: bool,
     min_interval: Duration,
     core: guru_core::Options,
+    dump_socket: bool,
+    journald: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -266,6 +270,8 @@ impl Builder {
             heavy_debug_info: false,
             prewarm_symbols: true,
             min_interval: DEFAULT_MIN_INTERVAL,
+            dump_socket: true,
+            journald: None,
             core: guru_core::Options {
                 trigger_signal: None,
                 ..guru_core::Options::default()
@@ -453,6 +459,35 @@ impl Builder {
         self
     }
 
+    /// Serve `guru dump <pid>` on a per-process unix socket (on by
+    /// default): see [`dump_socket`](crate::dump_socket) for where, who may
+    /// connect and the bounds. `false`: no socket; `guru dump` then says how
+    /// else to get a report.
+    pub fn dump_socket(mut self, enable: bool) -> Builder {
+        self.dump_socket = enable;
+        self
+    }
+
+    /// Write each report as one journal entry through the journal's native
+    /// protocol (off by default) instead of the configured output: see
+    /// [`journald`](crate::journald). Where the journal socket is absent,
+    /// reports go to the configured output with one line saying why.
+    pub fn journald(mut self, enable: bool) -> Builder {
+        self.journald = if enable {
+            Some(PathBuf::from(crate::journald::JOURNAL_SOCKET))
+        } else {
+            None
+        };
+        self
+    }
+
+    /// [`Builder::journald`] to another socket than
+    /// `/run/systemd/journal/socket` (a test's, a container's bind mount).
+    pub fn journald_socket(mut self, path: impl Into<PathBuf>) -> Builder {
+        self.journald = Some(path.into());
+        self
+    }
+
     /// Options of the capture engine (round deadline, thread and frame
     /// capacity, capture signal). `trigger_signal` is ignored: the adapter
     /// installs its own trigger. They take effect at the first install in a
@@ -575,6 +610,7 @@ impl Builder {
             log_dir,
             file_service,
             output_timeout: self.output_timeout,
+            journald: self.journald.clone(),
         });
 
         let (pipe_read, pipe_write) = sys::pipe().map_err(|source| Error::Io {
@@ -588,6 +624,19 @@ impl Builder {
         let prewarm = self.prewarm_symbols;
         let trigger_signal = self.signal.unwrap_or(0);
         let min_interval = self.min_interval;
+        let dump = if self.dump_socket {
+            match crate::dump_socket::Server::start() {
+                Ok(s) => Some(s),
+                Err(why) => {
+                    eprintln!(
+                        "guru: no dump socket (guru dump will not reach this process): {why}"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let thread = std::thread::Builder::new()
             .name("guru-reporter".into())
             .spawn(move || {
@@ -599,7 +648,7 @@ impl Builder {
                 if prewarm {
                     prewarm_symbols(engine);
                 }
-                reporter_loop(&pipe_read, watch, &thread_stop, min_interval)
+                reporter_loop(&pipe_read, watch, &thread_stop, min_interval, dump)
             })
             .map_err(|source| {
                 // Taken out under the lock, dropped outside it (the lock
@@ -977,7 +1026,7 @@ fn to_trigger(r: &TriggerRecord, started: bool) -> guru_core::Trigger {
 const FILE_SETTLE_MS: i32 = 50;
 
 /// Milliseconds until `t` (rounded up), for `poll`.
-fn ms_until(t: Instant) -> i32 {
+pub(crate) fn ms_until(t: Instant) -> i32 {
     let left = t.saturating_duration_since(Instant::now());
     i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
 }
@@ -987,6 +1036,7 @@ fn reporter_loop(
     mut watch: Option<Watch>,
     stop: &AtomicBool,
     min_interval: Duration,
+    mut dump: Option<crate::dump_socket::Server>,
 ) {
     let mut fds = vec![pipe.as_raw_fd()];
     if let Some(w) = &watch {
@@ -996,13 +1046,17 @@ fn reporter_loop(
     // limit (its first trigger; later ones are counted as coalesced).
     let mut last_start: Option<Instant> = None;
     let mut held: Option<Source> = None;
+    // Whether the held report goes to the usual output (a trigger other
+    // than a dump request asked for it).
+    let mut usual = false;
     loop {
         let timeout = match (&held, last_start) {
             (None, _) => -1,
             (Some(_), None) => 0,
             (Some(_), Some(t)) => ms_until(t + min_interval),
         };
-        let ready = match sys::poll_readable(&fds, timeout) {
+        let (timeout, dump_fds) = crate::dump_socket::add_to_poll(dump.as_ref(), timeout);
+        let (ready, dump_ready) = match crate::dump_socket::poll(&fds, &dump_fds, timeout) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("guru: the reporter thread stops: poll failed: {e}");
@@ -1024,6 +1078,12 @@ fn reporter_loop(
                 .is_ok_and(|r| r.first() == Some(&true))
             {
                 file_hit |= w.drain();
+            }
+        }
+        usual |= !records.is_empty() || file_hit;
+        if let Some(d) = dump.as_mut() {
+            for client in d.service(&dump_ready) {
+                crate::dump_socket::hold(&mut held, client);
             }
         }
         // The first trigger with none held starts the next report; every
@@ -1048,7 +1108,7 @@ fn reporter_loop(
         let due = last_start.is_none_or(|t| t.elapsed() >= min_interval);
         if due && let Some(source) = held.take() {
             last_start = Some(Instant::now());
-            produce_and_emit(source);
+            produce_and_emit(source, std::mem::take(&mut usual), dump.as_mut());
         }
     }
 }
@@ -1067,10 +1127,11 @@ fn prewarm_symbols(engine: &'static guru_core::Engine) {
     state.symbolizer.prewarm(engine.module_set());
 }
 
-/// Produces a report and writes it where the installation says.
-fn produce_and_emit(source: Source) {
+/// Produces a report and writes it where the installation says (`usual`)
+/// and to the dump clients waiting for one.
+fn produce_and_emit(source: Source, usual: bool, dump: Option<&mut crate::dump_socket::Server>) {
     let mut state = STATE.lock();
-    let Some((settings, format, log_dir, file_service, output_timeout)) =
+    let Some((settings, format, log_dir, file_service, output_timeout, journald)) =
         lock(&INSTALLED).as_ref().map(|i| {
             (
                 i.settings.clone(),
@@ -1078,6 +1139,7 @@ fn produce_and_emit(source: Source) {
                 i.log_dir.clone(),
                 i.file_service.clone(),
                 i.output_timeout,
+                i.journald.clone(),
             )
         })
     else {
@@ -1088,8 +1150,19 @@ fn produce_and_emit(source: Source) {
         Some(&settings),
         source,
     );
-    let rendered = render(&collected, format);
     drop(state);
+    if let Some(d) = dump {
+        crate::dump_socket::deliver(d, &collected, render);
+    }
+    if !usual {
+        return;
+    }
+    let rendered = render(&collected, format);
+    if let Some(socket) = &journald
+        && crate::journald::emit(socket, &settings.service, &collected, &rendered)
+    {
+        return;
+    }
     output::emit(
         log_dir.as_deref(),
         || {

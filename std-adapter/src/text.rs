@@ -502,6 +502,11 @@ fn write_trigger_notes(w: &mut String, f: &Figures) {
     }
 }
 
+/// The `requested by:` words of a dump request (docs/report-format.md).
+fn write_dump_source(w: &mut String, pid: i32, uid: u32) {
+    let _ = write!(w, "guru dump from pid {pid} (uid {uid})");
+}
+
 fn write_figures(w: &mut String, f: &Figures) {
     w.push_str("  requested by: ");
     match &f.source {
@@ -513,6 +518,7 @@ fn write_figures(w: &mut String, f: &Figures) {
             push_escaped_line(w, &p.display().to_string());
         }
         Source::Call => w.push_str("a call to guru::report"),
+        Source::Dump { pid, uid } => write_dump_source(w, *pid, *uid),
     }
     w.push('\n');
     if let Some(round) = &f.round {

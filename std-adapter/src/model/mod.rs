@@ -157,6 +157,14 @@ pub enum Trigger {
     },
     /// `guru::report()` was called.
     Call,
+    /// A `guru dump` client asked on the dump socket (the text's begin line
+    /// says `on request`; its Report section says who).
+    Dump {
+        /// The client's pid (`SO_PEERCRED`, in the process's pid namespace).
+        client_pid: i32,
+        /// The client's uid.
+        client_uid: u32,
+    },
 }
 
 /// One section: its banner title and its data or why it failed.

@@ -182,6 +182,9 @@ pub(super) fn figures(l: &mut Lines<'_>) -> Result<Figures> {
     let requested_by = match l.take("  requested by: ") {
         None => None,
         Some("a call to guru::report") => Some(Trigger::Call),
+        Some(s) if s.starts_with("guru dump from pid ") => {
+            Some(dump_trigger(s).ok_or_else(|| l.err("guru dump from pid <pid> (uid <uid>)"))?)
+        }
         Some(s) => Some(match s.strip_prefix("file trigger ") {
             Some(path) => Trigger::File {
                 path: path.to_string(),
@@ -328,5 +331,15 @@ pub(super) fn symbolization(line: &str) -> Option<Symbolization> {
         cpu_ns: duration(cpu)?,
         rss_growth_bytes: mib_bytes(rss)?,
         no_debug_info: Vec::new(),
+    })
+}
+
+/// `guru dump from pid 12 (uid 1000)`.
+fn dump_trigger(s: &str) -> Option<Trigger> {
+    let rest = s.strip_prefix("guru dump from pid ")?;
+    let (pid, uid) = rest.split_once(" (uid ")?;
+    Some(Trigger::Dump {
+        client_pid: pid.parse().ok()?,
+        client_uid: uid.strip_suffix(')')?.parse().ok()?,
     })
 }

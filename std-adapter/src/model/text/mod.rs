@@ -446,6 +446,12 @@ fn write_figures(w: &mut String, f: &Figures, report_ns: u64) {
                 esc(w, path);
             }
             Trigger::Call => w.push_str("a call to guru::report"),
+            Trigger::Dump {
+                client_pid,
+                client_uid,
+            } => {
+                let _ = write!(w, "guru dump from pid {client_pid} (uid {client_uid})");
+            }
         }
         w.push('\n');
     }
