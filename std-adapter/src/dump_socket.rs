@@ -32,8 +32,10 @@
 //! sends nothing, sends garbage or never reads is dropped at its deadline or
 //! at once, and never holds the reporter thread: the answer is written as
 //! the client's socket takes it, between the thread's other work. At most
-//! [`MAX_CONNECTIONS`] are open at once; more are answered
-//! `error busy` and closed.
+//! [`MAX_CONNECTIONS`] are open at once: a new one makes room by closing the
+//! oldest that has not sent its request yet (so a flood of idle connections
+//! cannot lock real clients out); when all are waiting for or taking a
+//! report, it is answered `error busy` and closed (`guru dump` retries).
 //!
 //! # Reports
 //! A request is a trigger like `SIGUSR2`: it shares the rate limit
@@ -76,7 +78,7 @@ pub const PROTOCOL: &str = "guru-dump/1";
 /// The longest request line, newline included.
 pub const MAX_REQUEST: usize = 64;
 /// How long a client has to send its request after connecting.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a client has to take the whole answer once it is ready.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a request waits for its report at most (the rate limit holds
@@ -124,6 +126,10 @@ enum State {
     Waiting(Format),
     /// Writing the answer from this offset.
     Writing(Vec<u8>, usize),
+    /// An error line was sent and our side shut down: what the client
+    /// still sends is read and dropped until it closes (closing with its
+    /// data unread would reset the connection before it reads the line).
+    Closing,
 }
 
 struct Conn {
@@ -288,7 +294,7 @@ impl Server {
         let mut v = vec![(self.listener.as_raw_fd(), libc::POLLIN)];
         v.extend(self.conns.iter().map(|c| {
             let ev = match c.state {
-                State::Reading(_) | State::Waiting(_) => libc::POLLIN,
+                State::Reading(_) | State::Waiting(_) | State::Closing => libc::POLLIN,
                 State::Writing(..) => libc::POLLOUT,
             };
             (c.stream.as_raw_fd(), ev)
@@ -309,17 +315,27 @@ impl Server {
     /// and drops connections past their deadline. Returns the clients whose
     /// request came in now: each is a trigger.
     pub(crate) fn service(&mut self, revents: &[i16]) -> Vec<Client> {
+        self.service_expiring(revents, true)
+    }
+
+    /// [`Server::service`]; `expire`: drop connections past their deadline
+    /// (only right after a `poll`, which saw whether they were ready).
+    fn service_expiring(&mut self, revents: &[i16], expire: bool) -> Vec<Client> {
         let mut new = Vec::new();
         let now = Instant::now();
         let mut keep = Vec::with_capacity(self.conns.len());
         for (i, mut c) in std::mem::take(&mut self.conns).into_iter().enumerate() {
-            let ev = revents.get(i + 1).copied().unwrap_or(0);
+            let mut ev = revents.get(i + 1).copied().unwrap_or(0);
+            if expire && ev == 0 && c.deadline <= now && matches!(c.state, State::Reading(_)) {
+                // Its request may have come since the poll: one last look.
+                ev = libc::POLLIN;
+            }
             let alive = if ev != 0 {
                 self.advance(&mut c, ev, &mut new)
             } else {
                 true
             };
-            if alive && c.deadline > now {
+            if alive && (!expire || c.deadline > now) {
                 keep.push(c);
             }
         }
@@ -346,9 +362,8 @@ impl Server {
                                 let line = format!(
                                     "error bad request: send one line `{PROTOCOL} text` or `{PROTOCOL} json`\n"
                                 );
-                                let _ =
-                                    sys::send_nonblocking(c.stream.as_raw_fd(), line.as_bytes());
-                                false
+                                close_with(c, &line);
+                                true
                             }
                             Request::Dump(format) => {
                                 c.state = State::Waiting(format);
@@ -366,6 +381,16 @@ impl Server {
                 ev & (libc::POLLHUP | libc::POLLERR) == 0 && {
                     let mut chunk = [0u8; 16];
                     !matches!(c.stream.read(&mut chunk), Ok(_))
+                }
+            }
+            State::Closing => {
+                let mut chunk = [0u8; 512];
+                loop {
+                    match c.stream.read(&mut chunk) {
+                        Ok(0) => return false,
+                        Ok(_) => {}
+                        Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
+                    }
                 }
             }
             State::Writing(bytes, off) => {
@@ -400,6 +425,23 @@ impl Server {
                 continue;
             };
             let client = Client { pid, uid };
+            let mut conn = Conn {
+                stream,
+                client,
+                deadline: Instant::now() + READ_TIMEOUT,
+                state: State::Reading(Vec::new()),
+            };
+            // Full: the oldest connection that has not sent its request yet
+            // makes room (an idle flood cannot lock real clients out).
+            if self.conns.len() >= MAX_CONNECTIONS
+                && let Some(oldest) = self
+                    .conns
+                    .iter()
+                    .position(|c| matches!(c.state, State::Reading(_)))
+            {
+                self.conns.remove(oldest);
+            }
+            let full = self.conns.len() >= MAX_CONNECTIONS;
             if uid != self.euid && uid != 0 {
                 self.refused += 1;
                 self.refused_last = Some(client);
@@ -407,22 +449,18 @@ impl Server {
                     "error refused: uid {uid} is neither this process's user (uid {}) nor root\n",
                     self.euid
                 );
-                let _ = sys::send_nonblocking(fd, line.as_bytes());
-                continue;
-            }
-            if self.conns.len() >= MAX_CONNECTIONS {
-                let _ = sys::send_nonblocking(
-                    fd,
-                    b"error busy: too many dump requests at once; try again\n",
+                close_with(&mut conn, &line);
+            } else if full {
+                close_with(
+                    &mut conn,
+                    "error busy: too many dump requests at once; try again\n",
                 );
-                continue;
             }
-            self.conns.push(Conn {
-                stream,
-                client,
-                deadline: Instant::now() + READ_TIMEOUT,
-                state: State::Reading(Vec::new()),
-            });
+            // Past the limit a connection is answered and closed at once;
+            // below it, one being closed lingers until the client closes.
+            if !full {
+                self.conns.push(conn);
+            }
         }
     }
 
@@ -485,7 +523,7 @@ impl Server {
                 _ => 0,
             }))
             .collect();
-        let _ = self.service(&revents);
+        let _ = self.service_expiring(&revents, false);
     }
 }
 
@@ -558,6 +596,15 @@ pub(crate) fn deliver(
     let text = text.then(|| render(c, Format::Text));
     let json = json.then(|| render(c, Format::Json));
     server.deliver(text.as_deref(), json.as_deref());
+}
+
+/// Sends one error line, shuts our side down, and leaves the connection
+/// to linger (reading what the client still sends) until its deadline.
+fn close_with(c: &mut Conn, line: &str) {
+    let _ = sys::send_nonblocking(c.stream.as_raw_fd(), line.as_bytes());
+    let _ = c.stream.shutdown(std::net::Shutdown::Write);
+    c.state = State::Closing;
+    c.deadline = Instant::now() + READ_TIMEOUT;
 }
 
 enum Request {
