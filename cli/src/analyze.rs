@@ -53,6 +53,25 @@ fn functions_of(f: &Frame) -> Vec<String> {
         .collect()
 }
 
+/// The frames a thread's own code is in: those before the runtime's
+/// `__rust_begin_short_backtrace` (thread start-up: `catch_unwind`,
+/// `thread_start`, `clone`), as the text report folds them.
+fn own_frames(t: &Thread) -> &[Frame] {
+    const MARKER: &str = "__rust_begin_short_backtrace";
+    let end = t
+        .frames
+        .iter()
+        .position(|f| {
+            f.functions
+                .iter()
+                .any(|func| func.name.as_deref().is_some_and(|n| n.contains(MARKER)))
+                || f.symbol.as_deref().is_some_and(|n| n.contains(MARKER))
+        })
+        .filter(|&i| i > 0)
+        .unwrap_or(t.frames.len());
+    &t.frames[..end]
+}
+
 fn stack_key(t: &Thread) -> Vec<u64> {
     t.frames.iter().map(|f| f.address.0).collect()
 }
@@ -145,15 +164,15 @@ pub(crate) fn summarize(r: &Report) -> String {
     // Functions most threads are in (each thread counted once a function).
     let mut funcs: HashMap<String, usize> = HashMap::new();
     for t in &all {
-        let set: HashSet<String> = t.frames.iter().flat_map(functions_of).collect();
+        let set: HashSet<String> = own_frames(t).iter().flat_map(functions_of).collect();
         for f in set {
             *funcs.entry(f).or_default() += 1;
         }
     }
     let mut funcs: Vec<_> = funcs.into_iter().collect();
     funcs.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    out.push_str("\nFunctions most threads are in:\n");
-    for (f, n) in funcs.iter().take(15) {
+    out.push_str("\nFunctions most threads are in (runtime start-up frames left out):\n");
+    for (f, n) in funcs.iter().take(20) {
         let _ = writeln!(out, "  {n:>6}  {f}");
     }
     out

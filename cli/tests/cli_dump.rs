@@ -122,6 +122,8 @@ fn another_user_is_refused() {
             "--clear-groups",
             GURU,
             "dump",
+            "--timeout",
+            "110",
         ])
         .args(extra)
         .arg(&pid);
