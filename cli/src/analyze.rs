@@ -72,8 +72,11 @@ fn own_frames(t: &Thread) -> &[Frame] {
     &t.frames[..end]
 }
 
+/// The stack's identity: the addresses of the thread's own frames (a text
+/// report folds the start-up frames, JSON lists them: the two compare
+/// alike).
 fn stack_key(t: &Thread) -> Vec<u64> {
-    t.frames.iter().map(|f| f.address.0).collect()
+    own_frames(t).iter().map(|f| f.address.0).collect()
 }
 
 fn header(r: &Report) -> String {
