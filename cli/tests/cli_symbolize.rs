@@ -151,14 +151,23 @@ fn a_stripped_report_symbolizes_like_the_unstripped_build() {
     let id = build_id(&unstripped, "/dump_fixture");
     let Some(b) = builds("sym", &id) else { return };
     let stripped = dump_json(&xdg, &b.stripped);
-    assert_eq!(build_id(&stripped, "/dump_fixture"), id, "strip keeps the build-id");
+    assert_eq!(
+        build_id(&stripped, "/dump_fixture"),
+        id,
+        "strip keeps the build-id"
+    );
     let want = parked_frames(&unstripped, "dump_fixture");
     let before = parked_frames(&stripped, "dump_fixture");
     assert!(
-        want.iter().flatten().any(|f| f.contains("dump_fixture_parked ")),
+        want.iter()
+            .flatten()
+            .any(|f| f.contains("dump_fixture_parked ")),
         "{want:?}"
     );
-    assert!(before.iter().all(Vec::is_empty), "stripped already has functions: {before:?}");
+    assert!(
+        before.iter().all(Vec::is_empty),
+        "stripped already has functions: {before:?}"
+    );
 
     let debug = b.debug_dir.to_str().unwrap();
     // JSON in, JSON out.
@@ -176,7 +185,12 @@ fn a_stripped_report_symbolizes_like_the_unstripped_build() {
     let bin = fixture_path();
     let (out, _) = symbolize(
         &stripped.to_json(),
-        &["--debug-dir", "/nonexistent", "--binary", bin.to_str().unwrap()],
+        &[
+            "--debug-dir",
+            "/nonexistent",
+            "--binary",
+            bin.to_str().unwrap(),
+        ],
     );
     let resolved = Report::from_json(out.trim()).unwrap();
     assert_eq!(parked_frames(&resolved, "dump_fixture"), want);
@@ -188,7 +202,9 @@ fn a_debug_file_with_another_build_id_is_never_used() {
     let xdg = test_dir("mismatch-xdg");
     let unstripped = dump_json(&xdg, &fixture_path());
     let id = build_id(&unstripped, "/dump_fixture");
-    let Some(b) = builds("mismatch", &id) else { return };
+    let Some(b) = builds("mismatch", &id) else {
+        return;
+    };
     let stripped = dump_json(&xdg, &b.stripped);
     // Put another binary's debug info (the guru tool's) under this build-id.
     let path = b
@@ -202,15 +218,24 @@ fn a_debug_file_with_another_build_id_is_never_used() {
     // own path is the stripped copy (no DWARF).
     let (out, err) = symbolize(
         &stripped.to_json(),
-        &["--debug-dir", b.debug_dir.to_str().unwrap(), "--binary", GURU],
+        &[
+            "--debug-dir",
+            b.debug_dir.to_str().unwrap(),
+            "--binary",
+            GURU,
+        ],
     );
     let left = Report::from_json(out.trim()).unwrap();
     assert!(
-        parked_frames(&left, "dump_fixture").iter().all(Vec::is_empty),
+        parked_frames(&left, "dump_fixture")
+            .iter()
+            .all(Vec::is_empty),
         "a mismatched file was used"
     );
     assert!(
-        err.contains("unresolved:") && err.contains("dump_fixture (build-id") && err.contains("is not the module's"),
+        err.contains("unresolved:")
+            && err.contains("dump_fixture (build-id")
+            && err.contains("is not the module's"),
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&b.dir);
@@ -256,14 +281,27 @@ fn summarize_and_diff_real_reports() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let b = dir.join("b.txt");
-    std::fs::write(&b, Report::from_json(dump_ok(pid, true).trim()).unwrap().to_text()).unwrap();
+    std::fs::write(
+        &b,
+        Report::from_json(dump_ok(pid, true).trim())
+            .unwrap()
+            .to_text(),
+    )
+    .unwrap();
 
     let o = guru(&["summarize", a.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let s = stdout(&o);
-    assert!(s.contains("5 threads, same stack, in syscall futex: "), "{s}");
+    assert!(
+        s.contains("5 threads, same stack, in syscall futex: "),
+        "{s}"
+    );
     assert!(s.contains("Functions most threads are in"), "{s}");
-    assert!(s.lines().any(|l| l.trim_start().starts_with("5  ") && l.contains("dump_fixture_parked")), "{s}");
+    assert!(
+        s.lines()
+            .any(|l| l.trim_start().starts_with("5  ") && l.contains("dump_fixture_parked")),
+        "{s}"
+    );
 
     let o = guru(&["diff", a.to_str().unwrap(), b.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -275,8 +313,14 @@ fn summarize_and_diff_real_reports() {
     };
     let same = part("Same stack in both (");
     assert!(same.contains("\"parked\" (in syscall futex): "), "{d}");
-    assert!(part("Appeared (").contains(&format!("{new} \"parked\"")), "{d}");
-    assert!(part("Vanished (").contains(&format!("{gone} \"parked\"")), "{d}");
+    assert!(
+        part("Appeared (").contains(&format!("{new} \"parked\"")),
+        "{d}"
+    );
+    assert!(
+        part("Vanished (").contains(&format!("{gone} \"parked\"")),
+        "{d}"
+    );
 }
 
 #[test]
