@@ -413,3 +413,35 @@ fn the_guard_dropping_removes_the_socket() {
     assert!(status.success());
     assert!(!sock.exists());
 }
+
+#[test]
+fn a_process_in_another_mount_namespace_is_reached_through_proc_root() {
+    if !is_root()
+        || !Command::new("unshare")
+            .args(["-m", "--propagation", "private", "true"])
+            .status()
+            .is_ok_and(|s| s.success())
+    {
+        println!("SKIPPED: needs root and unshare -m (a private mount namespace)");
+        return;
+    }
+    let xdg = test_dir("mount-ns");
+    let x = xdg.to_str().unwrap();
+    let script = format!(
+        "mount -t tmpfs -o mode=0700 none {x} && exec {} --threads 1",
+        fixture_path().display()
+    );
+    watchdog(Duration::from_secs(600));
+    let mut f = Fixture::spawn_with_env(
+        "unshare",
+        &["-m", "--propagation", "private", "sh", "-c", &script],
+        &[("XDG_RUNTIME_DIR", x)],
+    );
+    let ready = f.wait_for_line("ready pid=", Duration::from_secs(60));
+    let pid: i32 = ready.trim_start_matches("ready pid=").parse().unwrap();
+    // Its socket is in its own tmpfs: not visible here under that name.
+    assert!(!socket_of(&xdg, pid).exists());
+    let text = dump_ok(pid, false);
+    assert!(text.starts_with(&format!("==== Guru Meditation ==== pid {pid} ")), "{text}");
+    assert!(text.contains("dump_fixture_parked"), "{text}");
+}
