@@ -123,7 +123,7 @@ pub(crate) fn summarize(r: &Report) -> String {
             }
         }
     }
-    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.1.len()));
     out.push_str("\nStacks:\n");
     for (_, members) in &groups {
         let first = members[0];

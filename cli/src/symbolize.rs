@@ -22,7 +22,7 @@ use guru::model::{Content, Data, Frame, Module, Report};
 use guru::symbols::{DebugFile, build_id_of};
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

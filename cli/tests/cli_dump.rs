@@ -442,6 +442,9 @@ fn a_process_in_another_mount_namespace_is_reached_through_proc_root() {
     // Its socket is in its own tmpfs: not visible here under that name.
     assert!(!socket_of(&xdg, pid).exists());
     let text = dump_ok(pid, false);
-    assert!(text.starts_with(&format!("==== Guru Meditation ==== pid {pid} ")), "{text}");
+    assert!(
+        text.starts_with(&format!("==== Guru Meditation ==== pid {pid} ")),
+        "{text}"
+    );
     assert!(text.contains("dump_fixture_parked"), "{text}");
 }

@@ -161,7 +161,10 @@ impl std::fmt::Debug for Server {
 }
 
 /// The socket path to remove at exit, and the pid that made it.
-static AT_EXIT: Mutex<Option<(PathBuf, (u64, u64), i32)>> = Mutex::new(None);
+static AT_EXIT: Mutex<Option<ExitRemoval>> = Mutex::new(None);
+
+/// The socket's path, its (device, inode), and the pid that bound it.
+type ExitRemoval = (PathBuf, (u64, u64), i32);
 
 extern "C" fn remove_at_exit() {
     if let Ok(mut g) = AT_EXIT.try_lock()
@@ -380,7 +383,7 @@ impl Server {
             State::Waiting(_) => {
                 ev & (libc::POLLHUP | libc::POLLERR) == 0 && {
                     let mut chunk = [0u8; 16];
-                    !matches!(c.stream.read(&mut chunk), Ok(_))
+                    c.stream.read(&mut chunk).is_err()
                 }
             }
             State::Closing => {

@@ -580,35 +580,6 @@ pub(crate) fn fsync(fd: &OwnedFd) -> io::Result<()> {
     check(unsafe { libc::fsync(fd.as_raw_fd()) }).map(|_| ())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_round_trip() {
-        let r = TriggerRecord {
-            unix_ns: 1_795_999_999_123_000_000,
-            signal: libc::SIGUSR2,
-            code: libc::SI_USER,
-            sender_pid: 4242,
-            sender_uid: 1000,
-            receiver_pid: 7,
-        };
-        assert_eq!(TriggerRecord::decode(&r.encode()), Some(r));
-        assert_eq!(TriggerRecord::decode(&[0u8; 5]), None);
-    }
-
-    #[test]
-    fn forbidden_signals() {
-        for s in [0, -1, libc::SIGKILL, libc::SIGSEGV, libc::SIGABRT, 1000] {
-            assert!(is_forbidden_trigger(s), "{s}");
-        }
-        for s in [libc::SIGUSR1, libc::SIGUSR2, libc::SIGQUIT, libc::SIGHUP] {
-            assert!(!is_forbidden_trigger(s), "{s}");
-        }
-    }
-}
-
 /// Like [`poll_readable`] with each descriptor's own events (`POLLIN`,
 /// `POLLOUT`); returns each one's `revents`.
 pub(crate) fn poll_events(fds: &[(RawFd, i16)], timeout_ms: i32) -> io::Result<Vec<i16>> {
@@ -794,6 +765,35 @@ pub(crate) fn send_datagram(
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {
             return Err(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let r = TriggerRecord {
+            unix_ns: 1_795_999_999_123_000_000,
+            signal: libc::SIGUSR2,
+            code: libc::SI_USER,
+            sender_pid: 4242,
+            sender_uid: 1000,
+            receiver_pid: 7,
+        };
+        assert_eq!(TriggerRecord::decode(&r.encode()), Some(r));
+        assert_eq!(TriggerRecord::decode(&[0u8; 5]), None);
+    }
+
+    #[test]
+    fn forbidden_signals() {
+        for s in [0, -1, libc::SIGKILL, libc::SIGSEGV, libc::SIGABRT, 1000] {
+            assert!(is_forbidden_trigger(s), "{s}");
+        }
+        for s in [libc::SIGUSR1, libc::SIGUSR2, libc::SIGQUIT, libc::SIGHUP] {
+            assert!(!is_forbidden_trigger(s), "{s}");
         }
     }
 }
