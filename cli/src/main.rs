@@ -191,7 +191,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let (mut r, format) = read_report(report.as_deref())?;
             let unresolved = symbolize::symbolize(&mut r, &debug_dirs, &binaries);
             match format {
-                Format::Text => print(&r.to_text())?,
+                Format::Text => print(&symbolize::text(&r))?,
                 Format::Json => {
                     print(&r.to_json())?;
                     print("\n")?;

@@ -14,6 +14,13 @@
 //! A file whose build-id differs is never used. A frame that already has
 //! functions is left as it is; a frame of a module without a matching file
 //! too, and that module is listed at the end (on stderr).
+//!
+//! Text out ([`text`]) is the text the std adapter writes for an unstripped
+//! build: a thread whose input text folded no frames has them all, and once
+//! they have names its runtime start-up frames fold into one
+//! `... runtime start-up frames` line, as they do in a report of the
+//! unstripped binary; ranges the input already folded stay folded (their
+//! frames are not in the input, so they stay unresolved).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -218,4 +225,18 @@ fn module_of(modules: &[Module], f: &Frame) -> Option<usize> {
                 .iter()
                 .position(|m| base(&m.path).as_deref() == Some(name) || m.path == name)
         })
+}
+
+/// The text report of a symbolized `r` (see the module docs): a model read
+/// from text renders the frames it listed and the ranges it folded; threads
+/// without folded ranges have every frame, so they are rendered as the std
+/// adapter renders a fresh report (start-up frames and runs of one return
+/// address folded).
+pub(crate) fn text(r: &Report) -> String {
+    if !r.read_from_text {
+        return r.to_text();
+    }
+    let mut fresh = r.clone();
+    fresh.read_from_text = false;
+    fresh.to_text()
 }

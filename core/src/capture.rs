@@ -277,7 +277,7 @@ pub fn stack_left(ranges: &RangeTable) -> Option<u64> {
 /// Granularity of the stack probes: one page of the smallest page size.
 const PROBE_PAGE: u64 = 4096;
 
-/// Most bytes [`probe_stack`] looks at above the interrupted stack pointer
+/// Most bytes `probe_stack` looks at above the interrupted stack pointer
 /// (deeper stacks end "unreadable stack" there).
 pub const PROBE_MAX_BYTES: u64 = 4 << 20;
 

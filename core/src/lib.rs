@@ -13,8 +13,8 @@
 //!
 //! The data flows through the modules in this order:
 //! [`setup`] (modules, symbols, preallocation) → [`trigger`] (who asked) →
-//! [`round`] (fan-out and gather) → [`capture`] (each thread, in its handler,
-//! into its [`slots`] entry) → [`symbolize`] → [`render`] → [`write`].
+//! [`round`] (fan-out and gather) → [`capture`](mod@capture) (each thread, in its handler,
+//! into its [`slots`] entry) → [`symbolize`] → [`render`] → [`write`](mod@write).
 //!
 //! # Async-signal safety
 //!

@@ -15,7 +15,7 @@ use crate::round::{RoundGuard, RoundSummary};
 use crate::slots::{Phase, SlotView, StackEnd};
 use crate::symbolize::ModuleSet;
 use crate::sys;
-use crate::trigger::Trigger;
+use crate::trigger::{CODE_CALL, CODE_FILE_TRIGGER, Trigger};
 use crate::write::{DROPS, Dropped, FdSink, write_cut_note, write_reason};
 
 /// Writes the first line of a report.
@@ -51,15 +51,19 @@ pub fn write_end_line(w: &mut impl Write, s: &RoundSummary) -> fmt::Result {
     )
 }
 
-/// "SIGUSR2 from pid 123 (uid 1000)", or "a request without a signal" for a
-/// trigger with signal 0 (a call, or the std adapter's file trigger).
+/// "SIGUSR2 from pid 123 (uid 1000)"; for a trigger with signal 0, what
+/// asked: "file trigger" (the std adapter's), "a call to guru::report", or
+/// "a request without a signal" (any other).
 ///
 /// # Async-signal safety
 /// Formats into the caller's writer; no allocation.
 pub fn write_trigger_source(w: &mut impl Write, t: &Trigger) -> fmt::Result {
     if t.signal == 0 {
-        // A report asked for by a call or the std adapter's file trigger.
-        return write!(w, "a request without a signal");
+        return match t.code {
+            CODE_FILE_TRIGGER => write!(w, "file trigger"),
+            CODE_CALL => write!(w, "a call to guru::report"),
+            _ => write!(w, "a request without a signal"),
+        };
     }
     match signal_name(t.signal) {
         Some(name) => write!(w, "{name}")?,
@@ -130,28 +134,40 @@ pub fn write_thread_header(
 }
 
 /// Writes the note on how a captured stack ends (nothing when it reached
-/// its root).
+/// its root): `  -- <reason>` and a newline.
 ///
 /// # Async-signal safety
 /// Formats a published slot's summary; no allocation.
 pub fn write_stack_end(w: &mut impl Write, view: &SlotView<'_>) -> fmt::Result {
+    if view.summary.end == StackEnd::Root {
+        return Ok(());
+    }
+    write!(w, "  -- ")?;
+    write_stack_end_reason(w, view)?;
+    writeln!(w)
+}
+
+/// Writes why a captured stack ends early (`stack truncated: …`), without
+/// the note's indent and newline; nothing when it reached its root.
+///
+/// # Async-signal safety
+/// Formats a published slot's summary; no allocation.
+pub fn write_stack_end_reason(w: &mut impl Write, view: &SlotView<'_>) -> fmt::Result {
     match view.summary.end {
         StackEnd::Root => Ok(()),
-        StackEnd::UnreadableStack => {
-            writeln!(
-                w,
-                "  -- {} at 0x{:x}",
-                view.summary.end.describe(),
-                view.summary.end_detail
-            )
-        }
-        StackEnd::StackNearlyExhausted => writeln!(
+        StackEnd::UnreadableStack => write!(
             w,
-            "  -- {} ({} bytes left below the stack pointer)",
+            "{} at 0x{:x}",
             view.summary.end.describe(),
             view.summary.end_detail
         ),
-        other => writeln!(w, "  -- {}", other.describe()),
+        StackEnd::StackNearlyExhausted => write!(
+            w,
+            "{} ({} bytes left below the stack pointer)",
+            view.summary.end.describe(),
+            view.summary.end_detail
+        ),
+        other => write!(w, "{}", other.describe()),
     }
 }
 

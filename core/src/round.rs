@@ -198,6 +198,26 @@ impl KeptFd {
         Ok(self.fd)
     }
 
+    /// A descriptor opened now, kept in place of the old one; the kept one,
+    /// rewound, only when opening fails (no descriptor left, no `/proc`).
+    /// For files whose content some kernels' emulators fix at `open`
+    /// (qemu-user serves `/proc/self/maps` as a snapshot taken when it is
+    /// opened, so a rewound descriptor would show only the mappings of
+    /// install time and miss every later thread's stack).
+    ///
+    /// # Async-signal safety
+    /// `open`/`fstat`/`close`, or as [`KeptFd::get`].
+    fn fresh(&mut self, path: &[u8], directory: bool) -> Result<i32, i32> {
+        match KeptFd::open(path, directory) {
+            Ok(new) => {
+                self.drop_if_ours();
+                *self = new;
+                Ok(self.fd)
+            }
+            Err(_) => self.get(path, directory),
+        }
+    }
+
     /// Closes the descriptor if it is still ours.
     ///
     /// # Async-signal safety
@@ -246,13 +266,14 @@ impl ProcFds {
         self.task.get(TASK_DIR, true)
     }
 
-    /// `/proc/self/maps`, rewound.
+    /// `/proc/self/maps`, opened afresh (the kept descriptor, rewound, when
+    /// that fails): see [`KeptFd::fresh`].
     ///
     /// # Async-signal safety
-    /// As [`KeptFd::get`].
+    /// As [`KeptFd::fresh`].
     fn maps(&mut self) -> Result<i32, i32> {
         self.check_process();
-        self.maps.get(MAPS_FILE, false)
+        self.maps.fresh(MAPS_FILE, false)
     }
 }
 

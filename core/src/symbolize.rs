@@ -286,7 +286,7 @@ impl ModuleSet {
     /// module, no tables).
     ///
     /// # Async-signal safety
-    /// As [`CfiTables::covers`], after a binary search of the module list.
+    /// As `CfiTables::covers`, after a binary search of the module list.
     pub fn has_unwind_info(&self, address: u64) -> Option<bool> {
         let module = self.module_for(address)?;
         module.cfi?.covers(address.wrapping_sub(module.bias))

@@ -6,7 +6,7 @@
 //! Atomics only. Each ring entry carries a sequence stamp written last
 //! (Release) and checked before and after reading, so a reader never reports a
 //! half-written entry. A writer first claims its entry (compare-exchange to
-//! [`BUSY`] from a stamp older than its own), so two handlers recording at
+//! `BUSY` from a stamp older than its own), so two handlers recording at
 //! once (sequences `n` and `n + RECENT_TRIGGERS`) never mix their fields in
 //! one entry: the loser leaves the entry alone (its trigger is still counted).
 #![deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
@@ -23,6 +23,14 @@ const BUSY: u64 = (1 << 63) - 1;
 /// How many recent triggers are kept.
 pub const RECENT_TRIGGERS: usize = if cfg!(loom) { 2 } else { 8 };
 
+/// [`Trigger::code`] of a trigger without a signal that the std adapter's
+/// file trigger recorded (reports word it "file trigger").
+pub const CODE_FILE_TRIGGER: i32 = 1;
+/// [`Trigger::code`] of a trigger without a signal that a call to
+/// `guru::report` recorded (reports word it "a call to guru::report"). Any
+/// other code of a trigger without a signal is "a request without a signal".
+pub const CODE_CALL: i32 = 2;
+
 /// One trigger.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Trigger {
@@ -30,7 +38,8 @@ pub struct Trigger {
     pub unix_ns: u64,
     /// Signal number (0 when triggered by a call, not a signal).
     pub signal: i32,
-    /// `si_code` of the signal.
+    /// `si_code` of the signal; without a signal, what asked
+    /// ([`CODE_FILE_TRIGGER`], [`CODE_CALL`], or 0).
     pub code: i32,
     /// Sender pid, from siginfo (0 if unknown).
     pub sender_pid: i32,

@@ -145,10 +145,21 @@ fuzz_target!(|data: &[u8]| {
             2 => base + u64::from(pc_sel) % size,
             _ => u64::from(pc_sel) | (word(bytes, 0) & !0xffff_ffff),
         },
-        sp: if flags & 4 == 0 {
-            base + u64::from(sp_off) % (size + 16)
-        } else {
-            word(bytes, 8)
+        // A stack pointer outside the buffer is sent to an address that is
+        // never mapped: the core probes a stack missing from its table with
+        // process_vm_readv, which would find the heap around the buffer
+        // readable (as real memory is) and read ASan's red zones there.
+        sp: {
+            let sp = if flags & 4 == 0 {
+                base + u64::from(sp_off) % (size + 16)
+            } else {
+                word(bytes, 8)
+            };
+            if (base..base + size).contains(&sp) {
+                sp
+            } else {
+                0x10
+            }
         },
         fp: if flags & 8 == 0 {
             base + u64::from(fp_off) % (size + 16)

@@ -11,26 +11,16 @@
 //! its second; and every string shown — values, map keys, group names —
 //! is scanned for credential shapes (URL passwords, tokens, PEM keys, …).
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use crate::redact::DEFAULT_SECRET_KEYS;
 pub(crate) use crate::redact::Redactor;
 use crate::secret::MASK;
+use serde::Serialize;
 
-/// One `[group]` block.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Group {
-    pub(crate) name: String,
-    pub(crate) entries: Vec<Entry>,
-}
-
-/// One `key = value` line; the value is already masked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Entry {
-    pub(crate) key: String,
-    pub(crate) value: String,
-}
+/// One `[group]` block, and one `key = value` line (the value already
+/// masked): model data.
+pub(crate) use crate::model::{ConfigEntry as Entry, ConfigGroup as Group};
 
 /// Name of the group of top-level scalar options (oslo's `DEFAULT`).
 pub(crate) const DEFAULT_GROUP: &str = "DEFAULT";

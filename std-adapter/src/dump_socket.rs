@@ -588,16 +588,12 @@ pub(crate) fn hold(held: &mut Option<crate::report::Source>, client: Client) {
     }
 }
 
-/// Renders `c` in the formats the waiting clients asked for and hands it
-/// to them.
-pub(crate) fn deliver(
-    server: &mut Server,
-    c: &crate::report::Collected,
-    render: impl Fn(&crate::report::Collected, Format) -> String,
-) {
+/// Renders `report` in the formats the waiting clients asked for and hands
+/// it to them.
+pub(crate) fn deliver(server: &mut Server, report: &crate::model::Report) {
     let (text, json) = server.waiting_formats();
-    let text = text.then(|| render(c, Format::Text));
-    let json = json.then(|| render(c, Format::Json));
+    let text = text.then(|| report.render(Format::Text));
+    let json = json.then(|| report.render(Format::Json));
     server.deliver(text.as_deref(), json.as_deref());
 }
 

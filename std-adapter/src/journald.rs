@@ -36,7 +36,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 
-use crate::report::{Collected, Source};
+use crate::model::{Report, Trigger};
 use crate::sys;
 
 /// The journal's native socket.
@@ -56,18 +56,23 @@ pub fn push_field(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     out.push(b'\n');
 }
 
-fn trigger_word(s: &Source) -> String {
-    match s {
-        Source::Signal(t) => guru_core::format::signal_name(t.signal)
-            .map_or_else(|| format!("signal {}", t.signal), str::to_string),
-        Source::File(_) => "file".into(),
-        Source::Call => "call".into(),
-        Source::Dump { .. } => "dump".into(),
+fn trigger_word(t: &Trigger) -> String {
+    match t {
+        Trigger::Signal {
+            signal,
+            signal_name,
+            ..
+        } => signal_name
+            .clone()
+            .unwrap_or_else(|| format!("signal {signal}")),
+        Trigger::File { .. } => "file".into(),
+        Trigger::Call => "call".into(),
+        Trigger::Dump { .. } => "dump".into(),
     }
 }
 
 /// The entry of one report.
-pub(crate) fn entry(service: &str, c: &Collected, rendered: &str) -> Vec<u8> {
+pub(crate) fn entry(service: &str, r: &Report, rendered: &str) -> Vec<u8> {
     let mut e = Vec::with_capacity(rendered.len() + 256);
     let format = if rendered.starts_with('{') {
         "json"
@@ -77,10 +82,10 @@ pub(crate) fn entry(service: &str, c: &Collected, rendered: &str) -> Vec<u8> {
     push_field(&mut e, "MESSAGE", rendered.as_bytes());
     push_field(&mut e, "PRIORITY", b"6");
     push_field(&mut e, "SYSLOG_IDENTIFIER", one_line(service).as_bytes());
-    push_field(&mut e, "GURU_PID", c.pid.to_string().as_bytes());
-    push_field(&mut e, "GURU_SEQUENCE", c.sequence.to_string().as_bytes());
+    push_field(&mut e, "GURU_PID", r.pid.to_string().as_bytes());
+    push_field(&mut e, "GURU_SEQUENCE", r.sequence.to_string().as_bytes());
     push_field(&mut e, "GURU_SERVICE", one_line(service).as_bytes());
-    push_field(&mut e, "GURU_TRIGGER", trigger_word(&c.source).as_bytes());
+    push_field(&mut e, "GURU_TRIGGER", trigger_word(&r.trigger).as_bytes());
     push_field(&mut e, "GURU_FORMAT", format.as_bytes());
     e
 }
@@ -112,13 +117,13 @@ pub(crate) fn send(path: &Path, entry: &[u8]) -> io::Result<()> {
 
 /// Sends one report as a journal entry; false (after one stderr line saying
 /// why) when it must go to the configured output instead.
-pub(crate) fn emit(path: &Path, service: &str, c: &Collected, rendered: &str) -> bool {
-    match send(path, &entry(service, c, rendered)) {
+pub(crate) fn emit(path: &Path, service: &str, r: &Report, rendered: &str) -> bool {
+    match send(path, &entry(service, r, rendered)) {
         Ok(()) => true,
         Err(e) => {
             let line = format!(
                 "guru: journald: cannot send report #{} to {}: {e}; it follows on the configured output\n",
-                c.sequence,
+                r.sequence,
                 path.display()
             );
             let deadline = guru_core::sys::monotonic_ns().saturating_add(100_000_000);

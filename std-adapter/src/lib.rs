@@ -99,6 +99,16 @@
 //! `debug = "line-tables-only"` in the release profile for `file:line`;
 //! without debug info, frames still show the ELF symbol and `module+0xoffset`.
 //!
+//! # A report interrupts blocking calls
+//!
+//! Every thread runs guru's capture handler for a few microseconds during a
+//! report, so a thread blocked in `nanosleep`, `poll`, `epoll_wait`,
+//! `sigtimedwait`, or a `read`/`recv` with a timeout returns `EINTR` once
+//! per report (Linux does so for those calls whatever `SA_RESTART` says).
+//! Rust's standard library retries where it should (`std::thread::sleep`,
+//! std's I/O types); code that calls libc directly must handle `EINTR`, as
+//! it must for any signal.
+//!
 //! # Rate limit
 //!
 //! Reports from triggers (signal and file) start at least
@@ -169,6 +179,14 @@
 //! limits: [`redact`]. Section titles, bodies and errors are escaped, so no
 //! line inside a report starts like its begin or end line.
 //!
+//! The text report prints source paths short, as a reader needs them: the
+//! toolchain's `/rustc/<commit>/library/std/src/…` as `std/src/…` (also
+//! `core/`, `alloc/`), a dependency's
+//! `~/.cargo/registry/src/index.crates.io-<hash>/axum-0.8.9/src/…` as
+//! `axum-0.8.9/src/…`, a git dependency's `~/.cargo/git/checkouts/…` from
+//! the checkout's directory on; the application's own paths as DWARF has
+//! them. The JSON report always has the full path.
+//!
 //! # Portability
 //!
 //! Linux (x86_64 and aarch64, glibc or musl), like `guru-core`.
@@ -177,8 +195,8 @@
 mod config;
 pub mod dump_socket;
 mod error;
+mod frames;
 pub mod journald;
-mod json;
 pub mod model;
 mod output;
 mod package;
@@ -188,15 +206,15 @@ mod report;
 mod reporter;
 mod secret;
 mod sections;
+mod state;
 pub mod symbols;
 mod sys;
-mod text;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
 pub use config::DEFAULT_SECRET_KEYS;
 pub use error::Error;
-pub use json::SCHEMA;
+pub use model::SCHEMA;
 pub use package::Package;
 pub use reporter::{
     Builder, DEFAULT_MIN_INTERVAL, Format, GUARD_DROP_WAIT, Guard, report, report_as, setup_autorun,

@@ -51,7 +51,8 @@ use std::time::Duration;
 
 use guru_core::write::{DROPS, Dropped, write_bounded, write_cut_note};
 
-use crate::{Format, sys};
+use crate::model::Format;
+use crate::sys;
 
 /// How long writing one report may take at most (3 s): see the module docs.
 pub const DEFAULT_OUTPUT_TIMEOUT: Duration = Duration::from_secs(3);

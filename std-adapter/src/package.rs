@@ -35,6 +35,23 @@ pub struct Package {
 }
 
 impl Package {
+    /// The Package section's data for this package and service name.
+    pub(crate) fn section(&self, service: &str) -> crate::model::Package {
+        crate::model::Package {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            service: service.to_string(),
+            authors: self.authors.clone(),
+            repository: self.repository.clone(),
+            target: self.target.clone(),
+            profile: self.profile.clone(),
+            opt_level: self.opt_level.clone(),
+            rustc: self.rustc.clone(),
+            git_commit: self.git_commit.clone(),
+            git_dirty: self.git_dirty,
+        }
+    }
+
     /// A package with just a name and version (the rest from this build).
     pub fn new(name: impl Into<String>, version: impl Into<String>) -> Package {
         Package {

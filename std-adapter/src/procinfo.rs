@@ -1,28 +1,12 @@
 //! The Processes section (this process and its descendants, like oslo's) and
 //! the Process section (uptime, resource usage, memory, descriptors, limits),
-//! read from `/proc` and `getrusage` in the reporter thread.
+//! read from `/proc` and `getrusage` in the reporter thread, as model data
+//! ([`crate::model::Processes`], [`crate::model::Process`]).
 
 use std::collections::HashMap;
 use std::fs;
 
-use serde::Serialize;
-
-/// One process of the Processes section.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct ProcessEntry {
-    pub(crate) pid: i32,
-    pub(crate) ppid: i32,
-    pub(crate) uid: Option<u32>,
-    pub(crate) user: Option<String>,
-    /// One-letter state from `/proc/<pid>/stat`.
-    pub(crate) state: String,
-    /// Its meaning (`sleeping`, `running`, ...).
-    pub(crate) state_name: &'static str,
-    /// Command line; `[comm]` when the process has none (zombies, kernel threads).
-    pub(crate) cmdline: Vec<String>,
-    /// 0 for this process, 1 for its children, ...
-    pub(crate) depth: usize,
-}
+use crate::model::{Limit, Process, ProcessEntry, Usage};
 
 /// Fields of `/proc/<pid>/stat` we use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,7 +150,7 @@ pub(crate) fn processes() -> Result<Vec<ProcessEntry>, String> {
             uid,
             user: uid.and_then(|u| users.get(&u).cloned()),
             state: stat.state.to_string(),
-            state_name: state_name(stat.state),
+            state_name: state_name(stat.state).to_string(),
             cmdline,
             depth,
         });
@@ -183,15 +167,6 @@ pub(crate) fn processes() -> Result<Vec<ProcessEntry>, String> {
         return Err("cannot read /proc/self".into());
     }
     Ok(out)
-}
-
-/// One row of `/proc/self/limits`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct Limit {
-    pub(crate) name: String,
-    pub(crate) soft: String,
-    pub(crate) hard: String,
-    pub(crate) units: String,
 }
 
 /// Parses `/proc/<pid>/limits` (columns are aligned to its header line).
@@ -220,41 +195,6 @@ pub(crate) fn parse_limits(text: &str) -> Vec<Limit> {
         .collect()
 }
 
-/// Resource usage from `getrusage(RUSAGE_SELF)`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub(crate) struct Usage {
-    pub(crate) user_cpu_us: u64,
-    pub(crate) system_cpu_us: u64,
-    pub(crate) max_rss_bytes: u64,
-    pub(crate) minor_faults: u64,
-    pub(crate) major_faults: u64,
-    pub(crate) voluntary_switches: u64,
-    pub(crate) involuntary_switches: u64,
-    pub(crate) block_inputs: u64,
-    pub(crate) block_outputs: u64,
-}
-
-/// The Process section.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct ProcessInfo {
-    pub(crate) pid: i32,
-    pub(crate) ppid: i32,
-    pub(crate) executable: Option<String>,
-    pub(crate) working_directory: Option<String>,
-    /// Since the process started, ns.
-    pub(crate) uptime_ns: Option<u64>,
-    /// Since guru was installed, ns.
-    pub(crate) guru_uptime_ns: u64,
-    pub(crate) threads: Option<i64>,
-    pub(crate) usage: Usage,
-    pub(crate) rss_bytes: Option<u64>,
-    pub(crate) peak_rss_bytes: Option<u64>,
-    pub(crate) virtual_bytes: Option<u64>,
-    pub(crate) open_fds: Option<usize>,
-    pub(crate) fd_limit: Option<String>,
-    pub(crate) limits: Vec<Limit>,
-}
-
 fn tv_us(tv: libc::timeval) -> u64 {
     u64::try_from(tv.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(tv.tv_usec).unwrap_or(0)
 }
@@ -276,7 +216,7 @@ fn uptime_ns(start_ticks: u64) -> Option<u64> {
     Some(((boot_uptime - started).max(0.0) * 1e9) as u64)
 }
 
-pub(crate) fn process_info(guru_uptime_ns: u64) -> ProcessInfo {
+pub(crate) fn process_info(guru_uptime_ns: u64) -> Process {
     let stat = fs::read_to_string("/proc/self/stat")
         .ok()
         .and_then(|s| parse_stat(&s));
@@ -305,7 +245,7 @@ pub(crate) fn process_info(guru_uptime_ns: u64) -> ProcessInfo {
         .iter()
         .find(|l| l.name == "Max open files")
         .map(|l| format!("{} soft, {} hard", l.soft, l.hard));
-    ProcessInfo {
+    Process {
         pid: std::process::id() as i32,
         ppid: stat.as_ref().map_or(0, |s| s.ppid),
         executable: fs::read_link("/proc/self/exe")

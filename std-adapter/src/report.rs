@@ -1,22 +1,27 @@
-//! Producing one report: a capture round (the core), symbolization, then every
-//! section in DESIGN.md order, each isolated so that one failing part is shown
-//! as a failed section and the rest still comes out. Rendering to text or
-//! JSON is in [`crate::text`] and [`crate::json`].
+//! Producing one report as model data ([`crate::model::Report`]): a capture
+//! round (the core), symbolization, then every section in DESIGN.md order,
+//! each isolated so that one failing part is shown as a failed section and
+//! the rest still comes out. It knows nothing of formats: the model renders
+//! itself (text in `model::text`, JSON as its serde form).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use guru_core::format::write_escaped;
-use guru_core::render::{write_stack_end, write_thread_header, write_unresponsive_thread};
+use guru_core::format::{signal_name, write_escaped, write_utc};
+use guru_core::render::{write_errno, write_stack_end_reason, write_unresponsive_thread};
+use guru_core::write::{Dropped, write_reason};
 use guru_core::{ModuleSet, RoundSummary, ThreadCapture, Trigger};
 
-use crate::config::{self, Group, Redactor};
+use crate::config::{self, Redactor};
+use crate::frames::{frame, module_of};
+use crate::model::{self, Data, Kind};
 use crate::package::Package;
-use crate::procinfo::{self, ProcessEntry, ProcessInfo};
-use crate::sections::{self, Job, Outcome, Runner, panic_message};
-use crate::symbols::{self, Symbolized, Symbolizer};
+use crate::procinfo;
+use crate::sections::{self, Job, Outcome, panic_message};
+pub(crate) use crate::state::ReporterState;
+use crate::symbols;
 
 /// What a report shows, fixed at install.
 pub(crate) struct Settings {
@@ -62,120 +67,23 @@ pub(crate) enum Source {
     Dump { pid: i32, uid: u32 },
 }
 
-/// One frame, resolved.
+/// A report as produced: the model, and what the round's summary said of
+/// output dropped earlier (the writer acknowledges it once this report is
+/// written whole).
 #[derive(Debug, Clone)]
-pub(crate) struct FrameData {
-    pub(crate) address: u64,
-    /// Module file name and the address's offset in it.
-    pub(crate) module: Option<(String, u64)>,
-    pub(crate) symbolized: Symbolized,
+pub(crate) struct Produced {
+    pub(crate) report: model::Report,
+    pub(crate) output_dropped: Option<Dropped>,
 }
 
-/// One thread of the Threads section.
-#[derive(Debug, Clone)]
-pub(crate) struct ThreadData {
-    pub(crate) tid: i32,
-    pub(crate) name: String,
-    /// The header line as the core writes it (with newline).
-    pub(crate) header: String,
-    /// The state part of the header (`running`, `in syscall futex`, ...).
-    pub(crate) state: String,
-    pub(crate) pause_ns: u64,
-    pub(crate) writing_report: bool,
-    pub(crate) frames: Vec<FrameData>,
-    /// How the stack ends, if not at its root (with newline).
-    pub(crate) end: Option<String>,
-    /// Index of the first frame found by scanning the stack (0: none).
-    pub(crate) scanned_from: u16,
-    /// For a thread that did not answer: the core's block for it.
-    pub(crate) unresponsive: Option<String>,
-}
-
-/// The Threads section.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ThreadsData {
-    pub(crate) threads: Vec<ThreadData>,
-    pub(crate) left_out: usize,
-    pub(crate) capacity: usize,
-}
-
-/// The Report section: the report's own cost.
-#[derive(Debug, Clone)]
-pub(crate) struct Figures {
-    pub(crate) round: Option<RoundSummary>,
-    pub(crate) capacity: usize,
-    pub(crate) recent_triggers: Vec<Trigger>,
-    pub(crate) source: Source,
-    pub(crate) unresponsive_tids: Vec<i32>,
-    pub(crate) symbols: symbols::Stats,
-    /// Modules without usable debug info, and why.
-    pub(crate) no_debug_info: Vec<String>,
-    pub(crate) sections_ns: u64,
-    pub(crate) total_ns: u64,
-    /// The installed trigger signal and rate limit (None: not installed).
-    pub(crate) trigger: Option<(Option<i32>, Duration)>,
-    /// Unresponsive threads that block the capture signal.
-    pub(crate) blocking_capture: Vec<i32>,
-    /// The capture signal, and whether the installing thread blocked it.
-    pub(crate) capture_signal: Option<(i32, bool)>,
+/// What the trigger side (the reporter) tells this report.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Notes {
     /// File-trigger touches ignored since the last report (another user's
     /// file), and that file's owner.
     pub(crate) ignored_file_touches: (u64, Option<u32>),
-}
-
-/// A section's content.
-#[derive(Debug, Clone)]
-pub(crate) enum Body {
-    Package(Box<Package>, String),
-    Threads(ThreadsData),
-    Processes(Vec<ProcessEntry>),
-    Configuration(Option<Vec<Group>>),
-    Text(String),
-    Process(Box<ProcessInfo>),
-    Modules(&'static ModuleSet),
-    Report(Box<Figures>),
-    /// Registered tokio runtimes (feature `tokio`).
-    #[cfg(feature = "tokio")]
-    GreenThreads(Box<crate::tokio::GreenThreads>),
-}
-
-/// One section: its title, machine name, and content or why it failed.
-#[derive(Debug, Clone)]
-pub(crate) struct Section {
-    pub(crate) title: String,
-    pub(crate) kind: &'static str,
-    pub(crate) body: Result<Body, String>,
-}
-
-/// A whole report, ready to render.
-#[derive(Debug, Clone)]
-pub(crate) struct Collected {
-    pub(crate) pid: i32,
-    pub(crate) sequence: u64,
-    pub(crate) started_unix_ns: u64,
-    pub(crate) source: Source,
-    /// The round's summary (for the begin and end lines), if a round ran.
-    pub(crate) round: Option<RoundSummary>,
-    pub(crate) sections: Vec<Section>,
-}
-
-impl Collected {
-    /// A summary for the begin/end lines even when no round ran.
-    pub(crate) fn line_summary(&self) -> RoundSummary {
-        self.round.unwrap_or(RoundSummary {
-            sequence: self.sequence,
-            pid: self.pid,
-            started_unix_ns: self.started_unix_ns,
-            ..RoundSummary::default()
-        })
-    }
-}
-
-/// State kept across reports.
-#[derive(Debug, Default)]
-pub(crate) struct ReporterState {
-    pub(crate) symbolizer: Symbolizer,
-    pub(crate) runner: Runner,
+    /// The thread that installed guru blocked the capture signal.
+    pub(crate) capture_blocked_at_install: bool,
 }
 
 /// Everything copied out of a capture round.
@@ -184,20 +92,8 @@ struct Round {
     modules: &'static ModuleSet,
     capacity: usize,
     triggers: Vec<Trigger>,
-    threads: Vec<RawThread>,
-}
-
-struct RawThread {
-    tid: i32,
-    name: String,
-    header: String,
-    state: String,
-    pause_ns: u64,
-    writing_report: bool,
-    frames: Vec<u64>,
-    end: Option<String>,
-    scanned_from: u16,
-    unresponsive: Option<String>,
+    /// Threads without frames, and each one's raw return addresses.
+    threads: Vec<(model::Thread, Vec<u64>)>,
 }
 
 fn name_text(raw: &[u8]) -> String {
@@ -207,19 +103,15 @@ fn name_text(raw: &[u8]) -> String {
     s
 }
 
+fn utc(ns: u64) -> String {
+    let mut s = String::new();
+    let _ = write_utc(&mut s, ns);
+    s
+}
+
 /// How long `collect` retries when another round (core-only
 /// `guru_core::write_report`) is running.
 const ROUND_BUSY_WAIT: Duration = Duration::from_secs(1);
-
-/// The header of the thread that runs the round: it is not waiting in the
-/// system call it happens to be in (reading `/proc`), it is writing this
-/// report.
-fn initiator_header(tid: i32, name: &str, pause_ns: u64, role: &str) -> String {
-    let mut h = format!("------ Thread {tid} \"{name}\" ({role}, writing this report; paused ");
-    let _ = guru_core::format::write_duration(&mut h, pause_ns);
-    h.push_str(") ------\n");
-    h
-}
 
 fn capture(
     engine: &'static guru_core::Engine,
@@ -242,50 +134,54 @@ fn capture(
                 .map(|t| match t {
                     ThreadCapture::Captured(view) => {
                         let initiator = view.tid == summary.initiator_tid;
-                        let name = name_text(&view.summary.name);
-                        let mut header = String::new();
                         let mut state = String::new();
                         if initiator {
-                            header = initiator_header(view.tid, &name, view.summary.pause_ns, role);
+                            // The thread running the round is not waiting in
+                            // the system call it happens to be in (reading
+                            // `/proc`): it is writing this report.
                             state = format!("{role}, writing this report");
                         } else {
-                            let _ = write_thread_header(&mut header, &view, false);
                             let _ = guru_core::capture::describe_syscall(
                                 view.summary.syscall,
                                 &mut state,
                             );
                         }
                         let mut end = String::new();
-                        let _ = write_stack_end(&mut end, &view);
-                        RawThread {
+                        let _ = write_stack_end_reason(&mut end, &view);
+                        let thread = model::Thread {
                             tid: view.tid,
-                            name,
-                            header,
+                            name: name_text(&view.summary.name),
+                            captured: true,
                             state,
                             pause_ns: view.summary.pause_ns,
                             writing_report: initiator,
-                            frames: view.frames().collect(),
-                            end: (!end.is_empty()).then_some(end),
-                            scanned_from: view.summary.scanned_from,
+                            frames: Vec::new(),
+                            stack_end: (!end.is_empty()).then_some(end),
+                            frames_scanned_from: (view.summary.scanned_from > 0)
+                                .then_some(view.summary.scanned_from),
                             unresponsive: None,
-                        }
+                            elided: Vec::new(),
+                        };
+                        (thread, view.frames().collect())
                     }
                     ThreadCapture::Missing { tid, phase } => {
                         let mut block = String::new();
                         let _ = write_unresponsive_thread(&mut block, tid, phase, deadline_ms);
                         let name = block.split('"').nth(1).unwrap_or("").to_string();
-                        RawThread {
+                        let thread = model::Thread {
                             tid,
                             name,
-                            header: String::new(),
+                            captured: false,
                             state: "not captured".into(),
                             pause_ns: 0,
                             writing_report: false,
                             frames: Vec::new(),
-                            end: None,
-                            scanned_from: 0,
-                            unresponsive: Some(block),
-                        }
+                            stack_end: None,
+                            frames_scanned_from: None,
+                            unresponsive: Some(block.trim().to_string()),
+                            elided: Vec::new(),
+                        };
+                        (thread, Vec::new())
                     }
                 })
                 .collect();
@@ -310,6 +206,89 @@ fn capture(
     }
 }
 
+/// The model's trigger for what asked for the report.
+fn trigger_of(source: &Source) -> model::Trigger {
+    match source {
+        Source::Signal(t) => model::Trigger::Signal {
+            signal: t.signal,
+            signal_name: signal_name(t.signal).map(str::to_string),
+            si_code: t.code,
+            sender_pid: t.sender_pid,
+            sender_uid: t.sender_uid,
+            time: utc(t.unix_ns),
+        },
+        Source::File(p) => model::Trigger::File {
+            path: p.display().to_string(),
+        },
+        Source::Call => model::Trigger::Call,
+        Source::Dump { pid, uid } => model::Trigger::Dump {
+            client_pid: *pid,
+            client_uid: *uid,
+        },
+    }
+}
+
+/// `None`, or why the core could not read a `/proc` file this round
+/// (`"EMFILE (this process has no file descriptor left)"`).
+fn proc_error(errno: i32) -> Option<String> {
+    (errno != 0).then(|| {
+        let mut text = String::new();
+        let _ = write_errno(&mut text, errno);
+        text
+    })
+}
+
+/// The model's figures of a capture round.
+fn round_figures(r: &RoundSummary) -> model::Round {
+    let d = &r.output_dropped;
+    model::Round {
+        sequence: r.sequence,
+        threads_listed: r.threads_listed,
+        threads_captured: r.threads_captured,
+        threads_unresponsive: r.threads_unresponsive,
+        threads_not_signalled: r.threads_not_signalled,
+        threads_left_out: r.threads_left_out,
+        capture_ns: r.capture_ns,
+        fanout_ns: r.fanout_ns,
+        max_pause_ns: r.max_pause_ns,
+        max_pause_tid: r.max_pause_tid,
+        coalesced_triggers: r.coalesced_triggers,
+        mappings_dropped: r.mappings_dropped,
+        output_dropped: d.any().then(|| {
+            let mut reason = String::new();
+            let _ = write_reason(&mut reason, d.reason);
+            model::OutputDropped {
+                bytes: d.bytes,
+                reports: d.reports,
+                last_sequence: d.last_sequence,
+                reason,
+            }
+        }),
+        thread_list_error: proc_error(r.task_list_errno),
+        thread_list_writer_shown: r.task_list_errno != 0 && r.initiator_added,
+        maps_error: proc_error(r.maps_errno),
+    }
+}
+
+/// The Modules section's data.
+fn modules_data(set: &ModuleSet) -> model::Modules {
+    model::Modules {
+        modules: set
+            .modules
+            .iter()
+            .map(|m| model::Module {
+                path: String::from_utf8_lossy(&m.path).into_owned(),
+                start: model::Hex(m.start),
+                end: model::Hex(m.end),
+                bias: Some(model::Hex(m.bias)),
+                build_id: (!m.build_id.is_empty())
+                    .then(|| m.build_id.iter().map(|b| format!("{b:02x}")).collect()),
+                symbols: m.symbols.len(),
+            })
+            .collect(),
+    }
+}
+
 /// Runs a built-in section, turning a panic into a failed section.
 fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     match catch_unwind(AssertUnwindSafe(f)) {
@@ -328,14 +307,24 @@ pub(crate) fn collect(
     state: &mut ReporterState,
     settings: Option<&Settings>,
     source: Source,
-) -> Collected {
+    notes: Notes,
+) -> Produced {
     let t0 = Instant::now();
     state.symbolizer.heavy_debug_info = settings.is_some_and(|s| s.heavy_debug_info);
     let engine = guru_core::engine().filter(|_| settings.is_some());
-    let trigger = match &source {
-        Source::Signal(t) => Some(*t),
-        _ => None,
+    // A report without a signal says what asked for it, in the recent
+    // triggers as in "requested by".
+    let request = |code| Trigger {
+        unix_ns: guru_core::sys::realtime_ns(),
+        code,
+        ..Trigger::default()
     };
+    let trigger = Some(match &source {
+        Source::Signal(t) => *t,
+        Source::File(_) => request(guru_core::trigger::CODE_FILE_TRIGGER),
+        Source::Call => request(guru_core::trigger::CODE_CALL),
+        Source::Dump { .. } => request(0),
+    });
     let role = match &source {
         Source::Call => "calling guru::report",
         _ => "the reporter",
@@ -359,43 +348,25 @@ pub(crate) fn collect(
     let threads = round.as_mut().map_err(|e| e.clone()).map(|r| {
         let modules = r.modules;
         let raw = std::mem::take(&mut r.threads);
-        ThreadsData {
+        model::Threads {
             capacity: r.capacity,
             left_out: r.summary.threads_left_out,
             threads: raw
                 .into_iter()
-                .map(|t| {
+                .map(|(mut thread, addresses)| {
                     let symbolized =
                         state
                             .symbolizer
-                            .symbolize_stack(modules, &t.frames, &mut sym_stats);
-                    let frames = t
-                        .frames
+                            .symbolize_stack(modules, &addresses, &mut sym_stats);
+                    thread.frames = addresses
                         .iter()
                         .zip(symbolized)
                         .enumerate()
-                        .map(|(n, (&address, symbolized))| FrameData {
-                            address,
-                            module: modules.resolve(address, n > 0).map(|res| {
-                                let mut name = String::new();
-                                let _ = write_escaped(&mut name, res.module.short_name());
-                                (name, res.module_offset)
-                            }),
-                            symbolized,
+                        .map(|(n, (&address, s))| {
+                            frame(n, address, module_of(modules, address, n > 0), s)
                         })
                         .collect();
-                    ThreadData {
-                        tid: t.tid,
-                        name: t.name,
-                        header: t.header,
-                        state: t.state,
-                        pause_ns: t.pause_ns,
-                        writing_report: t.writing_report,
-                        frames,
-                        end: t.end,
-                        scanned_from: t.scanned_from,
-                        unresponsive: t.unresponsive,
-                    }
+                    thread
                 })
                 .collect(),
         }
@@ -419,40 +390,50 @@ pub(crate) fn collect(
     let mut out = Vec::new();
     let not_installed = || "guru is not installed".to_string();
 
-    out.push(Section {
-        title: "Package".into(),
-        kind: "package",
-        body: match settings {
-            Some(s) => Ok(Body::Package(
-                Box::new(s.package.clone()),
-                s.service.clone(),
-            )),
+    out.push(model::Section::new(
+        "Package",
+        Kind::Package,
+        match settings {
+            Some(s) => Ok(Data::Package(Box::new(s.package.section(&s.service)))),
             None => Err(not_installed()),
         },
-    });
-    out.push(Section {
-        title: "Threads".into(),
-        kind: "threads",
-        body: threads.map(Body::Threads),
-    });
-    #[cfg(feature = "tokio")]
-    out.extend(crate::tokio::section(
-        state,
-        engine.map(|e| e.module_set()),
-        &mut sym_stats,
     ));
+    out.push(model::Section::new(
+        "Threads",
+        Kind::Threads,
+        threads.map(Data::Threads),
+    ));
+    #[cfg(feature = "tokio")]
+    {
+        // The Threads section just pushed: Green Threads reads it (a worker
+        // stuck in tokio's dump machinery) and says how much later its own
+        // figures were read.
+        let threads = out.last().and_then(|s| match &s.content {
+            model::Content::Ok(Data::Threads(t)) => Some(t),
+            _ => None,
+        });
+        let captured = round.as_ref().ok().map(|r| r.summary.started_unix_ns);
+        let green = crate::tokio::section(
+            state,
+            engine.map(|e| e.module_set()),
+            &mut sym_stats,
+            threads,
+            captured,
+        );
+        out.extend(green);
+    }
     let redactor = settings.map(|s| s.redactor.clone()).unwrap_or_default();
-    out.push(Section {
-        title: "Processes".into(),
-        kind: "processes",
-        body: guarded(|| {
-            let mut p = procinfo::processes()?;
-            for e in &mut p {
+    out.push(model::Section::new(
+        "Processes",
+        Kind::Processes,
+        guarded(|| {
+            let mut processes = procinfo::processes()?;
+            for e in &mut processes {
                 e.cmdline = redactor.redact_command_line(&e.cmdline);
             }
-            Ok(Body::Processes(p))
+            Ok(Data::Processes(model::Processes { processes }))
         }),
-    });
+    ));
 
     let t_sections = Instant::now();
     let budget = settings.map_or(Duration::from_secs(2), |s| s.section_timeout);
@@ -463,44 +444,40 @@ pub(crate) fn collect(
     let jobs: Vec<Arc<Job>> = config_job.iter().cloned().chain(registered).collect();
     let mut outcomes = state.runner.run_all(&jobs, budget).into_iter();
     let config_outcome = config_job.as_ref().and_then(|_| outcomes.next());
-    out.push(Section {
-        title: "Configuration".into(),
-        kind: "configuration",
-        body: match settings {
+    out.push(model::Section::new(
+        "Configuration",
+        Kind::Configuration,
+        match settings {
             Some(s) => configuration(s, config_outcome),
             None => Err(not_installed()),
         },
-    });
+    ));
     let custom = jobs.iter().skip(usize::from(config_job.is_some()));
     for (job, outcome) in custom.zip(outcomes) {
-        let body = match outcome {
-            Outcome::Ok(text) => Ok(Body::Text(text)),
+        let data = match outcome {
+            Outcome::Ok(text) => Ok(Data::Custom(model::Custom { text })),
             Outcome::Failed(why) => Err(why),
         };
-        out.push(Section {
-            title: job.name.clone(),
-            kind: "custom",
-            body,
-        });
+        out.push(model::Section::new(&job.name, Kind::Custom, data));
     }
     let sections_ns = ns_since(t_sections);
 
-    out.push(Section {
-        title: "Process".into(),
-        kind: "process",
-        body: guarded(|| {
+    out.push(model::Section::new(
+        "Process",
+        Kind::Process,
+        guarded(|| {
             let uptime = engine.map_or(0, |e| e.uptime_ns());
-            Ok(Body::Process(Box::new(procinfo::process_info(uptime))))
+            Ok(Data::Process(Box::new(procinfo::process_info(uptime))))
         }),
-    });
-    out.push(Section {
-        title: "Modules".into(),
-        kind: "modules",
-        body: match &round {
-            Ok(r) => Ok(Body::Modules(r.modules)),
+    ));
+    out.push(model::Section::new(
+        "Modules",
+        Kind::Modules,
+        match &round {
+            Ok(r) => Ok(Data::Modules(modules_data(r.modules))),
             Err(e) => Err(e.clone()),
         },
-    });
+    ));
     if sym_stats.cached < sym_stats.frames {
         // This report parsed DWARF: give the mapped debug sections' pages back.
         state.symbolizer.release_pages();
@@ -512,7 +489,7 @@ pub(crate) fn collect(
         .map(|r| std::mem::take(&mut r.triggers))
         .unwrap_or_default();
     recent_triggers.sort_by_key(|t| t.unix_ns);
-    let blocking_capture = capture_signal.map_or_else(Vec::new, |sig| {
+    let blocking_tids = capture_signal.map_or_else(Vec::new, |sig| {
         unresponsive_tids
             .iter()
             .copied()
@@ -522,59 +499,97 @@ pub(crate) fn collect(
             })
             .collect()
     });
-    let figures = Figures {
-        round: round.as_ref().ok().map(|r| r.summary),
+    let (ignored, owner_uid) = notes.ignored_file_touches;
+    let figures = model::Figures {
+        requested_by: Some(trigger_of(&source)),
+        round: round.as_ref().ok().map(|r| round_figures(&r.summary)),
         capacity: round.as_ref().map_or(0, |r| r.capacity),
-        recent_triggers,
-        source: source.clone(),
-        trigger: settings.map(|s| (s.trigger_signal, s.min_interval)),
-        blocking_capture,
-        capture_signal: capture_signal.map(|s| (s, crate::reporter::capture_blocked_at_install())),
-        ignored_file_touches: crate::reporter::take_ignored_file_touches(),
-        unresponsive_tids,
-        symbols: sym_stats,
-        no_debug_info: state.symbolizer.unavailable(),
-        sections_ns,
-        total_ns: ns_since(t0),
+        recent_triggers: recent_triggers
+            .iter()
+            .map(|t| model::RecentTrigger {
+                time: utc(t.unix_ns),
+                signal: t.signal,
+                si_code: t.code,
+                sender_pid: t.sender_pid,
+                sender_uid: t.sender_uid,
+                started_report: t.started_report,
+            })
+            .collect(),
+        unresponsive_threads: unresponsive_tids,
+        symbolization: Some(model::Symbolization {
+            frames: sym_stats.frames,
+            cached: sym_stats.cached,
+            modules_examined_now: sym_stats.modules_loaded,
+            modules_with_debug_info: sym_stats.modules_with_debug_info,
+            ns: sym_stats.ns,
+            cpu_ns: sym_stats.cpu_ns,
+            rss_growth_bytes: sym_stats.rss_growth,
+            no_debug_info: state.symbolizer.unavailable(),
+        }),
+        sections_ns: Some(sections_ns),
+        total_ns: Some(ns_since(t0)),
+        trigger_settings: settings.map(|s| model::TriggerSettings {
+            signal: s.trigger_signal,
+            min_interval_ns: u64::try_from(s.min_interval.as_nanos()).unwrap_or(u64::MAX),
+        }),
+        ignored_file_touches: (ignored > 0).then_some(model::IgnoredTouches {
+            count: ignored,
+            owner_uid,
+        }),
+        blocking_capture: capture_signal
+            .filter(|_| !blocking_tids.is_empty())
+            .map(|signal| model::BlockingCapture {
+                signal,
+                rtmin_offset: signal - guru_core::sys::sigrtmin(),
+                blocked_at_install: notes.capture_blocked_at_install,
+                tids: blocking_tids,
+            }),
     };
-    out.push(Section {
-        title: "Report".into(),
-        kind: "report",
-        body: Ok(Body::Report(Box::new(figures))),
-    });
+    out.push(model::Section::new(
+        "Report",
+        Kind::Report,
+        Ok(Data::Report(Box::new(figures))),
+    ));
 
     // Registered sections' text and every section's error are application
     // text too: scanned for credential shapes like the configuration.
     crate::redact::redact_sections(&mut out, &redactor);
 
-    Collected {
-        pid,
-        sequence,
-        started_unix_ns: started,
-        source,
-        round: round.as_ref().ok().map(|r| r.summary),
-        sections: out,
+    Produced {
+        report: model::Report {
+            schema: model::SCHEMA.to_string(),
+            pid,
+            sequence,
+            time: utc(started),
+            time_unix_ns: started,
+            trigger: trigger_of(&source),
+            sections: out,
+            read_from_text: false,
+        },
+        output_dropped: round.as_ref().ok().map(|r| r.summary.output_dropped),
     }
 }
 
 /// The Configuration section from the outcome of the configuration's job
 /// (its `Serialize` runs on the section worker: it is application code and
 /// may panic or block), `None` without a configuration.
-fn configuration(s: &Settings, outcome: Option<Outcome>) -> Result<Body, String> {
+fn configuration(s: &Settings, outcome: Option<Outcome>) -> Result<Data, String> {
     let mut groups = None;
     if let Some(outcome) = outcome {
         let text = match outcome {
             Outcome::Ok(text) => text,
             Outcome::Failed(why) => return Err(why),
         };
-        groups = Some(serde_json::from_str::<Vec<Group>>(&text).map_err(|e| e.to_string())?);
+        groups = Some(
+            serde_json::from_str::<Vec<model::ConfigGroup>>(&text).map_err(|e| e.to_string())?,
+        );
     }
     if s.environment {
         groups
             .get_or_insert_with(Vec::new)
             .push(config::environment_group(&s.redactor));
     }
-    Ok(Body::Configuration(groups))
+    Ok(Data::Configuration(model::Configuration { groups }))
 }
 
 /// The job that renders a configuration value into groups (JSON text).

@@ -14,6 +14,10 @@
 //!
 //! The rate limit, the file trigger's rules, `fork` and blocked signal
 //! masks are described in the crate docs.
+//!
+//! Size: over 600 lines because installation, its validation and the
+//! reporter thread's loop share one state (`INSTALLED`, the pipe, the
+//! rate limit); about a third is its unit tests.
 
 use std::cell::RefCell;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -27,22 +31,12 @@ use serde::Serialize;
 
 use crate::config::{self, Redactor};
 use crate::error::Error;
+pub use crate::model::Format;
 use crate::output;
 use crate::package::Package;
-use crate::report::{self, Collected, ReporterState, Settings, Source};
+use crate::report::{self, Notes, ReporterState, Settings, Source};
 use crate::sections::Job;
 use crate::sys::{self, RECORD_LEN, TriggerRecord};
-
-/// Report format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum Format {
-    /// The text report (DESIGN.md "Report text format"), oslo-style banners.
-    #[default]
-    Text,
-    /// One JSON document per report, schema `guru-report/1`
-    /// (`docs/json-schema.md`).
-    Json,
-}
 
 /// Installed configuration and output settings.
 #[derive(Debug)]
@@ -131,21 +125,13 @@ extern "C" fn after_fork_child() {
     }
 }
 
-/// Unblocks the capture signal in the calling thread (for guru's own
-/// threads, which must answer it whatever mask they inherited).
-pub(crate) fn unblock_capture_signal() {
-    if let Some(e) = guru_core::engine() {
-        sys::unblock_in_this_thread(&[e.capture_signal()]);
-    }
-}
-
 /// Whether the installing thread blocked the capture signal.
-pub(crate) fn capture_blocked_at_install() -> bool {
+fn capture_blocked_at_install() -> bool {
     CAPTURE_BLOCKED_AT_INSTALL.load(Ordering::Relaxed)
 }
 
 /// Takes the count of ignored file-trigger touches and the last file owner.
-pub(crate) fn take_ignored_file_touches() -> (u64, Option<u32>) {
+fn take_ignored_file_touches() -> (u64, Option<u32>) {
     let n = FILE_TOUCHES_IGNORED.swap(0, Ordering::Relaxed);
     let owner = FILE_IGNORED_OWNER.load(Ordering::Relaxed);
     (n, u32::try_from(owner).ok().filter(|_| n > 0))
@@ -637,6 +623,14 @@ impl Builder {
         } else {
             None
         };
+        // guru's own section worker starts now, not during the first report
+        // (which would then count one thread more in Process than it lists).
+        // If it cannot start, the first report tries again and says why.
+        let _ = STATE
+            .lock()
+            .get_or_insert_with(ReporterState::default)
+            .runner
+            .start();
         let thread = std::thread::Builder::new()
             .name("guru-reporter".into())
             .spawn(move || {
@@ -1101,6 +1095,7 @@ fn reporter_loop(
             } else {
                 guru_core::note_trigger(&guru_core::Trigger {
                     unix_ns: guru_core::sys::realtime_ns(),
+                    code: guru_core::trigger::CODE_FILE_TRIGGER,
                     ..guru_core::Trigger::default()
                 });
             }
@@ -1145,21 +1140,23 @@ fn produce_and_emit(source: Source, usual: bool, dump: Option<&mut crate::dump_s
     else {
         return;
     };
-    let collected = report::collect(
+    let produced = report::collect(
         state.get_or_insert_with(ReporterState::default),
         Some(&settings),
         source,
+        notes(),
     );
     drop(state);
+    let report = &produced.report;
     if let Some(d) = dump {
-        crate::dump_socket::deliver(d, &collected, render);
+        crate::dump_socket::deliver(d, report);
     }
     if !usual {
         return;
     }
-    let rendered = render(&collected, format);
+    let rendered = report.render(format);
     if let Some(socket) = &journald
-        && crate::journald::emit(socket, &settings.service, &collected, &rendered)
+        && crate::journald::emit(socket, &settings.service, report, &rendered)
     {
         return;
     }
@@ -1168,23 +1165,24 @@ fn produce_and_emit(source: Source, usual: bool, dump: Option<&mut crate::dump_s
         || {
             output::file_name(
                 &file_service,
-                collected.started_unix_ns,
-                collected.pid,
-                collected.sequence,
+                report.time_unix_ns,
+                report.pid,
+                report.sequence,
                 format,
             )
         },
         &rendered,
-        collected.sequence,
-        collected.round.map(|r| r.output_dropped),
+        report.sequence,
+        produced.output_dropped,
         output_timeout,
     );
 }
 
-fn render(c: &Collected, format: Format) -> String {
-    match format {
-        Format::Text => crate::text::render(c),
-        Format::Json => crate::json::render(c),
+/// What the trigger side has to tell the next report.
+fn notes() -> Notes {
+    Notes {
+        ignored_file_touches: take_ignored_file_touches(),
+        capture_blocked_at_install: capture_blocked_at_install(),
     }
 }
 
@@ -1203,12 +1201,13 @@ pub fn report() -> String {
 pub fn report_as(format: Format) -> String {
     let mut state = STATE.lock();
     let settings = lock(&INSTALLED).as_ref().map(|i| i.settings.clone());
-    let collected = report::collect(
+    let produced = report::collect(
         state.get_or_insert_with(ReporterState::default),
         settings.as_deref(),
         Source::Call,
+        notes(),
     );
-    render(&collected, format)
+    produced.report.render(format)
 }
 
 #[cfg(test)]

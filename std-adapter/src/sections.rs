@@ -255,6 +255,13 @@ impl Runner {
             .collect()
     }
 
+    /// Starts the worker thread now (at install: a report then lists it
+    /// among the process's threads from the first one on, as its Process
+    /// section counts it).
+    pub(crate) fn start(&mut self) -> Result<(), String> {
+        self.worker().map(|_| ())
+    }
+
     fn worker(&mut self) -> Result<&Sender<Arc<Batch>>, String> {
         if self.worker.is_none() {
             let (tx, rx) = channel::<Arc<Batch>>();
@@ -272,7 +279,7 @@ impl Runner {
 
 fn worker_loop(rx: Receiver<Arc<Batch>>) {
     // A guru thread answers the capture signal whatever mask it inherited.
-    crate::reporter::unblock_capture_signal();
+    crate::sys::unblock_capture_signal();
     while let Ok(batch) = rx.recv() {
         loop {
             let next = lock(&batch.pending).pop_front();

@@ -159,7 +159,7 @@ pub fn getdents64(fd: &Fd, buf: &mut [u8]) -> Result<usize, Errno> {
 
 /// Sends `signal` to thread `tid` of process `pid`, carrying `value` in
 /// `si_value`, with `rt_tgsigqueueinfo(2)`. The receiving handler reads the value
-/// back with [`siginfo_value`]. Unlike `tgkill`, the payload lets a handler tell
+/// back with `siginfo_value`. Unlike `tgkill`, the payload lets a handler tell
 /// which round and slot the signal belongs to.
 ///
 /// # Async-signal safety

@@ -1,5 +1,5 @@
 //! A tokio daemon with guru installed and two runtimes registered: a
-//! `multi_thread` runtime "api" whose tasks wait in distinct, named async
+//! `multi_thread` runtime "api" (one worker) whose tasks wait in distinct, named async
 //! functions (a request queue, a timer, a shutdown notification, a
 //! semaphore, a lock), and a `current_thread` runtime "background" on its
 //! own thread. It shows one report by itself shortly after it starts, then
@@ -135,8 +135,12 @@ fn fail(what: &str, e: impl std::fmt::Display) -> ! {
 
 fn main() {
     let pid = std::process::id();
+    // One worker: guru dumps a 1-worker multi_thread runtime by default;
+    // with two or more, tokio's dump can keep a worker forever, so guru
+    // shows their metrics only (see guru::tokio, "What is safe on which
+    // tokio version").
     let api = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .thread_name("api-worker")
         .enable_time()
         .build()

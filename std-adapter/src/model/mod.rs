@@ -38,6 +38,9 @@
 //!   `SI_USER`, 0), `git_dirty` when not dirty (null), Threads `capacity`
 //!   (taken from the Report section), a runtime's task dump status among
 //!   `not_taken`/`blocked`/`failed` (told apart by their wording).
+//! - **Source paths are as the text shortens them**: `/rustc/<commit>/library/std/src/…`
+//!   reads as `std/src/…`, a cargo registry or git checkout path from the
+//!   crate's directory on (the JSON has the full path).
 //! - **Strings are as the text escapes them**: control characters and
 //!   invalid UTF-8 are `\xNN` (the text renderer leaves such escapes as they
 //!   are, so they round-trip); a command line is split on spaces.
@@ -54,6 +57,20 @@
 //! A section whose title is not a built-in one reads as a registered
 //! (`custom`) section; a registered section titled like a built-in one
 //! (`Process`, …) does not read back.
+//!
+//! # Adding to the report
+//!
+//! A new piece of data is a field (`Option<_>` or a `Vec<_>`, with
+//! `#[serde(default, skip_serializing_if = …)]` so older documents still
+//! read) on the type it belongs to, or a new variant of [`Data`] (with a
+//! [`Kind`]) or [`Trigger`]; its words go in `text` (the renderer), the
+//! reading back in `parse`, and `docs/guru-report.schema.json` is
+//! regenerated. Producers in the std adapter fill the field; nothing else
+//! knows formats.
+//!
+//! Size: this file is over 600 lines because it is the model's type
+//! definitions, one documented struct per JSON object; rendering and
+//! parsing are in submodules.
 
 use std::borrow::Cow;
 
@@ -251,6 +268,17 @@ impl Data {
 }
 
 impl Section {
+    /// A section titled `title`: its data, or failed (as `kind`) with why.
+    pub fn new(title: impl Into<String>, kind: Kind, data: Result<Data, String>) -> Section {
+        Section {
+            title: title.into(),
+            content: match data {
+                Ok(d) => Content::Ok(d),
+                Err(error) => Content::Failed { kind, error },
+            },
+        }
+    }
+
     /// The section's kind, ok or failed.
     pub fn kind(&self) -> Kind {
         match &self.content {
@@ -390,6 +418,10 @@ pub struct Runtime {
     pub worker_figures: Vec<WorkerFigures>,
     /// With `--cfg tokio_unstable`.
     pub unstable: Option<UnstableFigures>,
+    /// How long after the Threads section's capture these figures were
+    /// read (two snapshots); null without a capture round.
+    #[serde(default)]
+    pub read_after_capture_ns: Option<u64>,
     pub task_dump: TaskDump,
 }
 
@@ -468,6 +500,10 @@ pub struct TaskGroup {
     pub task_ids: Vec<String>,
     /// One stack per leaf future, from its poll outward.
     pub traces: Vec<Vec<Frame>>,
+    /// One per trace: its last frame is the call in the task's root future,
+    /// which tokio's trace leaves out and guru found in the code.
+    #[serde(default)]
+    pub root_call_found: Vec<bool>,
 }
 
 /// The Processes section.
@@ -619,10 +655,20 @@ pub struct Figures {
     /// The whole report until the Report section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_ns: Option<u64>,
+    /// The installed trigger signal and rate limit; absent when guru is not
+    /// installed (and in a core report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_settings: Option<TriggerSettings>,
+    /// File-trigger touches ignored since the last report; absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored_file_touches: Option<IgnoredTouches>,
+    /// Unresponsive threads that block the capture signal; absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocking_capture: Option<BlockingCapture>,
 }
 
 /// A capture round's figures.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[allow(missing_docs)]
 pub struct Round {
     pub sequence: u64,
@@ -638,6 +684,66 @@ pub struct Round {
     /// Triggers folded into this report.
     pub coalesced_triggers: u64,
     pub mappings_dropped: usize,
+    /// Output dropped since the last report written whole, null when none.
+    #[serde(default)]
+    pub output_dropped: Option<OutputDropped>,
+    /// Why `/proc/self/task` could not be listed (`"EMFILE (…)"`), null when
+    /// it could.
+    #[serde(default)]
+    pub thread_list_error: Option<String>,
+    /// With `thread_list_error`: the thread writing the report was shown
+    /// all the same.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub thread_list_writer_shown: bool,
+    /// Why `/proc/self/maps` could not be read, null when it could.
+    #[serde(default)]
+    pub maps_error: Option<String>,
+}
+
+/// Output of earlier reports that was not written (a full pipe, a gone
+/// reader, a full disk).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OutputDropped {
+    /// Bytes not written.
+    pub bytes: u64,
+    /// Reports not written whole.
+    pub reports: u64,
+    /// Sequence number of the last report cut.
+    pub last_sequence: u64,
+    /// Why the last one was cut.
+    pub reason: String,
+}
+
+/// The installed trigger: the signal and the rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TriggerSettings {
+    /// The trigger signal; null when there is none, or (read from text)
+    /// when it is a real-time signal (the text names only a standard one).
+    pub signal: Option<i32>,
+    /// Reports are at least this far apart (0: no rate limit).
+    pub min_interval_ns: u64,
+}
+
+/// File-trigger touches ignored since the last report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct IgnoredTouches {
+    /// How many.
+    pub count: u64,
+    /// The trigger file's owner, when it is another user.
+    pub owner_uid: Option<u32>,
+}
+
+/// Threads that block the capture signal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BlockingCapture {
+    /// The capture signal.
+    pub signal: i32,
+    /// `signal - SIGRTMIN` where the report was made.
+    pub rtmin_offset: i32,
+    /// The thread that installed guru blocked it too.
+    pub blocked_at_install: bool,
+    /// The threads.
+    pub tids: Vec<i32>,
 }
 
 /// One of the recent triggers.
@@ -647,6 +753,8 @@ pub struct RecentTrigger {
     pub time: String,
     /// 0 for a request without a signal.
     pub signal: i32,
+    /// The signal's `si_code`; without a signal, what asked: 1 the file
+    /// trigger, 2 a call to `guru::report`, 0 anything else.
     pub si_code: i32,
     pub sender_pid: i32,
     pub sender_uid: u32,
@@ -692,7 +800,26 @@ impl std::error::Error for JsonError {
     }
 }
 
+/// Report format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// The text report (`docs/report-format.md`), oslo-style banners.
+    #[default]
+    Text,
+    /// One JSON document per report, schema `guru-report/1`
+    /// (`docs/json-schema.md`).
+    Json,
+}
+
 impl Report {
+    /// The report in `format`: [`Report::to_text`] or [`Report::to_json`].
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Text => self.to_text(),
+            Format::Json => self.to_json(),
+        }
+    }
+
     /// Reads a JSON report (one document, schema `guru-report/1`).
     pub fn from_json(json: &str) -> Result<Report, JsonError> {
         serde_json::from_str(json).map_err(JsonError)

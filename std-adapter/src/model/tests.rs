@@ -1,15 +1,10 @@
 //! Unit tests of the report model: the checked-in JSON Schema against the
-//! types, the model's text against the std adapter's own renderers for the
-//! same collected report, and `from_text` on arbitrary input.
-
-use std::sync::Arc;
+//! types, the model's JSON and text read back into the model, the text
+//! renderer's framing guarantees, and `from_text` on arbitrary input.
+//! (Over 600 lines: one file of fixtures and tests for the whole model.)
 
 use super::*;
-use crate::report::{
-    Body, Collected, Figures as RFigures, FrameData, ReporterState, Section as RSection, Source,
-    ThreadData, ThreadsData,
-};
-use crate::symbols::{Func, Symbolized};
+use crate::report::{Notes, ReporterState, Source};
 
 const SCHEMA_FILE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -33,8 +28,8 @@ fn schema_file_matches_the_types() {
     );
 }
 
-fn func(name: &str, file: &str, line: u32, inlined: bool) -> Func {
-    Func {
+fn func(name: &str, file: &str, line: u32, inlined: bool) -> Function {
+    Function {
         name: Some(name.into()),
         file: Some(file.into()),
         line: Some(line),
@@ -42,23 +37,25 @@ fn func(name: &str, file: &str, line: u32, inlined: bool) -> Func {
     }
 }
 
-fn frame(address: u64, functions: Vec<Func>, symbol: Option<&str>) -> FrameData {
-    FrameData {
-        address,
-        module: Some(("prog".into(), address - 0x1000)),
-        symbolized: Symbolized {
-            functions,
-            symbol: symbol.map(|s| (Arc::from(s), 0x24)),
-        },
+fn frame(index: usize, address: u64, functions: Vec<Function>, symbol: Option<&str>) -> Frame {
+    Frame {
+        index,
+        address: Hex(address),
+        module: Some("prog".into()),
+        module_offset: Some(Hex(address - 0x1000)),
+        symbol: symbol.map(str::to_string),
+        symbol_offset: symbol.map(|_| Hex(0x24)),
+        functions,
     }
 }
 
 /// A thread with inlined calls, deep recursion, runtime start-up frames,
 /// a frame without a module, a scan note and a truncated stack.
-fn sample_thread() -> ThreadData {
+fn sample_thread() -> Thread {
     let mut frames = vec![
-        frame(0x5000, vec![], Some("read")),
+        frame(0, 0x5000, vec![], Some("read")),
         frame(
+            1,
             0x5100,
             vec![
                 func("prog::inner", "src/a.rs", 4, true),
@@ -67,23 +64,26 @@ fn sample_thread() -> ThreadData {
             Some("prog::outer"),
         ),
     ];
-    for _ in 0..9 {
+    for i in 2..11 {
         frames.push(frame(
+            i,
             0x5200,
             vec![func("prog::recurse", "src/r.rs", 3, false)],
             None,
         ));
     }
-    frames.push(FrameData {
-        address: 0x77,
+    frames.push(Frame {
+        index: 11,
+        address: Hex(0x77),
         module: None,
-        symbolized: Symbolized {
-            functions: vec![],
-            symbol: None,
-        },
+        module_offset: None,
+        symbol: None,
+        symbol_offset: None,
+        functions: vec![],
     });
-    frames.push(frame(0x5300, vec![], None));
+    frames.push(frame(12, 0x5300, vec![], None));
     frames.push(frame(
+        13,
         0x5400,
         vec![func(
             "std::sys::backtrace::__rust_begin_short_backtrace",
@@ -93,149 +93,240 @@ fn sample_thread() -> ThreadData {
         )],
         None,
     ));
-    frames.push(frame(0x5500, vec![], Some("start_thread")));
-    ThreadData {
+    frames.push(frame(14, 0x5500, vec![], Some("start_thread")));
+    Thread {
         tid: 42,
         name: "work\\x0a".into(),
-        header: "------ Thread 42 \"work\\x0a\" (in syscall read; paused 12 µs) ------\n".into(),
+        captured: true,
         state: "in syscall read".into(),
         pause_ns: 12_345,
         writing_report: false,
         frames,
-        end: Some("  -- stack truncated: frame limit reached\n".into()),
-        scanned_from: 12,
+        stack_end: Some("stack truncated: frame limit reached".into()),
+        frames_scanned_from: Some(12),
         unresponsive: None,
+        elided: vec![],
     }
 }
 
-fn unresponsive_thread() -> ThreadData {
-    let block = "------ Thread 43 \"stuck\" (unresponsive after 100 ms: state S; the capture signal may be blocked) ------\n  -- not captured\n";
-    ThreadData {
+fn unresponsive_thread() -> Thread {
+    let block = "------ Thread 43 \"stuck\" (unresponsive after 100 ms: state S, sleeping, in syscall futex; the capture signal may be blocked) ------\n  -- not captured";
+    Thread {
         tid: 43,
         name: "stuck".into(),
-        header: String::new(),
+        captured: false,
         state: "not captured".into(),
         pause_ns: 0,
         writing_report: false,
         frames: vec![],
-        end: None,
-        scanned_from: 0,
+        stack_end: None,
+        frames_scanned_from: None,
         unresponsive: Some(block.into()),
+        elided: vec![],
     }
 }
 
-/// A collected report with everything the std adapter can show that does
-/// not need an installed engine.
-fn collected() -> Collected {
-    let mut c = crate::report::collect(&mut ReporterState::default(), None, Source::Call);
-    c.sequence = 3;
-    c.pid = 4242;
-    c.source = Source::Signal(guru_core::Trigger {
-        unix_ns: c.started_unix_ns,
+/// The thread that wrote the report, as the std adapter names it.
+fn writer_thread() -> Thread {
+    Thread {
+        tid: 44,
+        name: "guru-reporter".into(),
+        captured: true,
+        state: "the reporter, writing this report".into(),
+        pause_ns: 3_000,
+        writing_report: true,
+        frames: vec![frame(0, 0x6000, vec![], Some("poll"))],
+        stack_end: None,
+        frames_scanned_from: None,
+        unresponsive: None,
+        elided: vec![],
+    }
+}
+
+fn section(title: &str, data: Data) -> Section {
+    Section {
+        title: title.into(),
+        content: Content::Ok(data),
+    }
+}
+
+/// A report with everything the std adapter can show that does not need
+/// an installed engine, and every note of the Report section.
+fn collected() -> Report {
+    let mut r = crate::report::collect(
+        &mut ReporterState::default(),
+        None,
+        Source::Call,
+        Notes::default(),
+    )
+    .report;
+    r.sequence = 3;
+    r.pid = 4242;
+    let time = r.time.clone();
+    r.trigger = Trigger::Signal {
         signal: libc::SIGUSR2,
-        code: 0,
+        signal_name: Some("SIGUSR2".into()),
+        si_code: 0,
         sender_pid: 7,
         sender_uid: 1000,
-        started_report: true,
-    });
-    c.round = Some(guru_core::RoundSummary {
-        sequence: 3,
-        pid: 4242,
-        started_unix_ns: c.started_unix_ns,
-        trigger: match &c.source {
-            Source::Signal(t) => Some(*t),
-            _ => None,
-        },
-        threads_listed: 2,
-        threads_captured: 1,
-        threads_unresponsive: 1,
-        capture_ns: 3_057_000,
-        ..Default::default()
-    });
-    let threads = ThreadsData {
-        threads: vec![sample_thread(), unresponsive_thread()],
-        left_out: 2,
-        capacity: 2,
+        time: time.clone(),
     };
-    c.sections[1] = RSection {
-        title: "Threads".into(),
-        kind: "threads",
-        body: Ok(Body::Threads(threads)),
-    };
-    c.sections.insert(
+    r.sections[1] = section(
+        "Threads",
+        Data::Threads(Threads {
+            threads: vec![sample_thread(), unresponsive_thread(), writer_thread()],
+            left_out: 2,
+            capacity: 3,
+        }),
+    );
+    r.sections.insert(
         2,
-        RSection {
+        Section {
             title: "Slow \u{1b}[31m".into(),
-            kind: "custom",
-            body: Err("timed out: no result\nwithin 5 ms".into()),
+            content: Content::Failed {
+                kind: Kind::Custom,
+                error: "timed out: no result\nwithin 5 ms".into(),
+            },
         },
     );
-    c.sections.insert(
+    r.sections.insert(
         3,
-        RSection {
-            title: "Queue".into(),
-            kind: "custom",
-            body: Ok(Body::Text("depth: 3\r\n\n  busy\u{7}: 1\n".into())),
-        },
+        section(
+            "Queue",
+            Data::Custom(Custom {
+                text: "depth: 3\r\n\n  busy\u{7}: 1\n".into(),
+            }),
+        ),
     );
-    if let Some(RSection {
-        body: Ok(Body::Report(f)),
+    let trigger = r.trigger.clone();
+    if let Some(Section {
+        content: Content::Ok(Data::Report(f)),
         ..
-    }) = c.sections.last_mut()
+    }) = r.sections.last_mut()
     {
-        let f: &mut RFigures = f;
-        f.source = c.source.clone();
-        f.round = c.round;
-        f.capacity = 2;
-        f.unresponsive_tids = vec![43];
-        f.no_debug_info = vec!["libc.so.6: no DWARF line tables".into()];
+        f.requested_by = Some(trigger);
+        f.round = Some(Round {
+            sequence: 3,
+            threads_listed: 3,
+            threads_captured: 2,
+            threads_unresponsive: 1,
+            capture_ns: 3_057_000,
+            output_dropped: Some(OutputDropped {
+                bytes: 61_440,
+                reports: 2,
+                last_sequence: 2,
+                reason: "the reader of the output is gone (EPIPE)".into(),
+            }),
+            thread_list_error: Some("EMFILE (this process has no file descriptor left)".into()),
+            thread_list_writer_shown: true,
+            maps_error: Some("EACCES (permission denied)".into()),
+            mappings_dropped: 4,
+            ..Default::default()
+        });
+        f.capacity = 3;
+        f.unresponsive_threads = vec![43];
+        if let Some(s) = &mut f.symbolization {
+            s.no_debug_info = vec!["libc.so.6: no DWARF line tables".into()];
+        }
         f.recent_triggers = vec![
-            guru_core::Trigger {
-                unix_ns: c.started_unix_ns,
+            RecentTrigger {
+                time: time.clone(),
                 signal: libc::SIGUSR2,
-                code: 0,
+                si_code: 0,
                 sender_pid: 7,
                 sender_uid: 1000,
                 started_report: true,
             },
-            guru_core::Trigger {
-                unix_ns: c.started_unix_ns + 1_000_000,
+            RecentTrigger {
+                time,
                 signal: libc::SIGUSR2,
-                code: -6,
+                si_code: 0,
                 sender_pid: 7,
                 sender_uid: 1000,
                 started_report: false,
             },
         ];
+        f.trigger_settings = Some(TriggerSettings {
+            signal: Some(libc::SIGUSR2),
+            min_interval_ns: 1_500_000_000,
+        });
+        f.ignored_file_touches = Some(IgnoredTouches {
+            count: 2,
+            owner_uid: Some(1001),
+        });
+        f.blocking_capture = Some(BlockingCapture {
+            signal: 40,
+            rtmin_offset: 6,
+            blocked_at_install: true,
+            tids: vec![43],
+        });
     }
-    c
+    r
 }
 
-/// The model's serde form is the std adapter's JSON, and its text is the
-/// std adapter's text, for the same report.
+/// The model's JSON reads back into the same model, and its text reads back
+/// into a model that renders the same text — for a report without an
+/// engine and for one with every kind of line the Report section has.
 #[test]
-fn model_renders_what_the_std_renderers_render() {
-    for c in [
-        crate::report::collect(&mut ReporterState::default(), None, Source::Call),
+fn model_round_trips_through_json_and_text() {
+    for model in [
+        crate::report::collect(
+            &mut ReporterState::default(),
+            None,
+            Source::Call,
+            Notes::default(),
+        )
+        .report,
         collected(),
     ] {
-        let json = crate::json::render(&c);
-        let model = Report::from_json(&json).expect("model from the adapter's JSON");
-        let original: serde_json::Value = serde_json::from_str(&json).expect("JSON");
-        assert_eq!(serde_json::to_value(&model).expect("serde"), original);
-        let text = crate::text::render(&c);
-        assert_eq!(model.to_text(), text);
-        // And the text reads back into a model that renders it again.
+        let json = model.to_json();
+        assert_eq!(Report::from_json(&json).expect("from_json"), model);
+        let text = model.to_text();
         let parsed = Report::from_text(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(parsed.to_text(), text);
         assert_eq!(parsed.pid, model.pid);
         assert_eq!(parsed.sections.len(), model.sections.len());
+        let Some(Content::Ok(Data::Report(f))) = parsed.section("Report").map(|s| &s.content)
+        else {
+            panic!("no Report section");
+        };
+        let Some(Content::Ok(Data::Report(g))) = model.section("Report").map(|s| &s.content) else {
+            panic!("no Report section");
+        };
+        assert_eq!(
+            f.round.as_ref().map(|r| &r.output_dropped),
+            g.round.as_ref().map(|r| &r.output_dropped)
+        );
+        assert_eq!(f.ignored_file_touches, g.ignored_file_touches);
+        assert_eq!(f.blocking_capture, g.blocking_capture);
+        assert_eq!(f.trigger_settings, g.trigger_settings);
     }
+}
+
+/// The text of the sample shows each note once, in the renderer's words.
+#[test]
+fn report_section_notes_are_in_the_text() {
+    let text = collected().to_text();
+    for line in [
+        "  thread list incomplete: cannot list /proc/self/task: EMFILE (this process has no file descriptor left); shown: the thread writing this report\n",
+        "  output dropped: 61440 bytes of 2 reports not written (last #2: the reader of the output is gone (EPIPE))\n",
+        "  readable mappings unknown: cannot read /proc/self/maps: EACCES (permission denied); stacks were probed with process_vm_readv\n",
+        "  note: SIGUSR2 is a standard signal",
+        "  rate limit: reports at least 1.500 s apart; sooner triggers are held and coalesced into one report\n",
+        "  file trigger: 2 touches ignored since the last report (the file is owned by uid 1001, not by this process's user or root)\n",
+        "  recent triggers, by time (oldest first):\n",
+        "  threads blocking the capture signal SIGRTMIN+6 (signal 40): 43; the thread that installed guru blocked it too",
+        "------ Thread 44 \"guru-reporter\" (the reporter, writing this report; paused ",
+        "  uptime: ",
+    ] {
+        assert_eq!(text.matches(line).count(), 1, "{line:?} once in:\n{text}");
+    }
+    assert!(text.contains("(guru not installed)\n"), "{text}");
 }
 
 #[test]
 fn text_model_says_what_was_folded() {
-    let text = crate::text::render(&collected());
+    let text = collected().to_text();
     let model = Report::from_text(&text).expect("parse");
     let Some(Content::Ok(Data::Threads(t))) = model.section("Threads").map(|s| &s.content) else {
         panic!("no threads");
@@ -267,9 +358,10 @@ fn text_model_says_what_was_folded() {
     );
     assert_eq!(th.pause_ns, 12_000, "at text precision");
     assert!(!t.threads[1].captured);
-    assert_eq!((t.left_out, t.capacity), (2, 2));
+    assert_eq!((t.left_out, t.capacity), (2, 3));
     let Some(Content::Failed { error, kind }) =
-        model.section("Slow \u{1b}[31m").map(|s| &s.content)
+        // The text escapes the title.
+        model.section("Slow \\x1b[31m").map(|s| &s.content)
     else {
         panic!("no failed section: {:?}", model.sections);
     };
@@ -287,7 +379,7 @@ fn parse_errors_say_where_and_what() {
     assert!(matches!(e.kind, ParseErrorKind::Expected { .. }), "{e:?}");
     assert!(e.to_string().contains("the begin line"), "{e}");
 
-    let text = crate::text::render(&collected());
+    let text = collected().to_text();
     let cut: String = text.lines().take(20).map(|l| format!("{l}\n")).collect();
     let e = Report::from_text(&cut).expect_err("cut short");
     assert!(matches!(e.kind, ParseErrorKind::Truncated { .. }), "{e:?}");
@@ -319,7 +411,7 @@ impl Rng {
 /// parses renders without panicking too.
 #[test]
 fn from_text_never_panics_on_mutated_input() {
-    let base = crate::text::render(&collected());
+    let base = collected().to_text();
     let lines: Vec<&str> = base.lines().collect();
     let alphabet: Vec<char> = " #.:0123456789abcdefx-=()[]\"\n;µ+/".chars().collect();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -443,6 +535,7 @@ fn runtime(name: &str, task_dump: TaskDump, unstable: bool) -> Runtime {
             remote_schedules: None,
             budget_forced_yields: Some(0),
         }),
+        read_after_capture_ns: unstable.then_some(2_500_000),
         task_dump,
     }
 }
@@ -466,14 +559,17 @@ fn green_threads_round_trip_through_text() {
                     ],
                     vec![model_frame(0, 0x2200, Some("other"))],
                 ],
+                root_call_found: vec![true, false],
             },
             TaskGroup {
                 task_ids: vec!["2".into()],
                 traces: vec![],
+                root_call_found: vec![],
             },
             TaskGroup {
                 task_ids: vec!["7".into()],
                 traces: vec![vec![model_frame(0, 0x2300, Some("only"))]],
+                root_call_found: vec![false],
             },
         ],
     };
@@ -482,7 +578,7 @@ fn green_threads_round_trip_through_text() {
         runtime(
             "side",
             TaskDump::NotTaken {
-                reason: "task traces not built in: build with --cfg tokio_unstable".into(),
+                reason: "not built in: build with --cfg tokio_unstable".into(),
             },
             false,
         ),
@@ -508,6 +604,21 @@ fn green_threads_round_trip_through_text() {
             },
             true,
         ),
+        runtime(
+            "one",
+            TaskDump::Taken {
+                tasks: 1,
+                left_out: 0,
+                dump_ns: 2_000,
+                resolve_ns: 3_000,
+                groups: vec![TaskGroup {
+                    task_ids: vec!["5".into()],
+                    traces: vec![vec![model_frame(0, 0x2400, Some("single"))]],
+                    root_call_found: vec![true],
+                }],
+            },
+            false,
+        ),
     ];
     let report = Report {
         schema: SCHEMA.into(),
@@ -528,6 +639,19 @@ fn green_threads_round_trip_through_text() {
         "{text}"
     );
     assert!(text.contains("  -- waiting on leaf 2 of 2:"), "{text}");
+    // One task, one trace: singular (issue 11: not "1 tasks").
+    assert!(
+        text.contains("  task traces: 1 task, 1 distinct trace; the dump took "),
+        "{text}"
+    );
+    assert!(
+        text.contains("  task traces: 1004 tasks, 3 distinct traces;"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  (#0: the call in the task's root future"),
+        "{text}"
+    );
     let parsed = Report::from_text(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(parsed.to_text(), text);
     // What the text carries comes back as it was (symbols of frames with

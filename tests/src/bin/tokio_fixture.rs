@@ -3,15 +3,18 @@
 //! prints `ready pid=<pid>` once every task waits, then runs until stdin
 //! closes.
 //!
-//! Always: runtime "api" (`multi_thread`, 2 workers) with four tasks
-//! (`fixture_wait_for_request`, `fixture_sleep_until_tick`,
-//! `fixture_wait_for_shutdown` twice) and runtime "side" (`current_thread`,
-//! dumps opted in) with one task (`fixture_side_sleep`).
+//! Always: runtime "api" (`multi_thread`, 1 worker: guru dumps it by
+//! default) with four tasks (`fixture_wait_for_request`,
+//! `fixture_sleep_until_tick`, `fixture_wait_for_shutdown` twice), runtime
+//! "side" (`current_thread`, dumps opted in) with one task
+//! (`fixture_side_sleep`) and runtime "pool" (`multi_thread`, 2 workers:
+//! guru does not dump it by default) with one task (`fixture_pool_sleep`).
 //!
 //! Flags: `--json`; `--blocked` adds runtimes that cannot take a dump:
 //! "stuck" (`multi_thread`, 1 worker, blocked in a task), "wedge"
-//! (`multi_thread`, 2 workers, one blocked) and "stalled" (`current_thread`,
-//! dumps opted in, its thread blocked inside `block_on`).
+//! (`multi_thread`, 2 workers, dumps opted in, one worker blocked) and
+//! "stalled" (`current_thread`, dumps opted in, its thread blocked inside
+//! `block_on`).
 
 use std::future::Future;
 use std::io::Read;
@@ -33,6 +36,11 @@ async fn fixture_sleep_until_tick() {
 #[inline(never)]
 async fn fixture_wait_for_shutdown(n: &Notify) {
     n.notified().await;
+}
+
+#[inline(never)]
+async fn fixture_pool_sleep() {
+    tokio::time::sleep(Duration::from_secs(3600)).await;
 }
 
 #[inline(never)]
@@ -112,7 +120,7 @@ fn main() {
     let (started_tx, started_rx) = mpsc::channel::<()>();
     let mut expected = 0;
 
-    let api = multi(2, "api-worker");
+    let api = multi(1, "api-worker");
     builder = builder.tokio_runtime("api", api.handle().clone());
     let (_requests, mut requests_rx) = tmpsc::channel::<u32>(4);
     let shutdown = std::sync::Arc::new(Notify::new());
@@ -144,6 +152,11 @@ fn main() {
     expected += 1;
     guru::tokio::register_with("side", side, guru::tokio::TaskDumps::Always);
 
+    let pool = multi(2, "pool-worker");
+    pool.spawn(announced(started_tx.clone(), fixture_pool_sleep()));
+    expected += 1;
+    guru::tokio::register("pool", pool.handle().clone());
+
     // Kept alive until the process exits.
     let mut blocked_runtimes = Vec::new();
     if has("--blocked") {
@@ -156,7 +169,12 @@ fn main() {
         let wedge = multi(2, "wedge-worker");
         let s = started_tx.clone();
         wedge.spawn(async move { block_thread_forever(s) });
-        builder = builder.tokio_runtime("wedge", wedge.handle().clone());
+        // Opted in, so that guru's blocked-worker probe is what declines.
+        guru::tokio::register_with(
+            "wedge",
+            wedge.handle().clone(),
+            guru::tokio::TaskDumps::Always,
+        );
         blocked_runtimes.push(wedge);
 
         let s = started_tx.clone();

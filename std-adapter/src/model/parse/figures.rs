@@ -1,8 +1,11 @@
 //! Reading figures back: the Process, Modules and Report sections.
 
+use super::super::text::{
+    BLOCKED_AT_INSTALL_NOTE, BLOCKED_INHERITED_NOTE, RATE_LIMIT_NOTE, STANDARD_SIGNAL_NOTE,
+};
 use super::super::{
-    Figures, Hex, Limit, Module, Modules, Process, RecentTrigger, Round, Symbolization, Trigger,
-    Usage,
+    BlockingCapture, Figures, Hex, IgnoredTouches, Limit, Module, Modules, OutputDropped, Process,
+    RecentTrigger, Round, Symbolization, Trigger, TriggerSettings, Usage,
 };
 use super::words::{
     duration, hex16, mib_bytes, num, seconds_ns, signal_trigger, trigger_source, utc_ns,
@@ -36,13 +39,18 @@ pub(super) fn process(l: &mut Lines<'_>) -> Result<Process> {
         .ok_or_else(|| l.err("  pid <pid>, parent <ppid>"))?;
     let executable = l.take("  executable: ").map(str::to_string);
     let working_directory = l.take("  working directory: ").map(str::to_string);
-    let up = "  uptime: … (guru installed … ago)";
+    let up = "  uptime: … (guru installed … ago) or (guru not installed)";
     let uptime = l.expect("  uptime: ", up)?;
-    let (uptime_ns, guru_uptime_ns) = uptime
-        .strip_suffix(" ago)")
-        .and_then(|u| u.split_once(" (guru installed "))
-        .and_then(|(a, b)| Some((unknown_or(a, seconds_ns)?, seconds_ns(b)?)))
-        .ok_or_else(|| l.err(up))?;
+    let (uptime_ns, guru_uptime_ns) = match uptime.strip_suffix(" (guru not installed)") {
+        Some(a) => unknown_or(a, seconds_ns).map(|a| (a, 0)),
+        None => uptime
+            .strip_suffix(" ago)")
+            .and_then(|u| u.split_once(" (guru installed "))
+            .and_then(|(a, b)| Some((unknown_or(a, seconds_ns)?, seconds_ns(b)?)))
+            // Installed less than 0.5 ms ago reads as installed (1 ns).
+            .map(|(a, g)| (a, g.max(1))),
+    }
+    .ok_or_else(|| l.err(up))?;
     let threads = match l.take("  threads: ") {
         Some(t) => Some(num(t).ok_or_else(|| l.err("a thread count"))?),
         None => None,
@@ -231,10 +239,36 @@ pub(super) fn figures(l: &mut Lines<'_>) -> Result<Figures> {
             ))
         })()
         .ok_or_else(|| l.err(r))?;
+        let (thread_list_error, thread_list_writer_shown) =
+            match l.take("  thread list incomplete: cannot list /proc/self/task: ") {
+                None => (None, false),
+                Some(why) => match why.strip_suffix("; shown: the thread writing this report") {
+                    Some(why) => (Some(why.to_string()), true),
+                    None => (Some(why.to_string()), false),
+                },
+            };
         let c = l.expect("  coalesced triggers: ", "  coalesced triggers: …")?;
         let coalesced = num(c).ok_or_else(|| l.err("a trigger count"))?;
+        let output_dropped = match l.take("  output dropped: ") {
+            None => None,
+            Some(line) => Some(output_dropped(line).ok_or_else(|| {
+                l.err("  output dropped: … bytes of … reports not written (last #…: …)")
+            })?),
+        };
+        let maps_error = match l.take("  readable mappings unknown: cannot read /proc/self/maps: ")
+        {
+            None => None,
+            Some(why) => Some(
+                why.strip_suffix("; stacks were probed with process_vm_readv")
+                    .ok_or_else(|| l.err("…; stacks were probed with process_vm_readv"))?
+                    .to_string(),
+            ),
+        };
         let mappings_dropped = match l.take("  readable mappings not tracked (table full): ") {
-            Some(n) => num(n).ok_or_else(|| l.err("a mapping count"))?,
+            Some(n) => n
+                .strip_suffix(" (code and thread stacks were kept first)")
+                .and_then(num)
+                .ok_or_else(|| l.err("a mapping count"))?,
             None => 0,
         };
         Some(Round {
@@ -250,28 +284,102 @@ pub(super) fn figures(l: &mut Lines<'_>) -> Result<Figures> {
             max_pause_tid: tid,
             coalesced_triggers: coalesced,
             mappings_dropped,
+            output_dropped,
+            thread_list_error,
+            thread_list_writer_shown,
+            maps_error,
         })
     };
+    let std = requested_by.is_some();
+    let mut trigger_settings = None;
+    let mut ignored_file_touches = None;
+    let mut blocking_capture = None;
     let mut recent_triggers = Vec::new();
-    while let Some(rest) = l.take("  trigger at ") {
-        let t = (|| {
-            let time = rest.get(..24)?;
-            utc_ns(time)?;
-            let source = rest.get(24..)?.strip_prefix(": ")?;
-            let (source, started) = match source.strip_suffix(" (coalesced)") {
-                Some(s) => (s, false),
-                None => (source, true),
+    if std {
+        let mut standard = None;
+        if let Some(note) = l.take("  note: ") {
+            let (name, rest) = note
+                .split_once(' ')
+                .ok_or_else(|| l.err("  note: <signal> is a standard signal: …"))?;
+            standard = (1..32)
+                .find(|&s| guru_core::format::signal_name(s) == Some(name))
+                .filter(|_| rest == STANDARD_SIGNAL_NOTE);
+            if standard.is_none() {
+                return Err(l.err("  note: <signal> is a standard signal: …"));
+            }
+        }
+        if let Some(rate) = l.take("  rate limit: ") {
+            let min_interval_ns = if rate == "none" {
+                0
+            } else {
+                rate.strip_prefix("reports at least ")
+                    .and_then(|r| r.strip_suffix(RATE_LIMIT_NOTE))
+                    .and_then(|r| r.strip_suffix(" apart; "))
+                    .and_then(seconds_ns)
+                    .filter(|&ns| ns > 0)
+                    .ok_or_else(|| l.err("  rate limit: none or reports at least … s apart; …"))?
             };
-            let (signal, si_code, sender_pid, sender_uid) = trigger_source(source)?;
-            Some(RecentTrigger {
-                time: time.to_string(),
-                signal,
-                si_code,
-                sender_pid,
-                sender_uid,
-                started_report: started,
-            })
-        })();
+            trigger_settings = Some(TriggerSettings {
+                signal: standard,
+                min_interval_ns,
+            });
+        } else if standard.is_some() {
+            return Err(l.err("  rate limit: …"));
+        }
+        if let Some(line) = l.take("  file trigger: ") {
+            let t = (|| {
+                let (n, rest) = line.split_once(" touches ignored since the last report")?;
+                let owner_uid = match rest {
+                    "" => None,
+                    r => Some(num(r
+                        .strip_prefix(" (the file is owned by uid ")?
+                        .strip_suffix(", not by this process's user or root)")?)?),
+                };
+                Some(IgnoredTouches {
+                    count: num(n).filter(|&n: &u64| n > 0)?,
+                    owner_uid,
+                })
+            })();
+            ignored_file_touches =
+                Some(t.ok_or_else(|| {
+                    l.err("  file trigger: … touches ignored since the last report")
+                })?);
+        }
+        if l.take("  recent triggers, by time (oldest first):")
+            .is_some()
+        {
+            while let Some(rest) = l.take("    ") {
+                let t = recent_trigger(rest, " (started a report)")
+                    .ok_or_else(|| l.err("    <time>: <source> (started a report|coalesced)"))?;
+                recent_triggers.push(t);
+            }
+            if recent_triggers.is_empty() {
+                return Err(l.err("a recent trigger"));
+            }
+        }
+        if let Some(line) = l.take("  threads blocking the capture signal SIGRTMIN+") {
+            let b = (|| {
+                let (offset, rest) = line.split_once(" (signal ")?;
+                let (signal, rest) = rest.split_once("): ")?;
+                let (tids, note) = rest.split_once("; ")?;
+                let blocked_at_install = match note {
+                    BLOCKED_AT_INSTALL_NOTE => true,
+                    BLOCKED_INHERITED_NOTE => false,
+                    _ => return None,
+                };
+                Some(BlockingCapture {
+                    signal: num(signal)?,
+                    rtmin_offset: num(offset)?,
+                    blocked_at_install,
+                    tids: tids.split(", ").map(num).collect::<Option<Vec<i32>>>()?,
+                })
+            })();
+            blocking_capture =
+                Some(b.ok_or_else(|| l.err("  threads blocking the capture signal …"))?);
+        }
+    }
+    while let Some(rest) = l.take("  trigger at ").filter(|_| !std) {
+        let t = recent_trigger(rest, "");
         recent_triggers.push(t.ok_or_else(|| l.err("  trigger at <time>: <source>"))?);
     }
     let unresponsive_threads = match l.take("  unresponsive threads: ") {
@@ -312,6 +420,47 @@ pub(super) fn figures(l: &mut Lines<'_>) -> Result<Figures> {
         symbolization,
         sections_ns,
         total_ns,
+        trigger_settings,
+        ignored_file_touches,
+        blocking_capture,
+    })
+}
+
+/// `<time>: <source>[<started>| (coalesced)]`.
+fn recent_trigger(rest: &str, started: &str) -> Option<RecentTrigger> {
+    let time = rest.get(..24)?;
+    utc_ns(time)?;
+    let source = rest.get(24..)?.strip_prefix(": ")?;
+    let (source, started) = match source.strip_suffix(" (coalesced)") {
+        Some(s) => (s, false),
+        None => (source.strip_suffix(started)?, true),
+    };
+    let (signal, si_code, sender_pid, sender_uid) = trigger_source(source)?;
+    Some(RecentTrigger {
+        time: time.to_string(),
+        signal,
+        si_code,
+        sender_pid,
+        sender_uid,
+        started_report: started,
+    })
+}
+
+/// `<n> bytes of <m> report[s] not written (last #<seq>: <why>)`.
+fn output_dropped(line: &str) -> Option<OutputDropped> {
+    let (bytes, rest) = line.split_once(" bytes of ")?;
+    let (reports, rest) = rest.split_once(' ')?;
+    let reports: u64 = num(reports)?;
+    let word = if reports == 1 { "report" } else { "reports" };
+    let rest = rest
+        .strip_prefix(word)?
+        .strip_prefix(" not written (last #")?;
+    let (seq, why) = rest.strip_suffix(')')?.split_once(": ")?;
+    Some(OutputDropped {
+        bytes: num(bytes)?,
+        reports,
+        last_sequence: num(seq)?,
+        reason: why.to_string(),
     })
 }
 

@@ -2,7 +2,7 @@
 //! with their DWARF functions, folded ranges, notes, unresponsive threads)
 //! and the Green Threads section (runtimes, worker figures, task traces).
 
-use super::super::text::green::{micros, opt, secs};
+use super::super::text::green::{ROOT_CALL_NOTE, micros, opt, plural, secs};
 use super::super::{
     Elided, ElidedWhy, Frame, Function, GreenThreads, Hex, Runtime, TaskDump, TaskGroup, Thread,
     Threads, UnstableFigures, WorkerFigures,
@@ -129,7 +129,7 @@ pub(super) fn captured_header(s: &str) -> Option<Thread> {
     let (state, pause) = rest.rsplit_once("; paused ")?;
     let (state, writing) = match state.strip_suffix("; writing this report") {
         Some(s) => (s, true),
-        None => (state, false),
+        None => (state, state.ends_with(", writing this report")),
     };
     Some(Thread {
         tid: num(tid)?,
@@ -256,6 +256,7 @@ pub(super) fn runtime_header(line: &str) -> Option<Runtime> {
         global_queue_depth: num(depth)?,
         worker_figures: Vec::new(),
         unstable: None,
+        read_after_capture_ns: None,
         task_dump: TaskDump::Failed {
             reason: String::new(),
         },
@@ -348,15 +349,16 @@ pub(super) fn unstable_line(line: &str) -> Option<UnstableFigures> {
 
 /// `{tasks} tasks, {n} distinct traces; the dump took D, tokio's backtrace resolution D`
 pub(super) fn taken_line(s: &str) -> Option<(usize, usize, u64, u64)> {
-    let (tasks, rest) = s.split_once(" tasks, ")?;
-    let (groups, rest) = rest.split_once(" distinct traces; the dump took ")?;
+    let (tasks, rest) = s.split_once(" task")?;
+    let tasks: usize = num(tasks)?;
+    let rest = rest.strip_prefix(plural(tasks))?.strip_prefix(", ")?;
+    let (groups, rest) = rest.split_once(" distinct trace")?;
+    let groups: usize = num(groups)?;
+    let rest = rest
+        .strip_prefix(plural(groups))?
+        .strip_prefix("; the dump took ")?;
     let (dump, resolve) = rest.split_once(", tokio's backtrace resolution ")?;
-    Some((
-        num(tasks)?,
-        num(groups)?,
-        duration(dump)?,
-        duration(resolve)?,
-    ))
+    Some((tasks, groups, duration(dump)?, duration(resolve)?))
 }
 
 pub(super) fn group_header(line: &str, runtime: &str) -> Option<Vec<String>> {
@@ -379,8 +381,13 @@ pub(super) fn task_group(l: &mut Lines<'_>, runtime: &str) -> Result<TaskGroup> 
     if l.take("  (no trace: the task did not reach a tokio leaf future when traced)")
         .is_some()
     {
-        return Ok(TaskGroup { task_ids, traces });
+        return Ok(TaskGroup {
+            task_ids,
+            traces,
+            root_call_found: Vec::new(),
+        });
     }
+    let mut root_call_found = Vec::new();
     let mut leaves: Option<usize> = None;
     loop {
         if let Some(rest) = l
@@ -406,6 +413,14 @@ pub(super) fn task_group(l: &mut Lines<'_>, runtime: &str) -> Result<TaskGroup> 
         if trace.iter().enumerate().any(|(i, f)| f.index != i) {
             return Err(l.err("a task trace's frames numbered from #0"));
         }
+        let note = trace
+            .last()
+            .map(|f| format!("  (#{}: {ROOT_CALL_NOTE})", f.index));
+        let found = note.is_some_and(|n| l.peek() == Some(n.as_str()));
+        if found {
+            l.pos += 1;
+        }
+        root_call_found.push(found);
         traces.push(trace);
         if leaves.is_none() {
             break;
@@ -414,7 +429,11 @@ pub(super) fn task_group(l: &mut Lines<'_>, runtime: &str) -> Result<TaskGroup> 
     if leaves.is_some_and(|n| n != traces.len()) {
         return Err(l.err("as many leaves as announced"));
     }
-    Ok(TaskGroup { task_ids, traces })
+    Ok(TaskGroup {
+        task_ids,
+        traces,
+        root_call_found,
+    })
 }
 
 pub(super) fn task_dump(l: &mut Lines<'_>, runtime: &str) -> Result<TaskDump> {
@@ -434,9 +453,9 @@ pub(super) fn task_dump(l: &mut Lines<'_>, runtime: &str) -> Result<TaskDump> {
         // The text does not say which: the wording does.
         return Ok(if line.starts_with("no task dump requested") {
             TaskDump::Blocked { reason }
-        } else if line.starts_with("task traces not built in")
+        } else if line.starts_with("not built in")
             || line.starts_with("task dumps are turned off")
-            || line.starts_with("not taken for a current_thread runtime")
+            || line.starts_with("not taken for a ")
         {
             TaskDump::NotTaken { reason }
         } else {
@@ -477,6 +496,13 @@ pub(super) fn green_threads(l: &mut Lines<'_>) -> Result<GreenThreads> {
         let mut r = runtime_header(header).ok_or_else(|| {
             l.err("Runtime \"<name>\" (<flavor>): <n> workers, <n> alive tasks, global queue depth <n>")
         })?;
+        if let Some(rest) = l.take("  figures read ") {
+            r.read_after_capture_ns = Some(
+                rest.strip_suffix(" after the Threads section's capture")
+                    .and_then(duration)
+                    .ok_or_else(|| l.err("  figures read … after the Threads section's capture"))?,
+            );
+        }
         let columns = l.next("the workers' column headings")?;
         let plain = format!(
             "  {:>6}  {:<6}  {:>12}  {:>8}  {:>11}",

@@ -131,8 +131,11 @@ pub(super) fn signal_number(name: &str) -> Option<i32> {
 
 /// What `write_trigger_source` wrote: (signal, si_code, sender pid, uid).
 pub(super) fn trigger_source(s: &str) -> Option<(i32, i32, i32, u32)> {
-    if s == "a request without a signal" {
-        return Some((0, 0, 0, 0));
+    match s {
+        "a request without a signal" => return Some((0, 0, 0, 0)),
+        "file trigger" => return Some((0, guru_core::trigger::CODE_FILE_TRIGGER, 0, 0)),
+        "a call to guru::report" => return Some((0, guru_core::trigger::CODE_CALL, 0, 0)),
+        _ => {}
     }
     if let Some((name, rest)) = s.split_once(" from pid ") {
         let (pid, uid) = rest.strip_suffix(')')?.split_once(" (uid ")?;

@@ -8,6 +8,10 @@ use guru_core::format::write_duration;
 use super::super::{GreenThreads, TaskDump, TaskGroup};
 use super::{escaped, write_frame};
 
+/// The note after a trace whose last frame guru found in the root future.
+pub(in crate::model) const ROOT_CALL_NOTE: &str =
+    "the call in the task's root future, found in its code; tokio's trace ends below it";
+
 /// At most this many tasks are traced per runtime (`guru::tokio::MAX_TRACED_TASKS`).
 const MAX_TRACED_TASKS: usize = 1000;
 
@@ -23,7 +27,7 @@ pub(in crate::model) fn micros(ns: Option<u64>) -> String {
     ns.map_or_else(|| "-".into(), |ns| format!("{:.1} us", ns as f64 / 1e3))
 }
 
-fn plural(n: usize) -> &'static str {
+pub(in crate::model) fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
@@ -43,6 +47,12 @@ pub(super) fn write_green_threads(w: &mut String, g: &GreenThreads) {
             plural(r.alive_tasks),
             r.global_queue_depth
         );
+        if let Some(ns) = r.read_after_capture_ns {
+            // Threads and these figures are two snapshots: say how far apart.
+            w.push_str("  figures read ");
+            let _ = write_duration(w, ns);
+            w.push_str(" after the Threads section's capture\n");
+        }
         let unstable = r.worker_figures.iter().any(|f| f.poll_count.is_some());
         let _ = write!(
             w,
@@ -118,8 +128,10 @@ pub(super) fn write_green_threads(w: &mut String, g: &GreenThreads) {
             } => {
                 let _ = write!(
                     w,
-                    "  task traces: {tasks} tasks, {} distinct traces; the dump took ",
-                    groups.len()
+                    "  task traces: {tasks} task{}, {} distinct trace{}; the dump took ",
+                    plural(*tasks),
+                    groups.len(),
+                    plural(groups.len())
                 );
                 let _ = write_duration(w, *dump_ns);
                 w.push_str(", tokio's backtrace resolution ");
@@ -157,6 +169,13 @@ fn write_group(w: &mut String, runtime: &str, g: &TaskGroup) {
         }
         for f in trace {
             write_frame(w, f);
+        }
+        if g.root_call_found.get(n).copied().unwrap_or(false) {
+            let _ = writeln!(
+                w,
+                "  (#{}: {ROOT_CALL_NOTE})",
+                trace.last().map_or(0, |f| f.index)
+            );
         }
     }
 }

@@ -6,17 +6,21 @@
 use std::fmt::Write;
 
 use guru_core::format::{write_banner, write_duration, write_escaped, write_utc};
-use guru_core::render::{
-    write_begin_line, write_end_line, write_round_figures, write_scan_note, write_trigger_source,
-};
+use guru_core::render::{write_begin_line, write_end_line, write_scan_note};
 use guru_core::{RoundSummary, Trigger as CoreTrigger};
 
+mod figures;
 pub(super) mod green;
 
 use super::{
-    Configuration, Content, Data, ElidedWhy, Figures, Frame, Package, Process, Processes, Report,
-    Symbolization, Thread, Threads, Trigger,
+    Configuration, Content, Data, ElidedWhy, Frame, Package, Processes, Report, Thread, Threads,
+    Trigger,
 };
+pub(in crate::model) use figures::{
+    BLOCKED_AT_INSTALL_NOTE, BLOCKED_INHERITED_NOTE, RATE_LIMIT_NOTE, STANDARD_SIGNAL_NOTE, mib,
+    seconds,
+};
+use figures::{write_figures, write_process};
 use green::write_green_threads;
 
 pub(in crate::model) fn render(r: &Report) -> String {
@@ -49,8 +53,9 @@ pub(in crate::model) fn render(r: &Report) -> String {
             let _ = write_begin_line(&mut w, &summary);
         }
     }
+    let body_start = w.len();
     for s in &r.sections {
-        let _ = write_banner(&mut w, &s.title);
+        let _ = write_banner(&mut w, &banner_title(&s.title));
         match &s.content {
             Content::Ok(data) => write_data(&mut w, data, r),
             Content::Failed { error, .. } => {
@@ -60,14 +65,89 @@ pub(in crate::model) fn render(r: &Report) -> String {
             }
         }
     }
+    seal(&mut w, body_start);
     let _ = write_end_line(&mut w, &summary);
     w
 }
 
+/// Longest title a banner shows: its line keeps two spaces on each side of
+/// the title (`====  Title  ====`), so it can never start like a begin or
+/// end line.
+const TITLE_WIDTH: usize = 60;
+
+/// A section title as its banner shows it: control characters escaped like
+/// any text, cut to [`TITLE_WIDTH`] characters (the JSON report has it whole).
+fn banner_title(title: &str) -> String {
+    let mut t = String::with_capacity(title.len());
+    esc(&mut t, title.trim());
+    if t.chars().count() <= TITLE_WIDTH {
+        return t;
+    }
+    // Cut between escaped characters, never inside a `\xNN`.
+    let mut cut = String::with_capacity(TITLE_WIDTH);
+    let mut piece = String::new();
+    for c in title.trim().chars() {
+        piece.clear();
+        esc(&mut piece, c.encode_utf8(&mut [0; 4]));
+        if cut.chars().count() + piece.chars().count() > TITLE_WIDTH - 3 {
+            break;
+        }
+        cut.push_str(&piece);
+    }
+    cut.push_str("...");
+    cut
+}
+
 /// Escapes control characters (a section cannot inject lines or terminal
-/// escapes); text already escaped stays as it is.
+/// escapes), and the Unicode line and paragraph separators some readers
+/// split lines at; text already escaped stays as it is.
 fn esc(w: &mut String, s: &str) {
+    let from = w.len();
     let _ = write_escaped(w, s.as_bytes());
+    if s.contains(['\u{2028}', '\u{2029}']) {
+        let tail = w[from..]
+            .replace('\u{2028}', "\\u{2028}")
+            .replace('\u{2029}', "\\u{2029}");
+        w.truncate(from);
+        w.push_str(&tail);
+    }
+}
+
+/// The framing guarantee, whatever a section writer forgot: from
+/// `body_start` on, no line starts like a begin or end line (it gets two
+/// spaces of indent) and no control character but the newline is left (it
+/// is escaped). One scan of the report; it rewrites only when needed.
+fn seal(w: &mut String, body_start: usize) {
+    const BEGIN: &str = "==== Guru Meditation";
+    const END: &str = "==== End of Guru Meditation";
+    let body = &w[body_start..];
+    let forged = |line: &str| line.starts_with(BEGIN) || line.starts_with(END);
+    let b = body.as_bytes();
+    let control = |i: usize| match b[i] {
+        b'\n' => false,
+        c if c < 0x20 || c == 0x7f => true,
+        0xc2 => b.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)),
+        _ => false,
+    };
+    let dirty =
+        (0..b.len()).any(|i| control(i) || ((i == 0 || b[i - 1] == b'\n') && forged(&body[i..])));
+    if !dirty {
+        return;
+    }
+    let mut clean = String::with_capacity(body.len() + 64);
+    for line in body.split_inclusive('\n') {
+        let (text, newline) = match line.strip_suffix('\n') {
+            Some(t) => (t, "\n"),
+            None => (line, ""),
+        };
+        if forged(text) {
+            clean.push_str("  ");
+        }
+        let _ = write_escaped(&mut clean, text.as_bytes());
+        clean.push_str(newline);
+    }
+    w.truncate(body_start);
+    w.push_str(&clean);
 }
 
 fn escaped(s: &str) -> String {
@@ -139,30 +219,70 @@ fn write_data(w: &mut String, data: &Data, r: &Report) {
 }
 
 fn write_package(w: &mut String, p: &Package) {
-    let _ = writeln!(w, "  name: {}", p.name);
-    let _ = writeln!(w, "  version: {}", p.version);
-    let _ = writeln!(w, "  service: {}", p.service);
+    // Application-supplied (Cargo.toml, the build, service_name): escaped
+    // like any text.
+    let mut line = |label: &str, value: &str| {
+        w.push_str(label);
+        esc(w, value);
+        w.push('\n');
+    };
+    line("  name: ", &p.name);
+    line("  version: ", &p.version);
+    line("  service: ", &p.service);
     if !p.authors.is_empty() {
-        let _ = writeln!(w, "  authors: {}", p.authors.join(", "));
+        line("  authors: ", &p.authors.join(", "));
     }
     if let Some(r) = &p.repository {
-        let _ = writeln!(w, "  repository: {r}");
+        line("  repository: ", r);
     }
-    let _ = writeln!(w, "  target: {}", p.target);
-    let _ = writeln!(w, "  profile: {} (opt-level {})", p.profile, p.opt_level);
-    if let Some(r) = &p.rustc {
-        let _ = writeln!(w, "  rustc: {r}");
-    }
-    let _ = writeln!(
-        w,
-        "  git commit: {}{}",
-        p.git_commit.as_deref().unwrap_or("unknown"),
-        if p.git_dirty == Some(true) {
-            " (dirty)"
-        } else {
-            ""
-        }
+    line("  target: ", &p.target);
+    line(
+        "  profile: ",
+        &format!("{} (opt-level {})", p.profile, p.opt_level),
     );
+    if let Some(r) = &p.rustc {
+        line("  rustc: ", r);
+    }
+    let commit = p.git_commit.as_deref().unwrap_or("unknown");
+    let dirty = if p.git_dirty == Some(true) {
+        " (dirty)"
+    } else {
+        ""
+    };
+    line("  git commit: ", &format!("{commit}{dirty}"));
+}
+
+/// A frame's source path as the text report prints it: the part a reader
+/// needs, not the build machine's prefix (the JSON report keeps the full
+/// path). `/rustc/<commit>/library/std/src/…` → `std/src/…`;
+/// `…/.cargo/registry/src/<index>-<hash>/axum-0.8.9/src/…` →
+/// `axum-0.8.9/src/…`; `…/.cargo/git/checkouts/<repo>-<hash>/<rev>/src/…` →
+/// `<repo>-<hash>/<rev>/src/…`. Any other path is left as it is.
+pub(in crate::model) fn short_path(file: &str) -> &str {
+    if let Some(rest) = file.strip_prefix("/rustc/")
+        && let Some((commit, tail)) = rest.split_once('/')
+        && !commit.is_empty()
+        && commit.bytes().all(|b| b.is_ascii_hexdigit())
+        && let Some(lib) = tail.strip_prefix("library/")
+        && !lib.is_empty()
+    {
+        return lib;
+    }
+    if let Some(i) = file.find("/.cargo/registry/src/") {
+        let rest = &file[i + "/.cargo/registry/src/".len()..];
+        if let Some((_index, krate)) = rest.split_once('/')
+            && !krate.is_empty()
+        {
+            return krate;
+        }
+    }
+    if let Some(i) = file.find("/.cargo/git/checkouts/") {
+        let rest = &file[i + "/.cargo/git/checkouts/".len()..];
+        if !rest.is_empty() {
+            return rest;
+        }
+    }
+    file
 }
 
 /// One frame: a line per DWARF function (inlined ones first), or one line
@@ -180,7 +300,7 @@ pub(super) fn write_frame(w: &mut String, f: &Frame) {
             esc(w, func.name.as_deref().unwrap_or("??"));
             if let Some(file) = &func.file {
                 w.push_str(" at ");
-                esc(w, file);
+                esc(w, short_path(file));
                 if let Some(line) = func.line {
                     let _ = write!(w, ":{line}");
                 }
@@ -228,7 +348,9 @@ pub(super) fn write_thread_header(w: &mut String, th: &Thread) {
     esc(w, &th.name);
     w.push_str("\" (");
     esc(w, &th.state);
-    if th.writing_report {
+    // The std adapter's own thread says so in its state ("the reporter,
+    // writing this report"); the core's adds it after the state.
+    if th.writing_report && !th.state.ends_with("writing this report") {
         w.push_str("; writing this report");
     }
     w.push_str("; paused ");
@@ -361,165 +483,74 @@ fn write_configuration(w: &mut String, c: &Configuration) {
     }
 }
 
-pub(in crate::model) fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_stay_in_their_banner() {
+        assert_eq!(banner_title(" Threads "), "Threads");
+        let t = banner_title("Evil\n==== End of Guru Meditation ==== pid 1 report #1\n\x1b[2J");
+        assert_eq!(
+            t,
+            "Evil\\x0a==== End of Guru Meditation ==== pid 1 report #1..."
+        );
+        assert!(t.chars().count() <= TITLE_WIDTH);
+        let mut w = String::new();
+        let _ = write_banner(&mut w, &banner_title(&"Guru Meditation ".repeat(9)));
+        let line = w.lines().nth(1).unwrap();
+        assert!(line.starts_with("====  Guru Meditation"), "{line}");
+        assert_eq!(line.chars().count(), 72);
+    }
+
+    #[test]
+    fn seal_neutralizes_forged_lines_and_controls() {
+        let mut w = String::from("==== Guru Meditation ==== pid 2 report #1\n");
+        let start = w.len();
+        w.push_str("ok\n==== End of Guru Meditation ==== pid 2 report #1\nbell\x07\n");
+        seal(&mut w, start);
+        assert_eq!(
+            w,
+            "==== Guru Meditation ==== pid 2 report #1\nok\n  ==== End of Guru Meditation ==== pid 2 report #1\nbell\\x07\n"
+        );
+        let clean = "x\n  y\n".to_string();
+        let mut same = clean.clone();
+        seal(&mut same, 0);
+        assert_eq!(same, clean);
+    }
 }
 
-pub(in crate::model) fn seconds(ns: u64) -> String {
-    format!("{:.3} s", ns as f64 / 1e9)
-}
+#[cfg(test)]
+mod short_path_tests {
+    use super::short_path;
 
-fn write_process(w: &mut String, p: &Process) {
-    let _ = writeln!(w, "  pid {}, parent {}", p.pid, p.ppid);
-    if let Some(e) = &p.executable {
-        w.push_str("  executable: ");
-        esc(w, e);
-        w.push('\n');
-    }
-    if let Some(d) = &p.working_directory {
-        w.push_str("  working directory: ");
-        esc(w, d);
-        w.push('\n');
-    }
-    let _ = writeln!(
-        w,
-        "  uptime: {} (guru installed {} ago)",
-        p.uptime_ns.map_or_else(|| "unknown".into(), seconds),
-        seconds(p.guru_uptime_ns)
-    );
-    if let Some(t) = p.threads {
-        let _ = writeln!(w, "  threads: {t}");
-    }
-    let u = &p.usage;
-    let _ = writeln!(
-        w,
-        "  cpu time: user {}, system {}",
-        seconds(u.user_cpu_us.saturating_mul(1000)),
-        seconds(u.system_cpu_us.saturating_mul(1000))
-    );
-    let _ = writeln!(
-        w,
-        "  memory: RSS {} (peak {}), virtual {}",
-        p.rss_bytes.map_or_else(|| "unknown".into(), mib),
-        p.peak_rss_bytes.map_or_else(|| mib(u.max_rss_bytes), mib),
-        p.virtual_bytes.map_or_else(|| "unknown".into(), mib)
-    );
-    let _ = writeln!(
-        w,
-        "  page faults: {} minor, {} major; context switches: {} voluntary, {} involuntary; block I/O: {} in, {} out",
-        u.minor_faults,
-        u.major_faults,
-        u.voluntary_switches,
-        u.involuntary_switches,
-        u.block_inputs,
-        u.block_outputs
-    );
-    let _ = writeln!(
-        w,
-        "  open file descriptors: {} (limit {})",
-        p.open_fds
-            .map_or_else(|| "unknown".into(), |n| n.to_string()),
-        p.fd_limit.as_deref().unwrap_or("unknown")
-    );
-    if !p.limits.is_empty() {
-        w.push_str("  limits (soft / hard):\n");
-        for l in &p.limits {
-            let _ = writeln!(
-                w,
-                "    {:<26} {:>20} / {:<20} {}",
-                l.name, l.soft, l.hard, l.units
-            );
+    #[test]
+    fn toolchain_registry_and_git_paths_are_shortened() {
+        assert_eq!(
+            short_path(
+                "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/std/src/thread/functions.rs"
+            ),
+            "std/src/thread/functions.rs"
+        );
+        assert_eq!(
+            short_path(
+                "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/axum-0.8.9/src/routing/mod.rs"
+            ),
+            "axum-0.8.9/src/routing/mod.rs"
+        );
+        assert_eq!(
+            short_path("/home/u/.cargo/git/checkouts/hyper-5e1b1d5a3d8e0f2c/1a2b3c4/src/lib.rs"),
+            "hyper-5e1b1d5a3d8e0f2c/1a2b3c4/src/lib.rs"
+        );
+        // Left alone: the application's own paths, and look-alikes.
+        for p in [
+            "src/main.rs",
+            "/work/app/src/main.rs",
+            "/rustc/not-a-commit/library/std/src/rt.rs",
+            "/rustc/abc/library/",
+            "/root/.cargo/registry/src/index-only",
+        ] {
+            assert_eq!(short_path(p), p);
         }
-    }
-}
-
-fn write_figures(w: &mut String, f: &Figures, report_ns: u64) {
-    // A core report's Report section has only the round's figures.
-    if let Some(by) = &f.requested_by {
-        w.push_str("  requested by: ");
-        match by {
-            t @ Trigger::Signal { .. } => {
-                let _ = write_trigger_source(w, &core_trigger(t, true));
-            }
-            Trigger::File { path } => {
-                w.push_str("file trigger ");
-                esc(w, path);
-            }
-            Trigger::Call => w.push_str("a call to guru::report"),
-            Trigger::Dump {
-                client_pid,
-                client_uid,
-            } => {
-                let _ = write!(w, "guru dump from pid {client_pid} (uid {client_uid})");
-            }
-        }
-        w.push('\n');
-    }
-    if let Some(round) = &f.round {
-        let summary = RoundSummary {
-            sequence: round.sequence,
-            threads_listed: round.threads_listed,
-            threads_captured: round.threads_captured,
-            threads_unresponsive: round.threads_unresponsive,
-            threads_not_signalled: round.threads_not_signalled,
-            threads_left_out: round.threads_left_out,
-            capture_ns: round.capture_ns,
-            fanout_ns: round.fanout_ns,
-            max_pause_ns: round.max_pause_ns,
-            max_pause_tid: round.max_pause_tid,
-            coalesced_triggers: round.coalesced_triggers,
-            mappings_dropped: round.mappings_dropped,
-            ..RoundSummary::default()
-        };
-        let triggers: Vec<CoreTrigger> = f
-            .recent_triggers
-            .iter()
-            .map(|t| CoreTrigger {
-                unix_ns: super::parse::utc_ns(&t.time).unwrap_or(report_ns),
-                signal: t.signal,
-                code: t.si_code,
-                sender_pid: t.sender_pid,
-                sender_uid: t.sender_uid,
-                started_report: t.started_report,
-            })
-            .collect();
-        let _ = write_round_figures(w, &summary, f.capacity, |g| {
-            for t in &triggers {
-                g(t);
-            }
-        });
-    } else {
-        w.push_str("  no capture round ran\n");
-    }
-    if !f.unresponsive_threads.is_empty() {
-        let tids: Vec<String> = f.unresponsive_threads.iter().map(i32::to_string).collect();
-        let _ = writeln!(w, "  unresponsive threads: {}", tids.join(", "));
-    }
-    if let Some(s) = &f.symbolization {
-        write_symbolization(w, s);
-    }
-    if let (Some(sections), Some(total)) = (f.sections_ns, f.total_ns) {
-        w.push_str("  sections: ");
-        let _ = write_duration(w, sections);
-        w.push_str("; whole report until this section: ");
-        let _ = write_duration(w, total);
-        w.push('\n');
-    }
-}
-
-fn write_symbolization(w: &mut String, s: &Symbolization) {
-    let _ = write!(
-        w,
-        "  symbolization: {} frames ({} from the cache), {} modules examined now, {} with debug info in all; ",
-        s.frames, s.cached, s.modules_examined_now, s.modules_with_debug_info
-    );
-    let _ = write_duration(w, s.ns);
-    w.push_str(" (cpu ");
-    let _ = write_duration(w, s.cpu_ns);
-    let _ = writeln!(w, "), resident memory +{}", mib(s.rss_growth_bytes));
-    for why in &s.no_debug_info {
-        w.push_str("  no debug info: ");
-        esc(w, why);
-        w.push('\n');
     }
 }
