@@ -581,6 +581,7 @@ pub(crate) fn hold(held: &mut Option<crate::report::Source>, client: Client) {
     } else {
         guru_core::note_trigger(&guru_core::Trigger {
             unix_ns: guru_core::sys::realtime_ns(),
+            code: guru_core::trigger::CODE_DUMP,
             sender_pid: client.pid,
             sender_uid: client.uid,
             ..guru_core::Trigger::default()

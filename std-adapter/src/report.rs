@@ -323,7 +323,11 @@ pub(crate) fn collect(
         Source::Signal(t) => *t,
         Source::File(_) => request(guru_core::trigger::CODE_FILE_TRIGGER),
         Source::Call => request(guru_core::trigger::CODE_CALL),
-        Source::Dump { .. } => request(0),
+        Source::Dump { pid, uid } => Trigger {
+            sender_pid: *pid,
+            sender_uid: *uid,
+            ..request(guru_core::trigger::CODE_DUMP)
+        },
     });
     let role = match &source {
         Source::Call => "calling guru::report",

@@ -754,7 +754,8 @@ pub struct RecentTrigger {
     /// 0 for a request without a signal.
     pub signal: i32,
     /// The signal's `si_code`; without a signal, what asked: 1 the file
-    /// trigger, 2 a call to `guru::report`, 0 anything else.
+    /// trigger, 2 a call to `guru::report`, 3 a `guru dump` request (the
+    /// sender is the client, from `SO_PEERCRED`), 0 anything else.
     pub si_code: i32,
     pub sender_pid: i32,
     pub sender_uid: u32,

@@ -485,10 +485,11 @@ pub(super) fn symbolization(line: &str) -> Option<Symbolization> {
 
 /// `guru dump from pid 12 (uid 1000)`.
 fn dump_trigger(s: &str) -> Option<Trigger> {
-    let rest = s.strip_prefix("guru dump from pid ")?;
-    let (pid, uid) = rest.split_once(" (uid ")?;
-    Some(Trigger::Dump {
-        client_pid: pid.parse().ok()?,
-        client_uid: uid.strip_suffix(')')?.parse().ok()?,
-    })
+    match super::words::trigger_source(s)? {
+        (0, guru_core::trigger::CODE_DUMP, client_pid, client_uid) => Some(Trigger::Dump {
+            client_pid,
+            client_uid,
+        }),
+        _ => None,
+    }
 }
