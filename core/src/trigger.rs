@@ -32,7 +32,7 @@ pub const CODE_CALL: i32 = 2;
 /// [`Trigger::code`] of a trigger without a signal that a `guru dump`
 /// client's request on the std adapter's dump socket recorded, with the
 /// client's pid and uid as sender (reports word it
-/// "guru dump from pid <pid> (uid <uid>)"). Any other code of a trigger
+/// `guru dump from pid 12 (uid 1000)`). Any other code of a trigger
 /// without a signal is "a request without a signal".
 pub const CODE_DUMP: i32 = 3;
 

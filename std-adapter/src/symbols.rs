@@ -10,7 +10,7 @@
 //! program links one DWARF reader.
 //!
 //! A module's DWARF is read from our own read-only mapping of its file
-//! ([`Mapped`]); after a report that looked addresses up, the mapping's
+//! (`Mapped`); after a report that looked addresses up, the mapping's
 //! resident pages are given back (`MADV_DONTNEED`), so the debug sections
 //! that parsing touched do not stay in the process's resident memory (on
 //! the benchmark fixture: 12 MB of file pages, against the design's 20 MB
