@@ -18,6 +18,9 @@ pub const TRUNCATION_MARKER: &str = "…[truncated]";
 /// A `fmt::Write` over a fixed buffer that never fails and never overruns:
 /// when the buffer is full it stops, and the end is overwritten with
 /// [`TRUNCATION_MARKER`] (on a character boundary) so truncation is visible.
+/// Hand-written rather than a `heapless::String`: it formats into a byte
+/// buffer the caller owns (a stack array that then goes to a system call as
+/// it is), and a full buffer must end in the marker, not refuse the write.
 #[derive(Debug)]
 pub struct SliceWriter<'b> {
     buf: &'b mut [u8],

@@ -64,6 +64,7 @@ extern crate alloc;
 
 pub mod arch;
 pub mod capture;
+pub mod context;
 pub mod elf;
 mod fixed;
 pub mod format;
@@ -130,6 +131,9 @@ pub struct Options {
     /// code built with frame pointers (`-C force-frame-pointers=yes` on
     /// x86_64); see [`fp`] for what it cannot see.
     pub frame_pointers_only: bool,
+    /// Thread context (labels, spans, breadcrumbs): how many threads can
+    /// have a record and its capacities (see [`context`]).
+    pub context: context::ContextOptions,
 }
 
 impl Default for Options {
@@ -158,6 +162,7 @@ impl Options {
         max_mappings: 0,
         symbols: true,
         frame_pointers_only: false,
+        context: context::ContextOptions::DEFAULT,
     };
 
     /// The smallest footprint, for [`install_static`]: 64 threads × 32
@@ -172,6 +177,7 @@ impl Options {
         max_mappings: 256,
         symbols: false,
         frame_pointers_only: true,
+        context: context::ContextOptions::OFF,
         ..Options::DEFAULT
     };
 
@@ -208,6 +214,7 @@ impl Options {
             .saturating_add(storage::bytes_for::<u8>(self.output_buffer_bytes))
             .saturating_add(storage::bytes_for::<u32>(self.max_threads))
             .saturating_add(fixed::static_bytes())
+            .saturating_add(self.context.static_bytes())
     }
 }
 
@@ -305,6 +312,7 @@ pub struct Engine {
     pub(crate) slots: slots::SlotTable,
     pub(crate) ranges: ranges::RangeTable,
     pub(crate) caches: capture::CachePool,
+    pub(crate) contexts: context::ContextTable,
     pub(crate) triggers: trigger::TriggerLog,
     pub(crate) round_active: AtomicBool,
     pub(crate) generation: AtomicU32,
@@ -339,12 +347,15 @@ pub struct MemoryUse {
     pub scratch: usize,
     /// Symbol tables and module paths.
     pub symbols: usize,
+    /// Thread-context table and the records made so far (~7 KiB each, on
+    /// each thread's first use; see [`context`]).
+    pub contexts: usize,
 }
 
 impl MemoryUse {
     /// Everything except symbols (which depend on the program).
     pub fn fixed(&self) -> usize {
-        self.slots + self.ranges + self.caches + self.scratch
+        self.slots + self.ranges + self.caches + self.scratch + self.contexts
     }
 }
 
@@ -395,6 +406,7 @@ fn validate(o: &Options) -> Result<(), Error> {
     if o.round_deadline_ms == 0 || o.round_deadline_ms > 60_000 {
         return Err(Error::InvalidOption("round_deadline_ms must be 1..=60000"));
     }
+    o.context.validate().map_err(Error::InvalidOption)?;
     if let Some(t) = o.trigger_signal
         && (!(1..=sys::sigrtmax()).contains(&t) || t == libc::SIGKILL || t == libc::SIGSTOP)
     {
@@ -446,6 +458,7 @@ fn install_inner(options: Options) -> Result<&'static Engine, Error> {
         slots::SlotTable::new(options.max_threads, options.max_frames),
         ranges::RangeTable::new(options.mappings()),
         caches,
+        context::ContextTable::new(options.context),
         scratch,
         false,
     ));
@@ -508,6 +521,8 @@ fn install_static_inner<const N: usize>(
     let slots = slots::SlotTable::new_in(&mut carver, options.max_threads, options.max_frames)
         .ok_or(too_small(N))?;
     let ranges = ranges::RangeTable::new_in(&mut carver, options.mappings()).ok_or(too_small(N))?;
+    let contexts =
+        context::ContextTable::new_in(&mut carver, options.context).ok_or(too_small(N))?;
     let mut buffer = |len: usize| carver.slice(len, |_| 0u8).ok_or(too_small(N));
     let maps = StoreMut::Static(buffer(MAPS_BUFFER_BYTES)?);
     let dents = StoreMut::Static(buffer(DENTS_BUFFER_BYTES)?);
@@ -526,6 +541,7 @@ fn install_static_inner<const N: usize>(
             slots,
             ranges,
             capture::CachePool::none(),
+            contexts,
             scratch,
             true,
         ))
@@ -575,6 +591,7 @@ impl Engine {
         slots: slots::SlotTable,
         ranges: ranges::RangeTable,
         caches: capture::CachePool,
+        contexts: context::ContextTable,
         scratch: Scratch,
         in_static_memory: bool,
     ) -> Engine {
@@ -586,6 +603,7 @@ impl Engine {
             slots,
             ranges,
             caches,
+            contexts,
             triggers: trigger::TriggerLog::new(),
             round_active: AtomicBool::new(false),
             generation: AtomicU32::new(0),
@@ -665,9 +683,10 @@ extern "C" fn capture_signal_handler(
     let generation = (si.value as u64 >> 32) as u32;
     let index = (si.value as u64 & 0xffff_ffff) as usize;
     let tid = sys::gettid();
-    let Some(writer) = engine.slots.claim(index, generation, tid) else {
+    let Some(mut writer) = engine.slots.claim(index, generation, tid) else {
         return;
     };
+    writer.set_context(engine.contexts.snapshot_own(tid, generation));
     // SAFETY: `ucontext` is the kernel's ucontext for this running handler.
     #[allow(unsafe_code)]
     let regs = unsafe { sys::registers_from_ucontext(ucontext) };
@@ -934,6 +953,15 @@ impl<'e> CapturedRound<'_, 'e> {
             })
     }
 
+    /// What a captured thread's handler copied of its context (labels,
+    /// spans, breadcrumbs), if it has a record; see [`context`].
+    pub fn context(&self, view: &SlotView<'_>) -> Option<context::ContextView<'_>> {
+        self.round
+            .engine
+            .contexts
+            .read(view.context, view.tid, view.generation)
+    }
+
     /// Calls `f` with the most recent triggers, oldest first.
     pub fn for_each_recent_trigger(&self, f: impl FnMut(&Trigger)) {
         self.round.engine.triggers.for_each_recent(f);
@@ -954,6 +982,13 @@ impl Engine {
         unsafe {
             &*p
         }
+    }
+
+    /// The thread-context records (for the crash path:
+    /// [`context::ContextTable::snapshot_stopped`] copies a stopped thread's
+    /// record for its slot).
+    pub fn contexts(&self) -> &context::ContextTable {
+        &self.contexts
     }
 
     /// The options it was installed with.
@@ -981,6 +1016,7 @@ impl Engine {
                 + scratch.out.len()
                 + scratch.used.len() * 4,
             symbols: self.module_set().symbol_memory_bytes(),
+            contexts: self.contexts.memory_bytes(),
         }
     }
 

@@ -205,6 +205,7 @@ pub fn write_captured_thread(
     is_initiator: bool,
 ) -> fmt::Result {
     write_thread_header(w, view, is_initiator)?;
+    write_thread_context(w, view)?;
     // Runs of one return address (deep recursion) are folded after three lines.
     let mut previous = None;
     let mut run = 0usize;
@@ -233,6 +234,24 @@ pub fn write_captured_thread(
     }
     write_scan_note(w, view.summary.scanned_from)?;
     write_stack_end(w, view)
+}
+
+/// Writes a captured thread's context lines (labels, spans, breadcrumbs;
+/// nothing when it has none), see [`crate::context`].
+///
+/// # Async-signal safety
+/// Atomic loads and formatting of the thread's snapshot.
+pub fn write_thread_context(w: &mut impl Write, view: &SlotView<'_>) -> fmt::Result {
+    let Some(engine) = crate::engine() else {
+        return Ok(());
+    };
+    match engine
+        .contexts
+        .read(view.context, view.tid, view.generation)
+    {
+        Some(c) if !c.is_empty() => crate::context::write_context_lines(w, &c),
+        _ => Ok(()),
+    }
 }
 
 /// Builds `/proc/self/task/<tid>/<file>\0` in `buf`.

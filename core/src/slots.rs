@@ -165,6 +165,8 @@ pub struct Slot {
     end_detail: AtomicU64,
     syscall: AtomicU64,
     pause_ns: AtomicU64,
+    /// The thread's context record's snapshot (index + 1; 0: none).
+    context: AtomicU32,
 }
 
 impl Slot {
@@ -178,11 +180,15 @@ impl Slot {
             end_detail: AtomicU64::new(0),
             syscall: AtomicU64::new(0),
             pause_ns: AtomicU64::new(0),
+            context: AtomicU32::new(0),
         }
     }
 }
 
-/// The fixed-capacity table of slots and their frame storage.
+/// The fixed-capacity table of slots and their frame storage. Hand-written
+/// rather than heapless/arrayvec containers: its capacity is an install-time
+/// option, and every thread's handler writes its own slot through `&self`
+/// (atomics), which those `&mut` containers cannot offer.
 #[derive(Debug)]
 pub struct SlotTable {
     slots: Store<Slot>,
@@ -287,6 +293,7 @@ impl SlotTable {
         }
         slot.tid.store(tid, Ordering::Relaxed);
         slot.frame_count.store(0, Ordering::Relaxed);
+        slot.context.store(0, Ordering::Relaxed);
         // The CAS (not a plain store) keeps a writer that claimed the slot between
         // our load and now from being overwritten.
         slot.state
@@ -431,6 +438,8 @@ impl SlotTable {
         let frames = self.frames.get(start..start.checked_add(count)?)?;
         Some(SlotView {
             tid: slot.tid.load(Ordering::Relaxed),
+            context: slot.context.load(Ordering::Relaxed),
+            generation,
             summary: CaptureSummary {
                 name,
                 end: StackEnd::from_u8(end as u8),
@@ -476,6 +485,26 @@ impl SlotWriter<'_> {
         self.frames
     }
 
+    /// The round this slot is written for.
+    ///
+    /// # Async-signal safety
+    /// Reads a field.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// Names the thread's context snapshot (what
+    /// [`ContextTable::snapshot_own`](crate::context::ContextTable::snapshot_own)
+    /// or `snapshot_stopped` returned), published with the slot.
+    ///
+    /// # Async-signal safety
+    /// One relaxed atomic store.
+    pub fn set_context(&mut self, context: u32) {
+        if let Some(slot) = self.table.slots.get(self.index) {
+            slot.context.store(context, Ordering::Relaxed);
+        }
+    }
+
     /// Stores the summary and publishes the slot (Release).
     ///
     /// # Async-signal safety
@@ -508,6 +537,11 @@ impl SlotWriter<'_> {
 pub struct SlotView<'t> {
     /// Thread id.
     pub tid: i32,
+    /// The thread's context snapshot, for
+    /// [`ContextTable::read`](crate::context::ContextTable::read) (0: none).
+    pub context: u32,
+    /// The round it was captured in.
+    pub generation: u32,
     /// Name, end reason, state, pause.
     pub summary: CaptureSummary,
     frames: &'t [AtomicU64],

@@ -62,7 +62,9 @@ struct Entry {
     sender: AtomicU64,
 }
 
-/// The trigger ring and counters.
+/// The trigger ring and counters. Hand-written rather than a
+/// `heapless::HistoryBuf`: concurrent signal handlers write it through
+/// `&self` with atomics, where `HistoryBuf` needs `&mut` (one writer).
 #[derive(Debug)]
 pub struct TriggerLog {
     next: AtomicU64,

@@ -601,9 +601,36 @@ pub(crate) fn redact_sections(sections: &mut [crate::model::Section], r: &Redact
         }
         match &mut s.content {
             Content::Ok(Data::Custom(Custom { text })) => *text = r.redact_text(text),
+            Content::Ok(Data::Threads(t)) => {
+                for c in t.threads.iter_mut().filter_map(|t| t.context.as_mut()) {
+                    redact_context(c, r);
+                }
+            }
             Content::Failed { error, .. } => *error = r.redact_text(error),
             Content::Ok(_) => {}
         }
+    }
+}
+
+/// A thread's context (crate::context) with the configuration's rules: a
+/// label or span field whose name is secret shows [`MASK`]; every key,
+/// value, span name and breadcrumb is scanned for credential shapes.
+fn redact_context(c: &mut crate::model::ThreadContext, r: &Redactor) {
+    let pair = |l: &mut crate::model::Label| {
+        l.value = if r.is_secret_key(&l.key) {
+            MASK.to_string()
+        } else {
+            r.redact_text(&l.value)
+        };
+        l.key = r.redact_text(&l.key);
+    };
+    c.labels.iter_mut().for_each(pair);
+    for s in &mut c.spans {
+        s.name = r.redact_text(&s.name);
+        s.fields.iter_mut().for_each(pair);
+    }
+    for b in &mut c.breadcrumbs {
+        b.text = r.redact_text(&b.text);
     }
 }
 

@@ -161,6 +161,10 @@ fn capture(
                                 .then_some(view.summary.scanned_from),
                             unresponsive: None,
                             elided: Vec::new(),
+                            context: round
+                                .context(&view)
+                                .filter(|c| !c.is_empty())
+                                .map(|c| context_of(&c)),
                         };
                         (thread, view.frames().collect())
                     }
@@ -180,6 +184,7 @@ fn capture(
                             frames_scanned_from: None,
                             unresponsive: Some(block.trim().to_string()),
                             elided: Vec::new(),
+                            context: None,
                         };
                         (thread, Vec::new())
                     }
@@ -203,6 +208,42 @@ fn capture(
             }
             Err(e) => return Err(e.to_string()),
         }
+    }
+}
+
+/// The model's copy of a thread's context as its capture handler copied
+/// it (unmasked: `redact::redact_sections` masks it with the rest).
+fn context_of(v: &guru_core::context::ContextView<'_>) -> model::ThreadContext {
+    let label = |(key, value): (&str, &str)| model::Label {
+        key: key.to_string(),
+        value: value.to_string(),
+    };
+    if v.being_updated() {
+        return model::ThreadContext {
+            being_updated: true,
+            ..model::ThreadContext::default()
+        };
+    }
+    model::ThreadContext {
+        being_updated: false,
+        labels: v.labels().map(label).collect(),
+        labels_not_kept: u64::from(v.labels_not_kept()),
+        spans: v
+            .spans()
+            .map(|s| model::Span {
+                name: s.name().to_string(),
+                fields: s.fields().map(label).collect(),
+            })
+            .collect(),
+        spans_not_kept: u64::from(v.spans_not_kept()),
+        breadcrumbs: v
+            .breadcrumbs()
+            .map(|(age_ns, text)| model::Breadcrumb {
+                age_ns,
+                text: text.to_string(),
+            })
+            .collect(),
+        breadcrumbs_dropped: v.breadcrumbs_dropped(),
     }
 }
 
@@ -555,8 +596,8 @@ pub(crate) fn collect(
         Ok(Data::Report(Box::new(figures))),
     ));
 
-    // Registered sections' text and every section's error are application
-    // text too: scanned for credential shapes like the configuration.
+    // Registered sections' text, every section's error and the threads'
+    // context are application text too: masked like the configuration.
     crate::redact::redact_sections(&mut out, &redactor);
 
     Produced {

@@ -27,6 +27,16 @@ pub static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     static HANDLER_DEPTH: Cell<u32> = const { Cell::new(0) };
+    static THREAD_ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Allocations (and reallocations) made by the calling thread so far.
+pub fn thread_allocations() -> u64 {
+    THREAD_ALLOCATIONS.with(Cell::get)
+}
+
+fn count_thread_allocation() {
+    let _ = THREAD_ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
 }
 
 /// Original handlers, by signal number.
@@ -61,6 +71,7 @@ pub struct GuardedAlloc;
 unsafe impl GlobalAlloc for GuardedAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_thread_allocation();
         check(b"alloc_guard: ALLOCATION IN A SIGNAL HANDLER\n");
         // SAFETY: forwarded with the caller's layout.
         unsafe { System.alloc(layout) }
@@ -72,6 +83,7 @@ unsafe impl GlobalAlloc for GuardedAlloc {
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_thread_allocation();
         check(b"alloc_guard: REALLOCATION IN A SIGNAL HANDLER\n");
         // SAFETY: forwarded with the caller's arguments.
         unsafe { System.realloc(ptr, layout, new_size) }

@@ -318,6 +318,37 @@ pub fn monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)
 }
 
+/// `CLOCK_MONOTONIC_COARSE` in nanoseconds, by a raw system call (for the
+/// capture handler: the clock breadcrumbs are stamped with).
+///
+/// # Async-signal safety
+/// One raw `clock_gettime` system call.
+pub fn monotonic_coarse_ns_syscall() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC_COARSE)
+}
+
+/// `CLOCK_MONOTONIC_COARSE` in nanoseconds, through libc's
+/// `clock_gettime` (the vDSO: a few nanoseconds, no `rdtsc`; resolution one
+/// kernel tick, 1–10 ms), for the thread-context write path (breadcrumb
+/// times), which runs in normal context. A coarse reading trails
+/// [`monotonic_ns`] by up to one tick.
+///
+/// # Async-signal safety
+/// `clock_gettime` is async-signal-safe (POSIX); not used in handlers anyway.
+#[inline]
+pub fn monotonic_coarse_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC_COARSE exists on
+    // every Linux since 2.6.32.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &raw mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
 /// `CLOCK_REALTIME` in nanoseconds since the Unix epoch.
 ///
 /// # Async-signal safety

@@ -1416,9 +1416,26 @@ fn main() {
     );
     println!("{text}");
     if let Some(path) = &cfg.out {
+        // The thread-context figures come from bench_context, which writes
+        // its own section: keep it.
+        let kept = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|old| context_section(&old).map(str::to_string));
+        let text = match kept {
+            Some(section) => format!("{}\n\n{section}", text.trim_end()),
+            None => text,
+        };
         match std::fs::write(path, &text) {
             Ok(()) => eprintln!("bench: wrote {}", path.display()),
             Err(e) => eprintln!("bench: cannot write {}: {e}", path.display()),
         }
     }
+}
+
+/// The `## Thread context` section of a BENCHMARKS.md (bench_context's), if any.
+fn context_section(text: &str) -> Option<&str> {
+    let start = text.find("\n## Thread context")? + 1;
+    let rest = &text[start..];
+    let end = rest[1..].find("\n## ").map_or(rest.len(), |e| e + 2);
+    Some(rest[..end].trim_end())
 }

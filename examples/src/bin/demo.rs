@@ -66,9 +66,16 @@ fn checksum_block(seed: u64) -> u64 {
 #[inline(never)]
 fn compute_worker() {
     let mut x = 1u64;
-    loop {
+    let _role = guru::label("role", "checksum");
+    for block in 0u64.. {
+        // Thread context (guru::label, guru::breadcrumb): reports show which
+        // block each worker is on and what it finished last.
+        let _block = guru::label("block", block);
         x = black_box(checksum_block(x));
         JOBS_DONE.fetch_add(1, Ordering::Relaxed);
+        if block % 64 == 0 {
+            guru::breadcrumb(format_args!("block {block} done, checksum {x:x}"));
+        }
     }
 }
 
@@ -76,8 +83,13 @@ fn compute_worker() {
 fn queue_consumer(rx: Receiver<u64>) {
     while let Ok(job) = rx.recv() {
         QUEUE_DEPTH.fetch_sub(1, Ordering::Relaxed);
+        // A tracing span (guru::tracing::layer): reports show it as
+        // `spans: consume{job=N}` while the job runs.
+        let span = tracing::info_span!("consume", job);
+        let _entered = span.enter();
         black_box(checksum_block(job));
         JOBS_DONE.fetch_add(1, Ordering::Relaxed);
+        guru::breadcrumb(format_args!("consumed job {job}"));
     }
 }
 
@@ -92,6 +104,7 @@ fn ticker(tx: std::sync::mpsc::Sender<u64>) {
         if tx.send(n).is_err() {
             return;
         }
+        guru::breadcrumb(format_args!("queued job {n}"));
     }
 }
 
@@ -107,6 +120,10 @@ fn wait_for_input(fd: i32) -> isize {
 
 #[inline(never)]
 fn io_reader(fd: i32) {
+    // The span it waits in: every report shows `spans: read_input{fd=N}`
+    // under this thread.
+    let span = tracing::info_span!("read_input", fd);
+    let _entered = span.enter();
     while wait_for_input(fd) > 0 {}
 }
 
@@ -205,6 +222,14 @@ fn main() {
             std::process::exit(1);
         }
     };
+    {
+        // Spans entered on each thread show in its report block.
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        tracing_subscriber::registry()
+            .with(guru::tracing::layer())
+            .init();
+    }
 
     for i in 0..2 {
         spawn(&format!("worker-{i}"), compute_worker);

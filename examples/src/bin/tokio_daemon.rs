@@ -119,6 +119,25 @@ async fn compact_store(mut rx: mpsc::Receiver<u32>) {
     }
 }
 
+/// Thread context on tokio: an `#[instrument]`ed task whose blocking part
+/// runs on the blocking pool inside the task's span, with a label and a
+/// breadcrumb per batch — the pool thread's report block shows
+/// `spans: export_table{table=users}`, `labels: export="users.csv"` and
+/// its recent batches.
+#[tracing::instrument(skip_all, fields(table = "users"))]
+async fn export_table(batch_period: Duration) {
+    let span = tracing::Span::current();
+    let _ = tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        let _export = guru::label("export", "users.csv");
+        for batch in 0u64.. {
+            guru::breadcrumb(format_args!("wrote batch {batch}"));
+            std::thread::sleep(batch_period);
+        }
+    })
+    .await;
+}
+
 fn arg_ms(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -151,12 +170,20 @@ fn main() {
         .tokio_runtime("api", api.handle().clone())
         .install()
         .unwrap_or_else(|e| fail("cannot install guru", e));
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        tracing_subscriber::registry()
+            .with(guru::tracing::layer())
+            .init();
+    }
 
     let (_requests, requests_rx) = mpsc::channel::<Request>(64);
     let shutdown = Arc::new(Notify::new());
     let slots = Arc::new(Semaphore::new(0));
     let config = Arc::new(Mutex::new(String::from("listen = \"[::]:8080\"")));
     api.spawn(serve_requests(requests_rx));
+    api.spawn(export_table(Duration::from_millis(500)));
     api.spawn(publish_metrics());
     api.spawn(watch_shutdown(shutdown.clone()));
     for id in 0..3 {

@@ -43,7 +43,10 @@
 //!   crate's directory on (the JSON has the full path).
 //! - **Strings are as the text escapes them**: control characters and
 //!   invalid UTF-8 are `\xNN` (the text renderer leaves such escapes as they
-//!   are, so they round-trip); a command line is split on spaces.
+//!   are, so they round-trip); a command line is split on spaces. Thread
+//!   context ([`Thread::context`]) is the exception: its text quotes and
+//!   escapes reversibly, so labels, span fields and breadcrumbs read back
+//!   whole; only breadcrumb ages are cut to the millisecond.
 //!
 //! # Limits
 //!
@@ -345,6 +348,70 @@ pub struct Thread {
     /// Frames the text folded and does not carry (read from text only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub elided: Vec<Elided>,
+    /// What the thread was working on: its labels, entered spans and
+    /// breadcrumbs (`guru::label`, `guru::breadcrumb`, the tracing layer),
+    /// masked; absent when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<ThreadContext>,
+}
+
+/// A thread's context as its capture handler copied it (`guru::context`),
+/// masked with the configuration's rules. In text, the `labels:`, `spans:`
+/// and `breadcrumbs` lines under the thread's header.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ThreadContext {
+    /// The handler interrupted a write to the record: nothing else is
+    /// shown (a torn value never is).
+    #[serde(default)]
+    pub being_updated: bool,
+    /// The labels in effect, oldest first (a shadowed one left out).
+    #[serde(default)]
+    pub labels: Vec<Label>,
+    /// Labels set but not kept (beyond the record's capacity).
+    #[serde(default)]
+    pub labels_not_kept: u64,
+    /// The spans entered, outermost first.
+    #[serde(default)]
+    pub spans: Vec<Span>,
+    /// Spans entered but not kept (deeper than the record's capacity).
+    #[serde(default)]
+    pub spans_not_kept: u64,
+    /// The most recent breadcrumbs, oldest first.
+    #[serde(default)]
+    pub breadcrumbs: Vec<Breadcrumb>,
+    /// Breadcrumbs left before those shown, not kept.
+    #[serde(default)]
+    pub breadcrumbs_dropped: u64,
+}
+
+/// A label (`guru::label`), or a span's field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Label {
+    /// Its key (a field's name).
+    pub key: String,
+    /// Its value (`"***"` when masked; cut at its capacity, ending in `…`).
+    pub value: String,
+}
+
+/// An entered tracing span.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Span {
+    /// The span's name.
+    pub name: String,
+    /// Its fields as recorded (`Debug` of each value, strings unquoted).
+    #[serde(default)]
+    pub fields: Vec<Label>,
+}
+
+/// A breadcrumb (`guru::breadcrumb`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Breadcrumb {
+    /// How long before the capture it was left (the coarse monotonic
+    /// clock: one kernel tick of resolution; milliseconds when read from
+    /// text).
+    pub age_ns: u64,
+    /// Its text.
+    pub text: String,
 }
 
 /// A range of frames a text report folded into one line.

@@ -106,6 +106,45 @@ fn sample_thread() -> Thread {
         frames_scanned_from: Some(12),
         unresponsive: None,
         elided: vec![],
+        context: Some(sample_context()),
+    }
+}
+
+/// Labels (one awkward), spans with fields, breadcrumbs with drops.
+fn sample_context() -> ThreadContext {
+    let label = |key: &str, value: &str| Label {
+        key: key.into(),
+        value: value.into(),
+    };
+    ThreadContext {
+        being_updated: false,
+        labels: vec![
+            label("request", "GET /users/42"),
+            label("a key", "say \"hi\"\n"),
+        ],
+        labels_not_kept: 1,
+        spans: vec![
+            Span {
+                name: "http_request".into(),
+                fields: vec![label("method", "GET"), label("path", "/users/42")],
+            },
+            Span {
+                name: "db_query".into(),
+                fields: vec![label("sql", "select 1 | 2")],
+            },
+        ],
+        spans_not_kept: 0,
+        breadcrumbs: vec![
+            Breadcrumb {
+                age_ns: 1_204_000_000,
+                text: "accepted conn 17".into(),
+            },
+            Breadcrumb {
+                age_ns: 0,
+                text: "a | b".into(),
+            },
+        ],
+        breadcrumbs_dropped: 3,
     }
 }
 
@@ -123,6 +162,7 @@ fn unresponsive_thread() -> Thread {
         frames_scanned_from: None,
         unresponsive: Some(block.into()),
         elided: vec![],
+        context: None,
     }
 }
 
@@ -140,6 +180,7 @@ fn writer_thread() -> Thread {
         frames_scanned_from: None,
         unresponsive: None,
         elided: vec![],
+        context: None,
     }
 }
 

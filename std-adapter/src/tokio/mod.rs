@@ -448,6 +448,7 @@ mod tests {
             frames_scanned_from: None,
             unresponsive: None,
             elided: Vec::new(),
+            context: None,
         };
         let threads = Threads {
             threads: vec![

@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+mod context;
 mod figures;
 mod stacks;
 mod words;

@@ -143,6 +143,7 @@ pub(super) fn captured_header(s: &str) -> Option<Thread> {
         frames_scanned_from: None,
         unresponsive: None,
         elided: Vec::new(),
+        context: None,
     })
 }
 
@@ -205,9 +206,11 @@ pub(super) fn threads(l: &mut Lines<'_>) -> Result<Threads> {
                 frames_scanned_from: None,
                 unresponsive: Some(format!("{header}\n  -- not captured")),
                 elided: Vec::new(),
+                context: None,
             });
             continue;
         };
+        th.context = super::context::context(l)?;
         loop {
             frames(l, &mut th.frames)?;
             match l.peek().and_then(elided) {

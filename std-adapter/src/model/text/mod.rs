@@ -13,8 +13,8 @@ mod figures;
 pub(super) mod green;
 
 use super::{
-    Configuration, Content, Data, ElidedWhy, Frame, Package, Processes, Report, Thread, Threads,
-    Trigger,
+    Configuration, Content, Data, ElidedWhy, Frame, Label, Package, Processes, Report, Thread,
+    ThreadContext, Threads, Trigger,
 };
 pub(in crate::model) use figures::{
     BLOCKED_AT_INSTALL_NOTE, BLOCKED_INHERITED_NOTE, RATE_LIMIT_NOTE, STANDARD_SIGNAL_NOTE, mib,
@@ -439,6 +439,9 @@ fn write_threads(w: &mut String, t: &Threads, from_text: bool) {
             continue;
         }
         write_thread_header(w, th);
+        if let Some(c) = &th.context {
+            write_context(w, c);
+        }
         write_frames(w, th, from_text);
         let _ = write_scan_note(w, th.frames_scanned_from.unwrap_or(0));
         if let Some(end) = &th.stack_end {
@@ -453,6 +456,30 @@ fn write_threads(w: &mut String, t: &Threads, from_text: bool) {
             t.left_out, t.capacity
         );
     }
+}
+
+/// A thread's context lines (`  labels: …`, `  spans: …`,
+/// `  breadcrumbs …: …`, or the "being updated" line), written by the
+/// core's function so that core and std reports read back alike.
+pub(in crate::model) fn write_context(w: &mut String, c: &ThreadContext) {
+    use guru_core::context::{BEING_UPDATED_LINE, write_context_parts};
+    if c.being_updated {
+        w.push_str(BEING_UPDATED_LINE);
+        w.push('\n');
+        return;
+    }
+    fn pairs(v: &[Label]) -> impl Iterator<Item = (&str, &str)> {
+        v.iter().map(|l| (l.key.as_str(), l.value.as_str()))
+    }
+    let _ = write_context_parts(
+        w,
+        pairs(&c.labels),
+        c.labels_not_kept,
+        c.spans.iter().map(|s| (s.name.as_str(), pairs(&s.fields))),
+        c.spans_not_kept,
+        c.breadcrumbs.iter().map(|b| (b.age_ns, b.text.as_str())),
+        c.breadcrumbs_dropped,
+    );
 }
 
 fn write_processes(w: &mut String, p: &Processes) {
