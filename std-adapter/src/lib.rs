@@ -307,8 +307,10 @@
 
 mod config;
 pub mod context;
+pub mod dump_socket;
 mod error;
 mod frames;
+pub mod journald;
 pub mod model;
 mod output;
 mod package;
@@ -320,7 +322,7 @@ mod secret;
 mod sections;
 mod state;
 mod stuck;
-mod symbols;
+pub mod symbols;
 mod sys;
 #[cfg(feature = "tokio")]
 pub mod tokio;

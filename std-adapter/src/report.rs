@@ -64,6 +64,9 @@ pub(crate) enum Source {
     Call,
     /// The watchdog: a missed heartbeat or a stalled tokio worker.
     Watchdog(Box<model::Stall>),
+    /// A `guru dump` client asked on the dump socket (its pid and uid from
+    /// `SO_PEERCRED`).
+    Dump { pid: i32, uid: u32 },
 }
 
 /// A report as produced: the model, and what the round's summary said of
@@ -270,6 +273,10 @@ fn trigger_of(source: &Source) -> model::Trigger {
         },
         Source::Call => model::Trigger::Call,
         Source::Watchdog(stall) => model::Trigger::Watchdog((**stall).clone()),
+        Source::Dump { pid, uid } => model::Trigger::Dump {
+            client_pid: *pid,
+            client_uid: *uid,
+        },
     }
 }
 
@@ -369,6 +376,11 @@ pub(crate) fn collect(
         Source::File(_) => request(guru_core::trigger::CODE_FILE_TRIGGER),
         Source::Call => request(guru_core::trigger::CODE_CALL),
         Source::Watchdog(_) => request(guru_core::trigger::CODE_WATCHDOG),
+        Source::Dump { pid, uid } => Trigger {
+            sender_pid: *pid,
+            sender_uid: *uid,
+            ..request(guru_core::trigger::CODE_DUMP)
+        },
     });
     let role = match &source {
         Source::Call => "calling guru::report",
