@@ -189,6 +189,12 @@ fn cpu_us(r: &Report) -> Option<u64> {
     })
 }
 
+/// `ns` as seconds with millisecond digits ("0.012 s"), the text report's
+/// precision for a thread's CPU time.
+fn seconds(ns: u64) -> String {
+    format!("{}.{:03} s", ns / 1_000_000_000, ns / 1_000_000 % 1000)
+}
+
 /// The `guru diff` text.
 pub(crate) fn diff(older: &Report, newer: &Report) -> String {
     let mut out = String::new();
@@ -217,9 +223,6 @@ pub(crate) fn diff(older: &Report, newer: &Report) -> String {
             let _ = writeln!(out, "{span_ms} ms apart");
         }
     }
-    out.push_str(
-        "(per-thread CPU time is not in these reports: stuck threads are told by their stack only)\n",
-    );
     let a: BTreeMap<i32, &Thread> = threads(older).into_iter().map(|t| (t.tid, t)).collect();
     let b: BTreeMap<i32, &Thread> = threads(newer).into_iter().map(|t| (t.tid, t)).collect();
     let mut same = Vec::new();
@@ -233,9 +236,32 @@ pub(crate) fn diff(older: &Report, newer: &Report) -> String {
             }
         }
     }
-    // Busy threads whose stack did not move first: likely spinning; then
-    // blocked ones: likely stuck.
-    same.sort_by_key(|t| (t.state != "running", t.tid));
+    // Each thread's CPU used between the reports, where both carry its
+    // thread-CPU clock (std reports, threads that answered).
+    let cpu_delta = |t: &Thread| -> Option<u64> {
+        let before = a.get(&t.tid)?.cpu_ns?;
+        Some(t.cpu_ns?.saturating_sub(before))
+    };
+    let any_cpu = same
+        .iter()
+        .chain(changed.iter().map(|(_, t)| t))
+        .any(|t| cpu_delta(t).is_some());
+    if !any_cpu {
+        out.push_str(
+            "(per-thread CPU time is not in these reports: stuck threads are told by their stack only)\n",
+        );
+    }
+    // Threads whose stack did not move and that burnt CPU first (spinning
+    // in place), then busy ones, then blocked ones (stuck); guru's own
+    // threads (the reporter's CPU is the report it wrote) last.
+    same.sort_by_key(|t| {
+        (
+            t.name.starts_with("guru-"),
+            std::cmp::Reverse(cpu_delta(t).unwrap_or(0)),
+            t.state != "running",
+            t.tid,
+        )
+    });
     let _ = writeln!(
         out,
         "\nSame stack in both ({}): stuck candidates",
@@ -243,15 +269,17 @@ pub(crate) fn diff(older: &Report, newer: &Report) -> String {
     );
     for t in &same {
         let top = t.frames.first().map(frame_name).unwrap_or_default();
-        let _ = writeln!(out, "  {} \"{}\" ({}): {top}", t.tid, t.name, t.state);
+        let cpu = cpu_delta(t).map_or(String::new(), |d| format!(", cpu +{}", seconds(d)));
+        let _ = writeln!(out, "  {} \"{}\" ({}{cpu}): {top}", t.tid, t.name, t.state);
     }
     let _ = writeln!(out, "\nStack changed ({}):", changed.len());
     for (ta, tb) in &changed {
         let was = ta.frames.first().map(frame_name).unwrap_or_default();
         let now = tb.frames.first().map(frame_name).unwrap_or_default();
+        let cpu = cpu_delta(tb).map_or(String::new(), |d| format!(", cpu +{}", seconds(d)));
         let _ = writeln!(
             out,
-            "  {} \"{}\": {} → {}: {now} (was: {was})",
+            "  {} \"{}\": {} → {}{cpu}: {now} (was: {was})",
             tb.tid, tb.name, ta.state, tb.state
         );
     }

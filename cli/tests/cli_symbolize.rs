@@ -319,7 +319,13 @@ fn summarize_and_diff_real_reports() {
         rest[..rest[1..].find("\n\n").map_or(rest.len(), |e| e + 1)].to_string()
     };
     let same = part("Same stack in both (");
-    assert!(same.contains("\"parked\" (in syscall futex): "), "{d}");
+    // Both reports carry each thread's CPU clock: a parked thread's delta
+    // is its capture handler's few microseconds.
+    assert!(
+        same.contains("\"parked\" (in syscall futex, cpu +0.00"),
+        "{d}"
+    );
+    assert!(!d.contains("per-thread CPU time is not"), "{d}");
     assert!(
         part("Appeared (").contains(&format!("{new} \"parked\"")),
         "{d}"
