@@ -15,7 +15,7 @@ use crate::round::{RoundGuard, RoundSummary};
 use crate::slots::{Phase, SlotView, StackEnd};
 use crate::symbolize::ModuleSet;
 use crate::sys;
-use crate::trigger::{CODE_CALL, CODE_FILE_TRIGGER, CODE_PANIC, CODE_WATCHDOG, Trigger};
+use crate::trigger::{CODE_CALL, CODE_DUMP, CODE_FILE_TRIGGER, CODE_PANIC, CODE_WATCHDOG, Trigger};
 use crate::write::{DROPS, Dropped, FdSink, write_cut_note, write_reason};
 
 /// Writes the first line of a report.
@@ -54,7 +54,8 @@ pub fn write_end_line(w: &mut impl Write, s: &RoundSummary) -> fmt::Result {
 /// "SIGUSR2 from pid 123 (uid 1000)"; a fault of a crash signal with its
 /// `si_code` in words, "SIGSEGV (SEGV_MAPERR)"; for a trigger with signal 0,
 /// what asked: "file trigger" (the std adapter's), "a call to
-/// guru::report", "the watchdog" (the std adapter's automatic reports), "a
+/// guru::report", "the watchdog" (the std adapter's automatic reports),
+/// "guru dump from pid 12 (uid 1000)" (the std adapter's dump socket), "a
 /// panic", or "a request without a signal" (any other).
 /// The words depend on the trigger alone (a crash report's begin line says
 /// more: [`crate::crash::write_crash_begin_line`]).
@@ -68,6 +69,11 @@ pub fn write_trigger_source(w: &mut impl Write, t: &Trigger) -> fmt::Result {
             CODE_CALL => write!(w, "a call to guru::report"),
             CODE_WATCHDOG => write!(w, "the watchdog"),
             CODE_PANIC => write!(w, "a panic"),
+            CODE_DUMP => write!(
+                w,
+                "guru dump from pid {} (uid {})",
+                t.sender_pid, t.sender_uid
+            ),
             _ => write!(w, "a request without a signal"),
         };
     }

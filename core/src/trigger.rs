@@ -27,17 +27,21 @@ pub const RECENT_TRIGGERS: usize = if cfg!(loom) { 2 } else { 8 };
 /// file trigger recorded (reports word it "file trigger").
 pub const CODE_FILE_TRIGGER: i32 = 1;
 /// [`Trigger::code`] of a trigger without a signal that a call to
-/// `guru::report` recorded (reports word it "a call to guru::report"). Any
-/// other code of a trigger without a signal is "a request without a signal".
+/// `guru::report` recorded (reports word it "a call to guru::report").
 pub const CODE_CALL: i32 = 2;
 /// [`Trigger::code`] of a trigger without a signal that the std adapter's
 /// watchdog recorded for an automatic report (a missed heartbeat, a stalled
 /// tokio worker; reports word it "the watchdog").
 pub const CODE_WATCHDOG: i32 = 3;
+/// [`Trigger::code`] of a trigger without a signal that a `guru dump`
+/// client's request on the std adapter's dump socket recorded, with the
+/// client's pid and uid as sender (reports word it
+/// `guru dump from pid 12 (uid 1000)`).
+pub const CODE_DUMP: i32 = 4;
 /// [`Trigger::code`] of a trigger without a signal that the std adapter's
-/// panic hook recorded (reports word it "a panic"). Codes are never reused:
-/// 3 is [`CODE_WATCHDOG`], 4 is the operator CLI's dump request
-/// (`CODE_DUMP`, issue 15).
+/// panic hook recorded (reports word it "a panic"). Codes are never reused.
+/// Any other code of a trigger without a signal is "a request without a
+/// signal".
 pub const CODE_PANIC: i32 = 5;
 
 /// One trigger.
@@ -49,7 +53,7 @@ pub struct Trigger {
     pub signal: i32,
     /// `si_code` of the signal; without a signal, what asked
     /// ([`CODE_FILE_TRIGGER`], [`CODE_CALL`], [`CODE_WATCHDOG`],
-    /// [`CODE_PANIC`], or 0).
+    /// [`CODE_DUMP`], [`CODE_PANIC`], or 0).
     pub code: i32,
     /// Sender pid, from siginfo (0 if unknown).
     pub sender_pid: i32,

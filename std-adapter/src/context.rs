@@ -1,7 +1,7 @@
 //! Thread context: what each thread is working on, in every report.
 //!
 //! A stack says where a thread is; [`label`], [`breadcrumb`] and the
-//! tracing layer ([`crate::tracing::layer`], feature `tracing`) say what
+//! tracing layer (`guru::tracing::layer`, feature `tracing`) say what
 //! for: which request, which job, and what it did just before. Each thread
 //! with any gets these lines under its header (only those it has):
 //!

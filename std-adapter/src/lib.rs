@@ -369,8 +369,10 @@
 mod config;
 pub mod context;
 mod crash;
+pub mod dump_socket;
 mod error;
 mod frames;
+pub mod journald;
 pub mod model;
 mod output;
 mod package;
@@ -382,7 +384,7 @@ mod secret;
 mod sections;
 mod state;
 mod stuck;
-mod symbols;
+pub mod symbols;
 mod sys;
 #[cfg(feature = "tokio")]
 pub mod tokio;

@@ -64,6 +64,9 @@ pub(crate) enum Source {
     Call,
     /// The watchdog: a missed heartbeat or a stalled tokio worker.
     Watchdog(Box<model::Stall>),
+    /// A `guru dump` client asked on the dump socket (its pid and uid from
+    /// `SO_PEERCRED`).
+    Dump { pid: i32, uid: u32 },
     /// A fatal signal (the core's crash helper captured the round).
     Crash(guru_core::crash::CrashInfo),
     /// A panic (the panic hook, in the panicking thread).
@@ -355,6 +358,10 @@ fn trigger_of(source: &Source) -> model::Trigger {
             unreported_panics_before: p.unreported_before,
             min_interval_ms: u64::try_from(p.interval.as_millis()).unwrap_or(u64::MAX),
         },
+        Source::Dump { pid, uid } => model::Trigger::Dump {
+            client_pid: *pid,
+            client_uid: *uid,
+        },
     }
 }
 
@@ -468,6 +475,11 @@ pub(crate) fn collect_with(
         Source::Watchdog(_) => request(guru_core::trigger::CODE_WATCHDOG),
         Source::Crash(c) => c.trigger(),
         Source::Panic(_) => request(guru_core::trigger::CODE_PANIC),
+        Source::Dump { pid, uid } => Trigger {
+            sender_pid: *pid,
+            sender_uid: *uid,
+            ..request(guru_core::trigger::CODE_DUMP)
+        },
     });
     let role = match &source {
         Source::Call => "calling guru::report",

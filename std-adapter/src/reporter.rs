@@ -46,6 +46,8 @@ struct Installed {
     log_dir: Option<Arc<output::LogDir>>,
     file_service: String,
     output_timeout: Duration,
+    /// The journal socket, with `Builder::journald`.
+    journald: Option<PathBuf>,
 }
 
 /// Set while a [`Guard`] lives.
@@ -213,6 +215,8 @@ pub struct Builder {
     watchdog_min_interval: Duration,
     core: guru_core::Options,
     panic_reports: bool,
+    dump_socket: bool,
+    journald: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -255,6 +259,8 @@ impl Builder {
             prewarm_symbols: true,
             min_interval: DEFAULT_MIN_INTERVAL,
             watchdog_min_interval: crate::watchdog::DEFAULT_WATCHDOG_MIN_INTERVAL,
+            dump_socket: true,
+            journald: None,
             core: guru_core::Options {
                 trigger_signal: None,
                 ..guru_core::Options::default()
@@ -482,6 +488,35 @@ impl Builder {
         self
     }
 
+    /// Serve `guru dump <pid>` on a per-process unix socket (on by
+    /// default): see [`dump_socket`](crate::dump_socket) for where, who may
+    /// connect and the bounds. `false`: no socket; `guru dump` then says how
+    /// else to get a report.
+    pub fn dump_socket(mut self, enable: bool) -> Builder {
+        self.dump_socket = enable;
+        self
+    }
+
+    /// Write each report as one journal entry through the journal's native
+    /// protocol (off by default) instead of the configured output: see
+    /// [`journald`](crate::journald). Where the journal socket is absent,
+    /// reports go to the configured output with one line saying why.
+    pub fn journald(mut self, enable: bool) -> Builder {
+        self.journald = if enable {
+            Some(PathBuf::from(crate::journald::JOURNAL_SOCKET))
+        } else {
+            None
+        };
+        self
+    }
+
+    /// [`Builder::journald`] to another socket than
+    /// `/run/systemd/journal/socket` (a test's, a container's bind mount).
+    pub fn journald_socket(mut self, path: impl Into<PathBuf>) -> Builder {
+        self.journald = Some(path.into());
+        self
+    }
+
     /// Options of the capture engine (round deadline, thread and frame
     /// capacity, capture signal). `trigger_signal` is ignored: the adapter
     /// installs its own trigger. They take effect at the first install in a
@@ -610,6 +645,7 @@ impl Builder {
             log_dir,
             file_service,
             output_timeout: self.output_timeout,
+            journald: self.journald.clone(),
         });
 
         let (pipe_read, pipe_write) = sys::pipe().map_err(|source| Error::Io {
@@ -625,6 +661,19 @@ impl Builder {
         let min_interval = self.min_interval;
         let watchdog_interval = self.watchdog_min_interval;
         crate::watchdog::set_wake_fd(pipe_write.as_raw_fd());
+        let dump = if self.dump_socket {
+            match crate::dump_socket::Server::start() {
+                Ok(s) => Some(s),
+                Err(why) => {
+                    eprintln!(
+                        "guru: no dump socket (guru dump will not reach this process): {why}"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         // guru's own section worker starts now, not during the first report
         // (which would then count one thread more in Process than it lists).
         // If it cannot start, the first report tries again and says why.
@@ -646,7 +695,7 @@ impl Builder {
                     prewarm_symbols(engine);
                 }
                 let hook = crate::watchdog::Hook::new(watchdog_interval, min_interval);
-                reporter_loop(&pipe_read, watch, &thread_stop, min_interval, &hook)
+                reporter_loop(&pipe_read, watch, &thread_stop, min_interval, &hook, dump)
             })
             .map_err(|source| {
                 // Taken out under the lock, dropped outside it (the lock
@@ -1030,7 +1079,7 @@ fn to_trigger(r: &TriggerRecord, started: bool) -> guru_core::Trigger {
 const FILE_SETTLE_MS: i32 = 50;
 
 /// Milliseconds until `t` (rounded up), for `poll`.
-fn ms_until(t: Instant) -> i32 {
+pub(crate) fn ms_until(t: Instant) -> i32 {
     let left = t.saturating_duration_since(Instant::now());
     i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
 }
@@ -1041,6 +1090,7 @@ fn reporter_loop(
     stop: &AtomicBool,
     min_interval: Duration,
     hook: &crate::watchdog::Hook,
+    mut dump: Option<crate::dump_socket::Server>,
 ) {
     let mut fds = vec![pipe.as_raw_fd()];
     if let Some(w) = &watch {
@@ -1050,6 +1100,9 @@ fn reporter_loop(
     // limit (its first trigger; later ones are counted as coalesced).
     let mut last_start: Option<Instant> = None;
     let mut held: Option<Source> = None;
+    // Whether the held report goes to the usual output (a trigger other
+    // than a dump request asked for it).
+    let mut usual = false;
     loop {
         let timeout = match (&held, last_start) {
             (None, _) => -1,
@@ -1062,7 +1115,8 @@ fn reporter_loop(
             (t, -1) => t,
             (t, w) => t.min(w),
         };
-        let ready = match sys::poll_readable(&fds, timeout) {
+        let (timeout, dump_fds) = crate::dump_socket::add_to_poll(dump.as_ref(), timeout);
+        let (ready, dump_ready) = match crate::dump_socket::poll(&fds, &dump_fds, timeout) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("guru: the reporter thread stops: poll failed: {e}");
@@ -1084,6 +1138,12 @@ fn reporter_loop(
                 .is_ok_and(|r| r.first() == Some(&true))
             {
                 file_hit |= w.drain();
+            }
+        }
+        usual |= !records.is_empty() || file_hit;
+        if let Some(d) = dump.as_mut() {
+            for client in d.service(&dump_ready) {
+                crate::dump_socket::hold(&mut held, client);
             }
         }
         // The first trigger with none held starts the next report; every
@@ -1113,11 +1173,13 @@ fn reporter_loop(
         let due = last_start.is_none_or(|t| t.elapsed() >= min_interval);
         if due && let Some(source) = held.take() {
             last_start = Some(Instant::now());
-            produce_and_emit(source);
+            produce_and_emit(source, std::mem::take(&mut usual), dump.as_mut());
         }
         if let Some(stall) = hook.due(last_start) {
             last_start = Some(Instant::now());
-            produce_and_emit(Source::Watchdog(Box::new(stall)));
+            // An automatic report goes to the usual output only; `guru dump`
+            // clients waiting get the report their request holds.
+            produce_and_emit(Source::Watchdog(Box::new(stall)), true, None);
         }
     }
 }
@@ -1136,9 +1198,10 @@ fn prewarm_symbols(engine: &'static guru_core::Engine) {
     state.symbolizer.prewarm(engine.module_set());
 }
 
-/// Produces a report and writes it where the installation says.
-fn produce_and_emit(source: Source) {
-    produce_and_emit_with(source, None);
+/// Produces a report and writes it where the installation says (`usual`)
+/// and to the dump clients waiting for one.
+fn produce_and_emit(source: Source, usual: bool, dump: Option<&mut crate::dump_socket::Server>) {
+    emit_report(source, None, usual, dump);
 }
 
 /// The installed rate limit (the default when not installed).
@@ -1148,12 +1211,22 @@ pub(crate) fn min_interval() -> Duration {
         .map_or(DEFAULT_MIN_INTERVAL, |i| i.settings.min_interval)
 }
 
-/// [`produce_and_emit`], with the round already captured (a crash).
+/// [`produce_and_emit`] to the usual output, with the round already
+/// captured (a crash) or not (a panic).
 pub(crate) fn produce_and_emit_with(source: Source, pre: Option<crate::report::Round>) {
+    emit_report(source, pre, true, None);
+}
+
+fn emit_report(
+    source: Source,
+    pre: Option<crate::report::Round>,
+    usual: bool,
+    dump: Option<&mut crate::dump_socket::Server>,
+) {
     let crash = matches!(source, Source::Crash(_));
     let _reporting = crate::crash::Reporting::begin();
     let mut state = STATE.lock();
-    let Some((settings, format, log_dir, file_service, output_timeout)) =
+    let Some((settings, format, log_dir, file_service, output_timeout, journald)) =
         lock(&INSTALLED).as_ref().map(|i| {
             (
                 i.settings.clone(),
@@ -1161,6 +1234,7 @@ pub(crate) fn produce_and_emit_with(source: Source, pre: Option<crate::report::R
                 i.log_dir.clone(),
                 i.file_service.clone(),
                 i.output_timeout,
+                i.journald.clone(),
             )
         })
     else {
@@ -1173,9 +1247,15 @@ pub(crate) fn produce_and_emit_with(source: Source, pre: Option<crate::report::R
         notes(),
         pre,
     );
-    let report = &produced.report;
-    let rendered = report.render(format);
     drop(state);
+    let report = &produced.report;
+    if let Some(d) = dump {
+        crate::dump_socket::deliver(d, report);
+    }
+    if !usual {
+        return;
+    }
+    let rendered = report.render(format);
     let output_timeout = if crash {
         output_timeout.min(crate::crash::CRASH_OUTPUT_TIMEOUT)
     } else {
@@ -1184,6 +1264,11 @@ pub(crate) fn produce_and_emit_with(source: Source, pre: Option<crate::report::R
     // The core writes its own report if this one comes too late: only one
     // of them may write.
     if crash && !guru_core::crash::begin_output() {
+        return;
+    }
+    if let Some(socket) = &journald
+        && crate::journald::emit(socket, &settings.service, report, &rendered)
+    {
         return;
     }
     output::emit(

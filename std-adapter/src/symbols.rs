@@ -10,7 +10,7 @@
 //! program links one DWARF reader.
 //!
 //! A module's DWARF is read from our own read-only mapping of its file
-//! ([`Mapped`]); after a report that looked addresses up, the mapping's
+//! (`Mapped`); after a report that looked addresses up, the mapping's
 //! resident pages are given back (`MADV_DONTNEED`), so the debug sections
 //! that parsing touched do not stay in the process's resident memory (on
 //! the benchmark fixture: 12 MB of file pages, against the design's 20 MB
@@ -539,6 +539,104 @@ fn load_mapped(path: &Path) -> Result<Option<Mapped>, String> {
     }
     let ctx = addr2line::Context::from_dwarf(dwarf).map_err(|e| e.to_string())?;
     Ok(Some(Mapped { ctx, map }))
+}
+
+/// Debug info read from a file, for symbolizing a report somewhere else
+/// than the process that wrote it (`guru symbolize`): the same DWARF reader,
+/// demangling and inlined-frame handling as the reporter thread's.
+///
+/// A file is only ever used for the module whose GNU build-id it carries
+/// ([`DebugFile::open`] refuses any other): a wrong name is worse than none.
+/// It may be the module itself (unstripped), a separate debug file
+/// (`objcopy --only-keep-debug`, `/usr/lib/debug/.build-id/ab/cdef….debug`)
+/// or debuginfod's `debuginfo`; split DWARF (`.dwo`/`.dwp` next to it) and
+/// compressed sections are read through addr2line's loader.
+pub struct DebugFile {
+    loader: addr2line::Loader,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for DebugFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DebugFile")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The GNU build-id of an ELF file (`None`: it has none). The error says
+/// why the file could not be read as ELF.
+pub fn build_id_of(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    inspect(path).map(|i| i.build_id)
+}
+
+impl DebugFile {
+    /// Opens `path` as the debug info of the module with build-id
+    /// `build_id`. Fails, saying why, when its build-id differs (or it has
+    /// none), it has no DWARF line tables, or it cannot be read.
+    pub fn open(path: &Path, build_id: &[u8]) -> Result<DebugFile, String> {
+        let i = inspect(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if build_id.is_empty() || i.build_id.as_deref() != Some(build_id) {
+            return Err(format!(
+                "{}: build-id {} is not the module's {}",
+                path.display(),
+                i.build_id
+                    .as_deref()
+                    .map_or_else(|| "none".to_string(), hex),
+                hex(build_id)
+            ));
+        }
+        if !i.has_dwarf {
+            return Err(format!("{}: no DWARF line tables", path.display()));
+        }
+        let loader =
+            addr2line::Loader::new(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(DebugFile {
+            loader,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The file opened.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The functions at `module_offset` (the module's own virtual address,
+    /// as a report's `module+0xoffset` says), innermost (inlined) first and
+    /// the physical function last, with `file:line`; `is_return` for a
+    /// return address (every frame but a thread's first): looked up one
+    /// byte earlier, inside the call. Empty when the file knows nothing of
+    /// the address.
+    pub fn functions(&self, module_offset: u64, is_return: bool) -> Vec<crate::model::Function> {
+        let probe = module_offset.wrapping_sub(u64::from(is_return));
+        let mut functions = Vec::new();
+        push_frames(self.loader.find_frames(probe), &mut functions);
+        let symbol = self.loader.find_symbol(probe).map(demangle);
+        if let Some(last) = functions.last_mut() {
+            last.inlined = false;
+            let short = last.name.as_deref().is_none_or(|n| !n.contains("::"));
+            if let (true, Some(sym)) = (short, &symbol) {
+                last.name = Some(Arc::from(sym.as_str()));
+            }
+        }
+        functions
+            .into_iter()
+            .map(|f| crate::model::Function {
+                name: f.name.map(|n| n.to_string()),
+                file: f.file.map(|n| n.to_string()),
+                line: f.line,
+                inlined: f.inlined,
+            })
+            .collect()
+    }
+
+    /// The ELF symbol (demangled) containing `module_offset`, if the file
+    /// has a symbol table.
+    pub fn symbol(&self, module_offset: u64, is_return: bool) -> Option<String> {
+        let probe = module_offset.wrapping_sub(u64::from(is_return));
+        self.loader.find_symbol(probe).map(demangle)
+    }
 }
 
 #[cfg(test)]

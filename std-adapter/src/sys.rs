@@ -642,6 +642,195 @@ pub(crate) fn coarse_resolution_ns() -> u64 {
     (ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64).max(1)
 }
 
+/// Like [`poll_readable`] with each descriptor's own events (`POLLIN`,
+/// `POLLOUT`); returns each one's `revents`.
+pub(crate) fn poll_events(fds: &[(RawFd, i16)], timeout_ms: i32) -> io::Result<Vec<i16>> {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&(fd, events)| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        // SAFETY: `p` is a valid array of `len` pollfd structures.
+        let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
+        if r >= 0 {
+            return Ok(p.iter().map(|q| q.revents).collect());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// The credentials of a unix socket's peer (`SO_PEERCRED`): pid, uid, gid,
+/// as the kernel recorded them at `connect`.
+pub(crate) fn peer_cred(fd: RawFd) -> io::Result<(i32, u32, u32)> {
+    let mut c = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `c` is a valid ucred and `len` its size, as SO_PEERCRED needs.
+    check(unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut c).cast(),
+            &raw mut len,
+        )
+    })?;
+    Ok((c.pid, c.uid, c.gid))
+}
+
+/// `send(2)` once, never blocking and never raising `SIGPIPE`
+/// (`MSG_DONTWAIT | MSG_NOSIGNAL`).
+pub(crate) fn send_nonblocking(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `bytes` is valid for `len` bytes; a bad fd only makes send fail.
+        let n = unsafe {
+            libc::send(
+                fd,
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Whether process `pid` exists (in this pid namespace): `kill(pid, 0)`
+/// fails with `ESRCH` only when it does not.
+pub(crate) fn process_exists(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Registers `f` to run at `exit(3)`.
+pub(crate) fn at_exit(f: extern "C" fn()) {
+    // SAFETY: a plain extern "C" function without captured state.
+    unsafe { libc::atexit(f) };
+}
+
+/// A sealed memfd holding `bytes` (`memfd_create(MFD_ALLOW_SEALING)`, written,
+/// then sealed against writes, growth, shrinking and further seals), as the
+/// journal's native protocol wants for an entry too big for a datagram.
+pub(crate) fn sealed_memfd(name: &str, bytes: &[u8]) -> io::Result<OwnedFd> {
+    let name = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `name` is a valid C string; the flags are valid.
+    let fd = check(unsafe {
+        libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+    })?;
+    // SAFETY: memfd_create succeeded: the descriptor is open and ours alone.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut done = 0usize;
+    while let Some(rest) = bytes.get(done..).filter(|r| !r.is_empty()) {
+        let n = write_raw(fd.as_raw_fd(), rest);
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::WriteZero));
+        }
+        done += n as usize;
+    }
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: F_ADD_SEALS on our own memfd with valid seal flags.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
+    Ok(fd)
+}
+
+/// Sends one datagram to the unix socket at `path` from `sock`, either
+/// `payload` itself or, with `pass`, no payload and the descriptor `pass` in
+/// an `SCM_RIGHTS` message. Never blocks (`MSG_DONTWAIT`).
+pub(crate) fn send_datagram(
+    sock: RawFd,
+    path: &Path,
+    payload: &[u8],
+    pass: Option<RawFd>,
+) -> io::Result<()> {
+    // SAFETY: an all-zero sockaddr_un is a valid (empty) address.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let p = path.as_os_str().as_bytes();
+    if p.len() >= addr.sun_path.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "socket path too long",
+        ));
+    }
+    for (d, s) in addr.sun_path.iter_mut().zip(p) {
+        *d = *s as libc::c_char;
+    }
+    let mut iov = libc::iovec {
+        iov_base: payload.as_ptr() as *mut libc::c_void,
+        iov_len: payload.len(),
+    };
+    // Room for one cmsghdr carrying one int, aligned for cmsghdr.
+    let mut control = [0u64; 4];
+    // SAFETY: an all-zero msghdr is valid; the fields are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&raw mut addr).cast();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    if let Some(fd) = pass {
+        msg.msg_iovlen = 0;
+        msg.msg_control = control.as_mut_ptr().cast();
+        // SAFETY: CMSG_SPACE only computes a size.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as _;
+        // SAFETY: msg_control points at `control`, large enough for one header
+        // (CMSG_SPACE(4) = 24 <= 32 bytes), so the first header is in bounds.
+        let cmsg = unsafe { libc::CMSG_FIRSTHDR(&raw const msg) };
+        if cmsg.is_null() {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        // SAFETY: `cmsg` points into `control` (checked non-null above).
+        unsafe {
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+        }
+        // SAFETY: CMSG_DATA of a valid header has room for the one int
+        // that CMSG_LEN(4) announced.
+        unsafe { std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd) };
+    }
+    loop {
+        // SAFETY: `msg` and everything it points at live until the call returns.
+        let r = unsafe {
+            libc::sendmsg(
+                sock,
+                &raw const msg,
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if r >= 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// Unblocks the capture signal in the calling thread (for guru's own
 /// threads, which must answer it whatever mask they inherited).
 pub(crate) fn unblock_capture_signal() {

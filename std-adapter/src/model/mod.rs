@@ -185,6 +185,14 @@ pub enum Trigger {
     },
     /// `guru::report()` was called.
     Call,
+    /// A `guru dump` client asked on the dump socket (the text's begin line
+    /// says `on request`; its Report section says who).
+    Dump {
+        /// The client's pid (`SO_PEERCRED`, in the process's pid namespace).
+        client_pid: i32,
+        /// The client's uid.
+        client_uid: u32,
+    },
     /// The watchdog: a heartbeat missed its deadline or a tokio worker did
     /// not come back to its scheduler (an automatic report).
     Watchdog(Stall),
@@ -1031,7 +1039,8 @@ pub struct RecentTrigger {
     /// 0 for a request without a signal.
     pub signal: i32,
     /// The signal's `si_code`; without a signal, what asked: 1 the file
-    /// trigger, 2 a call to `guru::report`, 0 anything else.
+    /// trigger, 2 a call to `guru::report`, 3 a `guru dump` request (the
+    /// sender is the client, from `SO_PEERCRED`), 0 anything else.
     pub si_code: i32,
     pub sender_pid: i32,
     pub sender_uid: u32,

@@ -253,6 +253,9 @@ pub(super) fn figures(l: &mut Lines<'_>, trigger: &mut Trigger) -> Result<Figure
             let head = s.strip_prefix("a panic in thread ").unwrap_or("");
             Some(panic_figures(l, head)?)
         }
+        Some(s) if s.starts_with("guru dump from pid ") => {
+            Some(dump_trigger(s).ok_or_else(|| l.err("guru dump from pid <pid> (uid <uid>)"))?)
+        }
         Some(s) => Some(match s.strip_prefix("file trigger ") {
             Some(path) => Trigger::File {
                 path: path.to_string(),
@@ -579,4 +582,15 @@ pub(super) fn symbolization(line: &str) -> Option<Symbolization> {
         rss_growth_bytes: mib_bytes(rss)?,
         no_debug_info: Vec::new(),
     })
+}
+
+/// `guru dump from pid 12 (uid 1000)`.
+fn dump_trigger(s: &str) -> Option<Trigger> {
+    match super::words::trigger_source(s)? {
+        (0, guru_core::trigger::CODE_DUMP, client_pid, client_uid) => Some(Trigger::Dump {
+            client_pid,
+            client_uid,
+        }),
+        _ => None,
+    }
 }

@@ -296,6 +296,10 @@ fn fill_in(r: &mut Report) {
             {
                 r.trigger = by.clone();
             }
+            // The begin line says `on request` for a dump too.
+            if let (Trigger::Call, Some(d @ Trigger::Dump { .. })) = (&r.trigger, &f.requested_by) {
+                r.trigger = d.clone();
+            }
             if let Some(round) = &mut f.round {
                 round.sequence = r.sequence;
                 capacity = Some(f.capacity);

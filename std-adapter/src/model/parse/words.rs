@@ -140,6 +140,10 @@ pub(super) fn trigger_source(s: &str) -> Option<(i32, i32, i32, u32)> {
         "a panic" => return Some((0, guru_core::trigger::CODE_PANIC, 0, 0)),
         _ => {}
     }
+    if let Some(rest) = s.strip_prefix("guru dump from pid ") {
+        let (pid, uid) = rest.strip_suffix(')')?.split_once(" (uid ")?;
+        return Some((0, guru_core::trigger::CODE_DUMP, num(pid)?, num(uid)?));
+    }
     if let Some((name, rest)) = s.split_once(" from pid ") {
         let (pid, uid) = rest.strip_suffix(')')?.split_once(" (uid ")?;
         return Some((signal_number(name)?, libc::SI_USER, num(pid)?, num(uid)?));

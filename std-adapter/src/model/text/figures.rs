@@ -97,7 +97,7 @@ pub(super) fn write_figures(w: &mut String, f: &Figures, report_ns: u64, trigger
     if let Some(by) = &f.requested_by {
         w.push_str("  requested by: ");
         match by {
-            t @ Trigger::Signal { .. } => {
+            t @ (Trigger::Signal { .. } | Trigger::Dump { .. }) => {
                 let _ = write_trigger_source(w, &core_trigger(t, true));
             }
             Trigger::File { path } => {

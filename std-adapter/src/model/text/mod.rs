@@ -233,6 +233,17 @@ fn core_trigger(t: &Trigger, started_report: bool) -> CoreTrigger {
             sender_uid: *sender_uid,
             started_report,
         },
+        Trigger::Dump {
+            client_pid,
+            client_uid,
+        } => CoreTrigger {
+            unix_ns: 0,
+            signal: 0,
+            code: guru_core::trigger::CODE_DUMP,
+            sender_pid: *client_pid,
+            sender_uid: *client_uid,
+            started_report,
+        },
         _ => CoreTrigger {
             unix_ns: 0,
             signal: 0,
