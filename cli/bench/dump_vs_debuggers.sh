@@ -1,17 +1,17 @@
 #!/bin/sh
 # Wall time of `guru dump <pid>` next to `gdb -batch -ex 'thread apply all bt'`
-# and `eu-stack -p`, on the same process (cli/examples/dump_fixture, release
+# and `eu-stack -p`, on the same process (tests/src/bin/dump_fixture.rs, release
 # build), with 64 and 1024 parked threads. Each tool runs RUNS times in
 # turn; the median is printed. Tools that are missing are reported, not
 # faked. Usage (from the workspace root):
-#   cargo build --release -p guru-cli --bin guru --example dump_fixture
+#   cargo build --release -p guru-cli --bin guru -p guru-tests --bin dump_fixture
 #   sh cli/bench/dump_vs_debuggers.sh [RUNS]
 set -eu
 RUNS=${1:-5}
 T=target/release
 GURU=$T/guru
-FIX=$T/examples/dump_fixture
-[ -x "$GURU" ] && [ -x "$FIX" ] || { echo "build first: cargo build --release -p guru-cli --bin guru --example dump_fixture" >&2; exit 1; }
+FIX=$T/dump_fixture
+[ -x "$GURU" ] && [ -x "$FIX" ] || { echo "build first: cargo build --release -p guru-cli --bin guru -p guru-tests --bin dump_fixture" >&2; exit 1; }
 now() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ms() { awk -v ns="$1" 'BEGIN {printf "%.1f", ns / 1e6}'; }

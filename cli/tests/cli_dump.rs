@@ -1,4 +1,4 @@
-//! `guru dump <pid>` against the fixture process (`cli/examples/dump_fixture.rs`):
+//! `guru dump <pid>` against the fixture process (`tests/src/bin/dump_fixture.rs`):
 //! a fresh report on the caller's stdout, the process's own output left
 //! alone, other users refused, hostile clients bounded, sockets cleaned up.
 #![cfg(target_os = "linux")]

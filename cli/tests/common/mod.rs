@@ -10,12 +10,15 @@ pub use guru_tests::{Fixture, watchdog};
 
 pub const GURU: &str = env!("CARGO_BIN_EXE_guru");
 
-/// `target/<profile>/examples/dump_fixture` (cargo test builds examples).
+/// `target/<profile>/dump_fixture`, next to `guru`: a binary of the
+/// `guru-tests` package (`tests/src/bin/dump_fixture.rs`), which the
+/// workspace's test command builds. Not an example of this package: with
+/// `--all-targets` cargo builds examples as test harnesses only.
 pub fn fixture_path() -> PathBuf {
     Path::new(GURU)
         .parent()
         .expect("target dir")
-        .join("examples/dump_fixture")
+        .join("dump_fixture")
 }
 
 /// A fresh directory for one test (its `XDG_RUNTIME_DIR`), mode 0700.
@@ -34,7 +37,7 @@ pub fn start(xdg: &Path, args: &[&str]) -> Fixture {
     let program = fixture_path();
     assert!(
         program.is_file(),
-        "{} missing: run the tests with `cargo test -p guru-cli` (it builds the examples)",
+        "{} missing: run the workspace's tests (`cargo test --workspace --all-targets`), or build it first: `cargo build -p guru-tests --bin dump_fixture`",
         program.display()
     );
     let mut f = Fixture::spawn_with_env(

@@ -1,4 +1,6 @@
-//! Fixture of the `guru` CLI's process tests (`cli/tests/*.rs`): installs
+//! Fixture of the `guru` CLI's process tests (`cli/tests/*.rs`; it lives
+//! here, with the other fixtures, because an example built by
+//! `cargo test --all-targets` is a test harness, not this program): installs
 //! guru (text output on stderr, no self-triggered report), starts
 //! `--threads N` threads parked in `dump_fixture_parked`, prints
 //! `ready pid=<pid>`, then obeys stdin: `spawn` (one more parked thread,
