@@ -15,59 +15,14 @@ use std::time::{Duration, Instant};
 use common::{dump_ok, guru, start, stderr, stdout, test_dir};
 use guru::model::{Content, Data, Figures, Report, Trigger};
 use guru_core::trigger::CODE_DUMP;
-use serde_json::Value;
+use guru_tests::model_round_trip::{json_round_trip, text_round_trip};
 
-/// text → from_text → to_text is the same text; returns the model.
-fn assert_text_round_trip(text: &str) -> Report {
-    let model = Report::from_text(text).unwrap_or_else(|e| panic!("{e}\nin:\n{text}"));
-    let back = model.to_text();
-    if back != text {
-        let (a, b): (Vec<_>, Vec<_>) = (text.lines().collect(), back.lines().collect());
-        let at = a
-            .iter()
-            .zip(&b)
-            .position(|(x, y)| x != y)
-            .unwrap_or(a.len().min(b.len()));
-        panic!(
-            "text differs at line {}:\n  report: {:?}\n  model:  {:?}",
-            at + 1,
-            a.get(at),
-            b.get(at)
-        );
-    }
-    assert!(model.read_from_text);
-    model
-}
-
-/// JSON → from_json → serde is the same value, and it validates against the
-/// checked-in schema; returns the model.
+/// JSON → from_json → the same value, valid against the schema, and
+/// `to_json` gives back the dump's bytes; returns the model.
 fn assert_json_round_trip(doc: &str) -> Report {
-    let original: Value = serde_json::from_str(doc).expect("JSON report");
-    let model = Report::from_json(doc).unwrap_or_else(|e| panic!("{e}\n{doc}"));
-    let again = serde_json::to_value(&model).expect("serialize");
-    assert_eq!(again, original, "model JSON differs from the report's");
+    let model = json_round_trip(doc);
     assert_eq!(model.to_json(), doc, "to_json differs from the report");
-    assert!(!model.read_from_text);
-    validate(&original);
     model
-}
-
-fn validate(doc: &Value) {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../docs/guru-report.schema.json"
-    );
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let schema: Value = serde_json::from_str(&text).expect("schema JSON");
-    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
-    let errors: Vec<String> = validator
-        .iter_errors(doc)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "report does not match the schema: {errors:#?}"
-    );
 }
 
 fn figures(r: &Report) -> &Figures {
@@ -146,7 +101,7 @@ fn real_dump_text_reports_round_trip_through_the_model() {
         text.lines().next().unwrap_or("").ends_with(" on request"),
         "{text}"
     );
-    let model = assert_text_round_trip(&text);
+    let model = text_round_trip(&text);
     let (client_pid, client_uid) = dump_client(&model);
     assert!(client_pid > 0, "{client_pid}");
     // SAFETY: geteuid has no preconditions.
@@ -178,7 +133,7 @@ fn real_dump_text_reports_round_trip_through_the_model() {
     // Requests held by the rate limit: one starts the report, the others
     // are coalesced into it, and say so in the same words.
     let text = report_with_a_coalesced_dump(pid, false);
-    let model = assert_text_round_trip(&text);
+    let model = text_round_trip(&text);
     dump_client(&model);
     assert!(
         figures(&model)
@@ -228,7 +183,7 @@ fn real_dump_json_reports_round_trip_and_match_the_schema() {
         )),
         "{text}"
     );
-    assert_text_round_trip(&text);
+    text_round_trip(&text);
 
     let json = report_with_a_coalesced_dump(pid, true);
     let model = assert_json_round_trip(json.trim_end());

@@ -254,6 +254,28 @@ impl Fixture {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Waits up to `timeout` for the child to die by itself (a crash: stdin
+    /// stays open, so its end is not what stops it), lets the stderr reader
+    /// take the last bytes, and returns the exit status and all of stderr.
+    /// Kills it and panics with its stderr if it is still alive.
+    pub fn wait_for_death(mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + timeout;
+        while self.is_alive() {
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "fixture still alive after {timeout:?}\nstderr:\n{}",
+                    self.stderr_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Let the stderr reader catch up with the dead process's last bytes.
+        std::thread::sleep(Duration::from_millis(50));
+        let stderr = self.stderr_text();
+        (self.finish(timeout), stderr)
+    }
+
     /// Closes stdin and waits up to `timeout` for the child to exit; returns
     /// its exit status (kills it and panics if it does not exit).
     pub fn finish(mut self, timeout: Duration) -> std::process::ExitStatus {

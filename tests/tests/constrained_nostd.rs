@@ -214,14 +214,7 @@ fn nostd_example_crash_report() {
             assert_eq!(fx.allocations(WAIT), 0);
         }
         fx.send_line("crash");
-        let deadline = std::time::Instant::now() + WAIT;
-        while fx.is_alive() {
-            assert!(std::time::Instant::now() < deadline, "{}", fx.stderr_text());
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        let stderr = fx.stderr_text();
-        let status = fx.finish(WAIT);
+        let (status, stderr) = fx.wait_for_death(WAIT);
         assert_eq!(status.signal(), Some(libc::SIGSEGV), "{stderr}");
         let reports = guru_tests::parse_reports(&stderr);
         assert_eq!(reports.len(), 1, "{stderr}");

@@ -64,19 +64,7 @@ fn run(mode: &str, guru: &str, extra: &[&str]) -> Run {
     let mut fx = Fixture::spawn(FIXTURE, &args);
     fx.wait_for_line("ready pid=", WAIT);
     fx.send_line("go");
-    let deadline = Instant::now() + WAIT;
-    while fx.is_alive() {
-        assert!(
-            Instant::now() < deadline,
-            "{mode} --guru {guru}: still alive after {WAIT:?}\nstderr:\n{}",
-            fx.stderr_text()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    // Let the stderr reader catch up with the dead process's last bytes.
-    std::thread::sleep(Duration::from_millis(50));
-    let stderr = fx.stderr_text();
-    let status = fx.finish(WAIT);
+    let (status, stderr) = fx.wait_for_death(WAIT);
     let _ = std::fs::remove_dir_all(&cores);
     Run {
         death: death(status),
@@ -351,18 +339,7 @@ fn crash_while_another_thread_holds_the_allocator_lock() {
     fx.wait_for_line("ready pid=", WAIT);
     fx.send_line("go");
     fx.wait_for_line("holding the allocator lock", WAIT);
-    let deadline = Instant::now() + WAIT;
-    while fx.is_alive() {
-        assert!(
-            Instant::now() < deadline,
-            "the process did not die\n{}",
-            fx.stderr_text()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    std::thread::sleep(Duration::from_millis(50));
-    let stderr = fx.stderr_text();
-    let status = fx.finish(WAIT);
+    let (status, stderr) = fx.wait_for_death(WAIT);
     assert_eq!(status.signal(), Some(libc::SIGSEGV), "{stderr}");
     assert!(
         stderr.contains("guru: the std reporter did not write the crash report within"),
@@ -405,13 +382,7 @@ fn kill_segv_from_outside_is_not_a_crash() {
         if alive_after_first {
             fx.signal(libc::SIGSEGV);
         }
-        while fx.is_alive() {
-            assert!(Instant::now() < deadline, "still alive");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        let stderr = fx.stderr_text();
-        let status = fx.finish(WAIT);
+        let (status, stderr) = fx.wait_for_death(WAIT);
         println!(
             "--guru {guru}: alive after the first: {alive_after_first}; {:?}",
             death(status)
@@ -582,14 +553,7 @@ fn panic_with_abort_makes_one_report_then_aborts() {
     let mut fx = Fixture::spawn(&bin, &["panic", "--guru", "std"]);
     fx.wait_for_line("ready pid=", WAIT);
     fx.send_line("go");
-    let deadline = Instant::now() + WAIT;
-    while fx.is_alive() {
-        assert!(Instant::now() < deadline, "{}", fx.stderr_text());
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    std::thread::sleep(Duration::from_millis(50));
-    let stderr = fx.stderr_text();
-    let status = fx.finish(WAIT);
+    let (status, stderr) = fx.wait_for_death(WAIT);
     assert_eq!(status.signal(), Some(libc::SIGABRT), "{stderr}");
     assert!(stderr.contains("panicked at"), "{stderr}");
     let r = one_report(&stderr);

@@ -13,6 +13,7 @@
 use std::time::{Duration, Instant};
 
 use guru::model::{Content, Data, Report, Thread, ThreadMark, Trigger};
+use guru_tests::model_round_trip::{self, text_round_trip};
 use guru_tests::{Fixture, parse_reports, watchdog};
 use serde_json::Value;
 
@@ -74,53 +75,10 @@ fn json_report(stderr: &str) -> String {
     lines[0].to_string()
 }
 
-/// text → from_text → to_text is the same text; returns the model.
-fn text_round_trip(text: &str) -> Report {
-    let model = Report::from_text(text).unwrap_or_else(|e| panic!("{e}\nin:\n{text}"));
-    let back = model.to_text();
-    if back != text {
-        let at = text
-            .lines()
-            .zip(back.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(0);
-        panic!(
-            "text differs at line {}:\n  report: {:?}\n  model:  {:?}",
-            at + 1,
-            text.lines().nth(at),
-            back.lines().nth(at)
-        );
-    }
-    assert!(model.read_from_text);
-    model
-}
-
-fn validate(doc: &Value) {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../docs/guru-report.schema.json"
-    );
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let schema: Value = serde_json::from_str(&text).expect("schema JSON");
-    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
-    let errors: Vec<String> = validator
-        .iter_errors(doc)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "report does not match the schema: {errors:#?}"
-    );
-}
-
-/// JSON → from_json → serde is the same value and validates against the
-/// schema; its text reads back and renders the same. Returns the model.
+/// JSON → from_json → the same value, valid against the schema, and its
+/// text reads back and renders the same again; returns the model.
 fn json_round_trip(line: &str) -> Report {
-    let original: Value = serde_json::from_str(line).expect("JSON report");
-    let model = Report::from_json(line).unwrap_or_else(|e| panic!("{e}\n{line}"));
-    let again = serde_json::to_value(&model).expect("serialize");
-    assert_eq!(again, original, "model JSON differs from the report's");
-    validate(&original);
+    let model = model_round_trip::json_round_trip(line);
     text_round_trip(&model.to_text());
     model
 }
