@@ -246,25 +246,7 @@ pub(crate) fn copy_round(
                 let mut block = String::new();
                 let _ = write_unresponsive_thread(&mut block, tid, phase, deadline_ms);
                 let name = block.split('"').nth(1).unwrap_or("").to_string();
-                let thread = model::Thread {
-                    tid,
-                    name,
-                    captured: false,
-                    state: "not captured".into(),
-                    pause_ns: 0,
-                    writing_report: false,
-                    frames: Vec::new(),
-                    stack_end: None,
-                    frames_scanned_from: None,
-                    unresponsive: Some(block.trim().to_string()),
-                    elided: Vec::new(),
-                    cpu_ns: None,
-                    stack_hash: None,
-                    same_stack: None,
-                    stalled: false,
-                    mark: None,
-                    context: None,
-                };
+                let thread = model::Thread::not_captured(tid, name, block.trim().to_string());
                 (thread, Vec::new())
             }
         })

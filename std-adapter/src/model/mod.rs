@@ -470,6 +470,32 @@ pub struct Thread {
     pub context: Option<ThreadContext>,
 }
 
+impl Thread {
+    /// A listed thread that did not answer the capture signal: `block` is its
+    /// text (the header giving why, then `  -- not captured`), kept whole.
+    pub(crate) fn not_captured(tid: i32, name: String, block: String) -> Thread {
+        Thread {
+            tid,
+            name,
+            captured: false,
+            state: "not captured".into(),
+            pause_ns: 0,
+            writing_report: false,
+            frames: Vec::new(),
+            stack_end: None,
+            frames_scanned_from: None,
+            unresponsive: Some(block),
+            elided: Vec::new(),
+            cpu_ns: None,
+            stack_hash: None,
+            same_stack: None,
+            stalled: false,
+            mark: None,
+            context: None,
+        }
+    }
+}
+
 /// Why a thread is singled out: its crash or its panic made the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -141,39 +141,25 @@ pub(super) fn captured_header(s: &str) -> Option<Thread> {
     };
     let (tid, rest) = rest.split_once(" \"")?;
     let (name, rest) = rest.split_once("\" (")?;
-    if let Some(mark) = crash_mark(rest) {
-        return Some(Thread {
-            tid: num(tid)?,
-            name: name.to_string(),
-            captured: true,
-            state: "crashed".into(),
-            pause_ns: 0,
-            writing_report: false,
-            frames: Vec::new(),
-            stack_end: None,
-            frames_scanned_from: None,
-            unresponsive: None,
-            elided: Vec::new(),
-            cpu_ns,
-            stack_hash: None,
-            same_stack: None,
-            stalled,
-            mark: Some(mark),
-            context: None,
-        });
-    }
-    let (state, pause) = rest.rsplit_once("; paused ")?;
-    let (state, writing) = match state.strip_suffix("; writing this report") {
-        Some(s) => (s, true),
-        None => (state, state.ends_with(", writing this report")),
+    let (state, pause_ns, writing_report, mark) = match crash_mark(rest) {
+        Some(mark) => ("crashed".to_string(), 0, false, Some(mark)),
+        None => {
+            let (state, pause) = rest.rsplit_once("; paused ")?;
+            let (state, writing) = match state.strip_suffix("; writing this report") {
+                Some(s) => (s, true),
+                None => (state, state.ends_with(", writing this report")),
+            };
+            let mark = (state == PANICKING).then_some(ThreadMark::Panicking);
+            (state.to_string(), duration(pause)?, writing, mark)
+        }
     };
     Some(Thread {
         tid: num(tid)?,
         name: name.to_string(),
         captured: true,
-        state: state.to_string(),
-        pause_ns: duration(pause)?,
-        writing_report: writing,
+        state,
+        pause_ns,
+        writing_report,
         frames: Vec::new(),
         stack_end: None,
         frames_scanned_from: None,
@@ -183,7 +169,7 @@ pub(super) fn captured_header(s: &str) -> Option<Thread> {
         stack_hash: None,
         same_stack: None,
         stalled,
-        mark: (state == PANICKING).then_some(ThreadMark::Panicking),
+        mark,
         context: None,
     })
 }
@@ -235,25 +221,11 @@ pub(super) fn threads(l: &mut Lines<'_>, trigger: &Trigger) -> Result<Threads> {
             if !l.next("an empty line")?.is_empty() {
                 return Err(l.err("an empty line"));
             }
-            out.threads.push(Thread {
+            out.threads.push(Thread::not_captured(
                 tid,
-                name: header.split('"').nth(1).unwrap_or("").to_string(),
-                captured: false,
-                state: "not captured".into(),
-                pause_ns: 0,
-                writing_report: false,
-                frames: Vec::new(),
-                stack_end: None,
-                frames_scanned_from: None,
-                unresponsive: Some(format!("{header}\n  -- not captured")),
-                elided: Vec::new(),
-                cpu_ns: None,
-                stack_hash: None,
-                same_stack: None,
-                stalled: false,
-                mark: None,
-                context: None,
-            });
+                header.split('"').nth(1).unwrap_or("").to_string(),
+                format!("{header}\n  -- not captured"),
+            ));
             continue;
         };
         // The lines under the header: why it is stalled (an automatic
