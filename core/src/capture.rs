@@ -266,8 +266,19 @@ fn code_bytes<const N: usize>(ranges: &RangeTable, address: u64) -> Option<[u8; 
 /// `sigaltstack` (query) and atomic loads.
 #[inline(always)]
 pub fn stack_left(ranges: &RangeTable) -> Option<u64> {
+    stack_left_beside(ranges, sys::AltStack::query())
+}
+
+/// As [`stack_left`], with the thread's alternate signal stack already
+/// known (a capture handler reads it from its `ucontext_t`, which saves the
+/// `sigaltstack` call).
+///
+/// # Async-signal safety
+/// Atomic loads (and `process_vm_readv` for a stack not in the table).
+#[inline(always)]
+pub fn stack_left_beside(ranges: &RangeTable, alternate: Option<sys::AltStack>) -> Option<u64> {
     let sp = sys::approximate_stack_pointer();
-    if let Some(low) = sys::alternate_stack_low(sp) {
+    if let Some(low) = alternate.and_then(|a| a.low_if_on(sp)) {
         return Some(sp.saturating_sub(low));
     }
     match ranges.find(sp) {
@@ -349,24 +360,29 @@ pub struct CaptureContext<'e> {
 }
 
 /// Captures the calling thread, interrupted at `regs`, into `slot`, and
-/// publishes it. `cpu_start_ns` is the thread-CPU clock at handler entry.
+/// publishes it. `cpu_start_ns` is the thread-CPU clock at handler entry;
+/// `alternate` the thread's alternate signal stack (from the handler's
+/// `ucontext_t`, or [`sys::AltStack::query`] outside a capture handler).
+/// Returns what the thread was doing when interrupted (the handler yields
+/// the CPU only after capturing a thread that was running user code).
 ///
 /// # Async-signal safety
 /// No allocation, no locks (the cache pool is a try-lock with a bounded retry),
 /// only bounds-checked reads of this thread's own stack and code; system calls:
-/// `sigaltstack` (query), `prctl(PR_GET_NAME)`, `clock_gettime`, `sched_yield`.
+/// `prctl(PR_GET_NAME)`, `clock_gettime`, `sched_yield`.
 #[inline(never)]
 pub fn capture_self(
     ctx: CaptureContext<'_>,
     regs: &Registers,
     mut slot: SlotWriter<'_>,
     cpu_start_ns: u64,
-) {
+    alternate: Option<sys::AltStack>,
+) -> arch::SyscallState {
     let end: StackEnd;
     let mut end_detail = 0u64;
     let mut scanned_from = 0u16;
 
-    let left = stack_left(ctx.ranges);
+    let left = stack_left_beside(ctx.ranges, alternate);
     let roomy = left.is_none_or(|l| l >= MIN_STACK_FOR_UNWIND);
     // A stack missing from the table (full table, no /proc) is probed with
     // the kernel's help; only when there is room for the probe's buffer.
@@ -418,6 +434,7 @@ pub fn capture_self(
         cpu_ns: cpu_start_ns,
         scanned_from,
     });
+    syscall
 }
 
 /// Captures another thread, stopped at `regs` with its stack frozen (the

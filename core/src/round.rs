@@ -511,7 +511,7 @@ impl RoundGuard<'_> {
             if let (true, Some(regs)) = (tid == self.summary.initiator_tid, own_registers) {
                 let cpu = sys::thread_cpu_ns();
                 if let Some(writer) = engine.slots.claim(index, generation, tid) {
-                    capture::capture_self(ctx, regs, writer, cpu);
+                    capture::capture_self(ctx, regs, writer, cpu, sys::AltStack::query());
                 }
                 continue;
             }

@@ -457,26 +457,72 @@ pub fn approximate_stack_pointer() -> u64 {
     core::ptr::addr_of!(marker) as u64
 }
 
-/// The low end of the alternate signal stack if the calling thread is running
-/// on it right now and `sp` lies inside it, else `None`.
-///
-/// A handler without `SA_ONSTACK` that interrupts code already running on the
-/// alternate stack runs there too; that stack may be a small buffer inside a
-/// larger (heap) mapping, so only `sigaltstack` knows its real bounds.
-///
-/// # Async-signal safety
-/// One `sigaltstack` system call (query only).
-pub fn alternate_stack_low(sp: u64) -> Option<u64> {
-    // SAFETY: `stack_t` is plain data; an all-zero value is valid to pass.
-    let mut current: libc::stack_t = unsafe { core::mem::zeroed() };
-    // SAFETY: sigaltstack(2) with a null new stack only fills `current`.
-    let r = unsafe { libc::sigaltstack(core::ptr::null(), &mut current) };
-    if r != 0 || current.ss_flags & libc::SS_ONSTACK == 0 {
-        return None;
+/// A thread's alternate signal stack: `[low, high)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AltStack {
+    low: u64,
+    high: u64,
+}
+
+impl AltStack {
+    /// The calling thread's alternate signal stack if it is running on it
+    /// right now, asked of the kernel (`sigaltstack`).
+    ///
+    /// # Async-signal safety
+    /// One `sigaltstack` system call (query only).
+    pub fn query() -> Option<AltStack> {
+        // SAFETY: `stack_t` is plain data; an all-zero value is valid to pass.
+        let mut current: libc::stack_t = unsafe { core::mem::zeroed() };
+        // SAFETY: sigaltstack(2) with a null new stack only fills `current`.
+        let r = unsafe { libc::sigaltstack(core::ptr::null(), &mut current) };
+        if r != 0 || current.ss_flags & libc::SS_ONSTACK == 0 {
+            return None;
+        }
+        AltStack::of(&current)
     }
-    let low = current.ss_sp as u64;
-    let high = low.checked_add(current.ss_size as u64)?;
-    (low <= sp && sp < high).then_some(low)
+
+    /// The alternate signal stack the kernel saved in a handler's
+    /// `ucontext_t` (`uc_stack`, written at delivery: the same bounds
+    /// `sigaltstack` reports, without the system call; also right for a
+    /// stack set up with `SS_AUTODISARM`, which `sigaltstack` reports as
+    /// disabled while its handler runs). `None` when the thread has none.
+    ///
+    /// # Safety
+    /// `ucontext` must be null or the third argument the kernel passed to a
+    /// `SA_SIGINFO` handler that is still running.
+    ///
+    /// # Async-signal safety
+    /// Reads the kernel-written signal frame on this thread's stack.
+    pub unsafe fn from_ucontext(ucontext: *const c_void) -> Option<AltStack> {
+        if ucontext.is_null() {
+            return None;
+        }
+        // SAFETY: the caller guarantees a live kernel-written ucontext_t.
+        let uc = unsafe { &*ucontext.cast::<libc::ucontext_t>() };
+        if uc.uc_stack.ss_flags & libc::SS_DISABLE != 0 {
+            return None;
+        }
+        AltStack::of(&uc.uc_stack)
+    }
+
+    fn of(stack: &libc::stack_t) -> Option<AltStack> {
+        let low = stack.ss_sp as u64;
+        let high = low.checked_add(stack.ss_size as u64)?;
+        (stack.ss_size > 0).then_some(AltStack { low, high })
+    }
+
+    /// The stack's low end if `sp` lies on it.
+    ///
+    /// A handler without `SA_ONSTACK` that interrupts code already running
+    /// on the alternate stack runs there too; that stack may be a small
+    /// buffer inside a larger (heap) mapping, so only these bounds are its
+    /// real ones.
+    ///
+    /// # Async-signal safety
+    /// Comparisons.
+    pub fn low_if_on(self, sp: u64) -> Option<u64> {
+        (self.low <= sp && sp < self.high).then_some(self.low)
+    }
 }
 
 /// Reads the interrupted registers out of a handler's `ucontext_t`.
