@@ -229,9 +229,10 @@ fn read_u64_in(range: &Range, address: u64) -> Result<u64, ()> {
 /// Reads the instruction bytes at `address` if they lie in readable memory.
 ///
 /// # Async-signal safety
-/// A table lookup and bounds-checked volatile byte reads.
+/// A table lookup (and, for an address not in a table of code mappings,
+/// one `ioctl`) and bounds-checked volatile byte reads.
 fn code_bytes<const N: usize>(ranges: &RangeTable, address: u64) -> Option<[u8; N]> {
-    let range = ranges.find(address)?;
+    let range = ranges.lookup(address)?;
     if !range.contains(address, N as u64) {
         return None;
     }
@@ -266,22 +267,32 @@ fn code_bytes<const N: usize>(ranges: &RangeTable, address: u64) -> Option<[u8; 
 /// `sigaltstack` (query) and atomic loads.
 #[inline(always)]
 pub fn stack_left(ranges: &RangeTable) -> Option<u64> {
-    stack_left_beside(ranges, sys::AltStack::query())
+    stack_left_beside(ranges, sys::AltStack::query(), None)
 }
 
 /// As [`stack_left`], with the thread's alternate signal stack already
 /// known (a capture handler reads it from its `ucontext_t`, which saves the
-/// `sigaltstack` call).
+/// `sigaltstack` call), and the readable range of the interrupted stack
+/// pointer if already looked up (`near`: a handler not on an alternate
+/// stack runs on that same stack, so no second lookup is needed).
 ///
 /// # Async-signal safety
-/// Atomic loads (and `process_vm_readv` for a stack not in the table).
+/// Atomic loads, at most one `ioctl` ([`RangeTable::lookup`]), and
+/// `process_vm_readv` for a stack found nowhere else.
 #[inline(always)]
-pub fn stack_left_beside(ranges: &RangeTable, alternate: Option<sys::AltStack>) -> Option<u64> {
+pub fn stack_left_beside(
+    ranges: &RangeTable,
+    alternate: Option<sys::AltStack>,
+    near: Option<Range>,
+) -> Option<u64> {
     let sp = sys::approximate_stack_pointer();
     if let Some(low) = alternate.and_then(|a| a.low_if_on(sp)) {
         return Some(sp.saturating_sub(low));
     }
-    match ranges.find(sp) {
+    let own = near
+        .filter(|r| r.contains(sp, 8))
+        .or_else(|| ranges.lookup(sp));
+    match own {
         Some(own) if own.grows_down => Some(u64::MAX),
         Some(own) => Some(sp.saturating_sub(own.start)),
         None => probe_stack_left(sp),
@@ -382,14 +393,12 @@ pub fn capture_self(
     let mut end_detail = 0u64;
     let mut scanned_from = 0u16;
 
-    let left = stack_left_beside(ctx.ranges, alternate);
+    let interrupted_stack = ctx.ranges.lookup(regs.sp);
+    let left = stack_left_beside(ctx.ranges, alternate, interrupted_stack);
     let roomy = left.is_none_or(|l| l >= MIN_STACK_FOR_UNWIND);
     // A stack missing from the table (full table, no /proc) is probed with
     // the kernel's help; only when there is room for the probe's buffer.
-    let stack = ctx
-        .ranges
-        .find(regs.sp)
-        .or_else(|| if roomy { probe_stack(regs.sp) } else { None });
+    let stack = interrupted_stack.or_else(|| if roomy { probe_stack(regs.sp) } else { None });
     let _ = slot.push_frame(regs.pc);
     match (stack, left) {
         (_, Some(left)) if left < MIN_STACK_FOR_UNWIND => {
@@ -460,10 +469,10 @@ pub fn capture_thread(
 ) {
     let mut end_detail = 0u64;
     let mut scanned_from = 0u16;
-    let stack = ctx.ranges.find(regs.sp).or_else(|| {
+    let stack = ctx.ranges.lookup(regs.sp).or_else(|| {
         (1..=16u64).find_map(|pages| {
             let above = regs.sp.checked_add(pages * 4096)?;
-            ctx.ranges.find(above)
+            ctx.ranges.lookup(above)
         })
     });
     let _ = slot.push_frame(regs.pc);
@@ -723,7 +732,7 @@ impl Walk<'_> {
         self.modules.module_for(stub)?;
         let slot = arch::plt_slot(code_bytes::<16>(self.ranges, stub)?, stub)?;
         self.modules.module_for(slot)?;
-        let range = self.ranges.find(slot)?;
+        let range = self.ranges.lookup(slot)?;
         let target = read_u64_in(&range, slot).ok()?;
         self.modules.module_for(target).map(|_| target)
     }

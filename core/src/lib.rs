@@ -144,6 +144,13 @@ pub struct Options {
     /// code built with frame pointers (`-C force-frame-pointers=yes` on
     /// x86_64); see [`fp`] for what it cannot see.
     pub frame_pointers_only: bool,
+    /// Ask the kernel about mappings with `PROCMAP_QUERY` where it answers
+    /// (Linux 6.11 and later; default true): each round then lists only the
+    /// code mappings, and each thread looks up its own stack as it captures
+    /// itself, instead of the round reading and parsing the whole text of
+    /// `/proc/self/maps`. Where the ioctl is missing (older kernels,
+    /// qemu-user) the text is read as with `false`.
+    pub maps_query: bool,
     /// Crash reports (default true): a fatal signal (SIGSEGV, SIGBUS, SIGILL,
     /// SIGFPE, SIGABRT, SIGSYS) makes a report, then the process dies as it
     /// would have; see [`crash`].
@@ -182,6 +189,7 @@ impl Options {
         max_mappings: 0,
         symbols: true,
         frame_pointers_only: false,
+        maps_query: true,
         crash_reports: true,
         crash_deadline_ms: crash::DEFAULT_DEADLINE_MS,
         context: context::ContextOptions::DEFAULT,
@@ -199,6 +207,7 @@ impl Options {
         max_mappings: 256,
         symbols: false,
         frame_pointers_only: true,
+        maps_query: true,
         context: context::ContextOptions::OFF,
         ..Options::DEFAULT
     };

@@ -14,17 +14,24 @@
 //! of an old one), which could make a stack read fault. The loom model in
 //! `core/tests/model_ranges.rs` found such stitched ranges before.
 //!
+//! Where the kernel answers `PROCMAP_QUERY` (Linux 6.11 and later) the
+//! table holds only the code mappings (a few per module, found with one
+//! ioctl each instead of formatting and parsing every line of the file), and
+//! [`RangeTable::lookup`] asks the kernel for any other address on the spot:
+//! a capturing thread looks up its own stack once, as it is at that moment
+//! (see `RoundGuard::refresh_ranges`).
+//!
 //! # Async-signal safety
-//! Atomic loads and stores only.
+//! Atomic loads and stores only; [`RangeTable::lookup`] adds one `ioctl`.
 #![deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
 use crate::storage::{Carver, Store, bytes_for};
 use alloc::vec::Vec;
 // Under `--cfg loom` the table runs on loom's atomics (core/tests/model_ranges.rs).
 #[cfg(not(loom))]
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+use core::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering, fence};
 #[cfg(loom)]
-use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+use loom::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering, fence};
 
 use crate::procfs::Mapping;
 
@@ -64,6 +71,14 @@ pub struct RangeTable {
     dropped: AtomicUsize,
     /// Sequence lock: odd while a writer rewrites the table.
     version: AtomicU64,
+    /// A `/proc/self/maps` descriptor that answers `PROCMAP_QUERY` when
+    /// the table holds code mappings only; -1 when it holds every readable
+    /// mapping (read from the file's text).
+    query_fd: AtomicI32,
+    /// An address at the top of the main thread's `[stack]`
+    /// ([`crate::sys::main_stack_marker`]): a queried mapping containing it
+    /// grows down.
+    main_stack_marker: AtomicU64,
 }
 
 /// Writes a fresh table; entries must come in ascending order (as in
@@ -86,6 +101,8 @@ impl RangeTable {
             len: AtomicUsize::new(0),
             dropped: AtomicUsize::new(0),
             version: AtomicU64::new(0),
+            query_fd: AtomicI32::new(-1),
+            main_stack_marker: AtomicU64::new(0),
         }
     }
 
@@ -98,6 +115,8 @@ impl RangeTable {
             len: AtomicUsize::new(0),
             dropped: AtomicUsize::new(0),
             version: AtomicU64::new(0),
+            query_fd: AtomicI32::new(-1),
+            main_stack_marker: AtomicU64::new(0),
         })
     }
 
@@ -162,6 +181,61 @@ impl RangeTable {
             return None;
         }
         found
+    }
+
+    /// Makes [`RangeTable::lookup`] ask the kernel through `fd` (a
+    /// `/proc/self/maps` descriptor that stays open while any handler may
+    /// use it) for addresses the table does not hold; -1 turns that off (the
+    /// table then holds every readable mapping). Set by the initiator before
+    /// it signals any thread.
+    ///
+    /// # Async-signal safety
+    /// Atomic stores.
+    pub fn set_query_fd(&self, fd: i32, main_stack_marker: u64) {
+        self.main_stack_marker
+            .store(main_stack_marker, Ordering::Relaxed);
+        self.query_fd.store(fd, Ordering::Release);
+    }
+
+    /// Whether the table holds code mappings only and other addresses are
+    /// asked of the kernel.
+    pub fn queries_kernel(&self) -> bool {
+        self.query_fd.load(Ordering::Acquire) >= 0
+    }
+
+    /// The readable range containing `address`: from the table, or, when
+    /// the table holds code mappings only, from the kernel (`PROCMAP_QUERY`:
+    /// the mapping as it is now). For code checks use [`RangeTable::find`],
+    /// which never makes a system call (code is always in the table).
+    ///
+    /// # Async-signal safety
+    /// Atomic loads and at most one `ioctl`.
+    pub fn lookup(&self, address: u64) -> Option<Range> {
+        if let Some(found) = self.find(address) {
+            return Some(found);
+        }
+        #[cfg(not(loom))]
+        {
+            let fd = self.query_fd.load(Ordering::Acquire);
+            if fd < 0 {
+                return None;
+            }
+            let m =
+                crate::sys::procmap_query(fd, address, crate::sys::MappingQuery::ReadableCovering)
+                    .ok()?;
+            if m.start & FLAG_MASK != 0 {
+                return None;
+            }
+            let marker = self.main_stack_marker.load(Ordering::Relaxed);
+            Some(Range {
+                start: m.start,
+                end: m.end,
+                executable: m.executable,
+                grows_down: marker != 0 && m.start <= marker && marker < m.end,
+            })
+        }
+        #[cfg(loom)]
+        None
     }
 
     fn search(&self, address: u64) -> Option<Range> {
@@ -346,6 +420,7 @@ impl Priority {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
+    extern crate std;
     use super::*;
 
     fn m(start: u64, end: u64, r: bool, name: &'static [u8]) -> Mapping<'static> {
@@ -373,6 +448,86 @@ mod tests {
         let s = t.find(0x7ff8).expect("stack");
         assert!(s.grows_down && s.contains(0x7ff8, 8) && !s.contains(0x7ffc, 8));
         assert!(t.find(0x9000).is_none());
+    }
+
+    /// A `/proc/self/maps` descriptor if this kernel answers
+    /// `PROCMAP_QUERY` on it; `None` (the caller says SKIPPED) otherwise.
+    fn maps_query_fd() -> Option<i32> {
+        let fd = crate::sys::open_readonly(b"/proc/self/maps\0", false).ok()?;
+        let probe = crate::sys::procmap_query(fd.raw(), 0, crate::sys::MappingQuery::AnyFromHere);
+        if probe.is_err() {
+            return None;
+        }
+        let raw = fd.raw();
+        core::mem::forget(fd);
+        Some(raw)
+    }
+
+    #[test]
+    fn lookup_asks_the_kernel_for_what_the_table_does_not_hold() {
+        let Some(fd) = maps_query_fd() else {
+            std::eprintln!("SKIPPED: this kernel has no PROCMAP_QUERY (Linux 6.11 and later)");
+            return;
+        };
+        let t = RangeTable::new(4);
+        let on_stack = 0u64;
+        let sp = core::ptr::addr_of!(on_stack) as u64;
+        // Without a descriptor an empty table knows nothing.
+        assert!(t.lookup(sp).is_none());
+        t.set_query_fd(fd, crate::sys::main_stack_marker());
+        let stack = t.lookup(sp).expect("the test thread's stack");
+        assert!(stack.contains(sp, 8) && !stack.executable, "{stack:?}");
+        // Code is reported executable; `find` never asks the kernel.
+        let code =
+            lookup_asks_the_kernel_for_what_the_table_does_not_hold as *const () as usize as u64;
+        let text = t.lookup(code).expect("this test's code");
+        assert!(text.executable && text.contains(code, 1), "{text:?}");
+        assert!(t.find(code).is_none());
+        // Unmapped memory is nothing (the zero page is never mapped).
+        assert!(t.lookup(16).is_none());
+        // The main thread's stack grows down; a spawned thread's does not.
+        let main_marker = crate::sys::main_stack_marker();
+        assert!(main_marker != 0);
+        assert!(t.lookup(main_marker).expect("[stack]").grows_down);
+        assert!(!stack.grows_down || std::thread::current().name() == Some("main"));
+        t.set_query_fd(-1, 0);
+        assert!(t.lookup(sp).is_none());
+    }
+
+    #[test]
+    fn code_walk_by_queries_matches_the_text() {
+        // Every readable executable mapping the text lists is found by
+        // walking mapping by mapping with PROCMAP_QUERY.
+        let Some(fd) = maps_query_fd() else {
+            std::eprintln!("SKIPPED: this kernel has no PROCMAP_QUERY (Linux 6.11 and later)");
+            return;
+        };
+        let text = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let mut from_text = std::vec::Vec::new();
+        for line in text.lines() {
+            let m = crate::procfs::parse_maps_line(line.as_bytes()).unwrap();
+            if m.readable && m.executable {
+                from_text.push((m.start, m.end));
+            }
+        }
+        let mut queried = std::vec::Vec::new();
+        let mut from = 0u64;
+        while let Ok(m) = crate::sys::procmap_query(fd, from, crate::sys::MappingQuery::AnyFromHere)
+        {
+            assert!(m.end > from);
+            if m.readable && m.executable {
+                queried.push((m.start, m.end));
+            }
+            from = m.end;
+        }
+        // Mappings may come and go between the two reads (other tests'
+        // threads); code of the loaded libraries does not.
+        for code in &from_text {
+            assert!(
+                queried.contains(code),
+                "{code:x?} missing from {queried:x?}"
+            );
+        }
     }
 
     #[test]

@@ -86,20 +86,66 @@ fn one_report(fx: &Fixture) -> Report {
     report_number(fx, 1)
 }
 
+/// Whether this kernel answers `PROCMAP_QUERY` on `/proc/self/maps`
+/// (Linux 6.11 and later; not qemu-user).
+fn kernel_has_maps_query() -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(maps) = std::fs::File::open("/proc/self/maps") else {
+        return false;
+    };
+    let marker = 0u8;
+    let address = std::ptr::addr_of!(marker) as u64;
+    let query = guru_core::sys::MappingQuery::ReadableCovering;
+    guru_core::sys::procmap_query(maps.as_raw_fd(), address, query).is_ok()
+}
+
 #[test]
 fn thousands_of_mappings_keep_thread_stacks_tracked() {
     // 4000 separate readable mappings, made after the threads started: they
     // sit below the stacks and libraries, and the table (3072 ranges by
-    // default) used to keep only the lowest addresses.
-    let (fx, threads) = start(&["--mappings", "4000", "--deadline-ms", "5000"]);
+    // default) used to keep only the lowest addresses. Read from the text
+    // of /proc/self/maps (as on kernels without PROCMAP_QUERY).
+    let (fx, threads) = start(&[
+        "--mappings",
+        "4000",
+        "--deadline-ms",
+        "5000",
+        "--no-maps-query",
+    ]);
     let report = one_report(&fx);
     let figures = report.section("Report").expect("Report section");
     assert!(
         figures.contains("readable mappings not tracked (table full)"),
         "the table must overflow for this test to mean anything:\n{figures}"
     );
+    check_thousands_of_mappings(&report, &threads);
+}
+
+#[test]
+fn thousands_of_mappings_with_maps_query_need_no_room_in_the_table() {
+    // The same process where the kernel answers PROCMAP_QUERY: the table
+    // holds code only and each thread asks for its own stack, so nothing
+    // is left out however many mappings there are.
+    if !kernel_has_maps_query() {
+        eprintln!("SKIPPED: this kernel has no PROCMAP_QUERY (Linux 6.11 and later)");
+        return;
+    }
+    let (fx, threads) = start(&["--mappings", "4000", "--deadline-ms", "5000"]);
+    let report = one_report(&fx);
+    let figures = report.section("Report").expect("Report section");
     assert!(
-        unknown_stacks(&report).is_empty(),
+        !figures.contains("readable mappings"),
+        "with PROCMAP_QUERY no mapping is left out or unknown:\n{figures}"
+    );
+    check_thousands_of_mappings(&report, &threads);
+    // The descriptor the threads query is kept: a second report is as whole.
+    let second = report_number(&fx, 2);
+    check_thousands_of_mappings(&second, &threads);
+}
+
+fn check_thousands_of_mappings(report: &Report, threads: &BTreeMap<String, i32>) {
+    assert!(
+        unknown_stacks(report).is_empty(),
         "threads lost their stacks:\n{}",
         report.text
     );
@@ -119,8 +165,10 @@ fn thousands_of_mappings_keep_thread_stacks_tracked() {
 #[test]
 fn three_thousand_threads_keep_their_stacks_tracked() {
     // Each Rust thread has two readable mappings (its stack and its
-    // alternate signal stack): 6000 and more, for a table of 3072.
-    let (fx, threads) = start(&["--idle", "3000"]);
+    // alternate signal stack): 6000 and more, for a table of 3072 (read
+    // from the text of /proc/self/maps; with PROCMAP_QUERY the table holds
+    // code only).
+    let (fx, threads) = start(&["--idle", "3000", "--no-maps-query"]);
     assert!(threads.len() > 3000);
     let report = one_report(&fx);
     let figures = report.section("Report").expect("Report section");

@@ -88,6 +88,104 @@ pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
     if n < 0 { Err(errno()) } else { Ok(n as usize) }
 }
 
+/// A mapping as `PROCMAP_QUERY` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueriedMapping {
+    /// First address.
+    pub start: u64,
+    /// One past the last.
+    pub end: u64,
+    /// `PROT_READ`.
+    pub readable: bool,
+    /// `PROT_EXEC`.
+    pub executable: bool,
+}
+
+/// `struct procmap_query` of `<linux/fs.h>` (Linux 6.11), 104 bytes.
+#[repr(C)]
+#[derive(Default)]
+struct ProcmapQuery {
+    size: u64,
+    query_flags: u64,
+    query_addr: u64,
+    vma_start: u64,
+    vma_end: u64,
+    vma_flags: u64,
+    vma_page_size: u64,
+    vma_offset: u64,
+    inode: u64,
+    dev_major: u32,
+    dev_minor: u32,
+    vma_name_size: u32,
+    build_id_size: u32,
+    vma_name_addr: u64,
+    build_id_addr: u64,
+}
+
+const PROCMAP_QUERY_VMA_READABLE: u64 = 0x01;
+const PROCMAP_QUERY_VMA_EXECUTABLE: u64 = 0x04;
+const PROCMAP_QUERY_COVERING_OR_NEXT_VMA: u64 = 0x10;
+/// `_IOWR('f', 17, struct procmap_query)`.
+const PROCMAP_QUERY: u64 =
+    (3 << 30) | ((core::mem::size_of::<ProcmapQuery>() as u64) << 16) | ((b'f' as u64) << 8) | 17;
+
+/// Which mappings [`procmap_query`] looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MappingQuery {
+    /// The readable mapping that contains the address.
+    ReadableCovering,
+    /// The mapping that contains the address, or else the first above it,
+    /// whatever its permissions (the next one: the kernel skips nothing).
+    AnyFromHere,
+}
+
+/// Asks the kernel about one mapping of this process with the
+/// `PROCMAP_QUERY` ioctl on a `/proc/self/maps` descriptor (Linux 6.11 and
+/// later): no text is formatted or parsed, and the answer is the mapping as
+/// it is at the moment of the call. `ENOENT`: no such mapping; `ENOTTY` or
+/// `EINVAL`: the kernel (or an emulator serving `/proc`, as qemu-user does)
+/// has no such ioctl.
+///
+/// # Async-signal safety
+/// One `ioctl` system call on a preallocated stack struct. The kernel takes
+/// the address space's lock for reading (or the one mapping's lock), as a
+/// page fault does.
+pub fn procmap_query(fd: i32, address: u64, query: MappingQuery) -> Result<QueriedMapping, Errno> {
+    let mut q = ProcmapQuery {
+        size: core::mem::size_of::<ProcmapQuery>() as u64,
+        query_flags: match query {
+            MappingQuery::ReadableCovering => PROCMAP_QUERY_VMA_READABLE,
+            MappingQuery::AnyFromHere => PROCMAP_QUERY_COVERING_OR_NEXT_VMA,
+        },
+        query_addr: address,
+        ..ProcmapQuery::default()
+    };
+    // SAFETY: `q` is a properly sized and initialised `procmap_query` that
+    // lives across the call; no name or build-id buffer is passed (their
+    // sizes are 0), so the kernel writes into `q` only.
+    let r = unsafe { libc::ioctl(fd, PROCMAP_QUERY as _, &raw mut q) };
+    if r < 0 {
+        return Err(errno());
+    }
+    if q.vma_end <= q.vma_start {
+        return Err(libc::EINVAL);
+    }
+    Ok(QueriedMapping {
+        start: q.vma_start,
+        end: q.vma_end,
+        readable: q.vma_flags & PROCMAP_QUERY_VMA_READABLE != 0,
+        executable: q.vma_flags & PROCMAP_QUERY_VMA_EXECUTABLE != 0,
+    })
+}
+
+/// `getauxval(AT_EXECFN)`: the address of the program's file name, which
+/// the kernel writes at the top of the main thread's `[stack]` (so it marks
+/// that mapping whatever its current low end), or 0.
+pub fn main_stack_marker() -> u64 {
+    // SAFETY: getauxval has no preconditions.
+    unsafe { libc::getauxval(libc::AT_EXECFN) }
+}
+
 /// An owned file descriptor, closed on drop.
 #[derive(Debug)]
 pub struct Fd(i32);

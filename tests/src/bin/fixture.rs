@@ -23,7 +23,9 @@
 //! `--exhaust-fds-before-install` (the same before guru is installed, so
 //! it keeps no descriptor; a few are freed for the fixture's own pipe and
 //! taken again before `ready`), `--fifo PATH` (a thread `fifo-opener`
-//! blocked opening the FIFO at PATH for reading: in syscall `openat`).
+//! blocked opening the FIFO at PATH for reading: in syscall `openat`),
+//! `--no-maps-query` (`Options::maps_query` off: every round reads the text
+//! of `/proc/self/maps`, as on kernels without `PROCMAP_QUERY`).
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -258,6 +260,9 @@ fn main() {
     }
     if let Some(n) = value(&args, "--deadline-ms") {
         options.round_deadline_ms = n as u32;
+    }
+    if flag(&args, "--no-maps-query") {
+        options.maps_query = false;
     }
     let engine = match guru_core::install(options) {
         Ok(e) => e,
