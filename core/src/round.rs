@@ -32,6 +32,11 @@
 //!   unwound: stack pointer outside any readable mapping", as before. The
 //!   refill reads `/proc/self/maps` twice, which makes the fan-out of a round
 //!   longer in such a process (thousands of mappings: milliseconds).
+//!   All of this is the text path: where the kernel answers `PROCMAP_QUERY`
+//!   (Linux 6.11 and later, [`crate::Options::maps_query`]) the table holds
+//!   only the modules' code and each thread asks the kernel for its own
+//!   stack, so no mapping is ever left out and the table cannot overflow
+//!   short of thousands of code mappings.
 #![deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 #![allow(unsafe_code)]
 
