@@ -429,8 +429,9 @@ pub struct PhaseTime {
 pub struct Phases {
     /// Listing `/proc/self/task` and arming a slot per thread.
     pub list: PhaseTime,
-    /// Reading `/proc/self/maps` into the readable-range table (0 in a
-    /// floor round, which does not need it).
+    /// Refreshing the readable-range table: the modules' code mappings by
+    /// `PROCMAP_QUERY`, or the whole text of `/proc/self/maps` where the
+    /// kernel has no such ioctl (0 in a floor round, which does not need it).
     pub maps: PhaseTime,
     /// Sending the capture signal to every thread.
     pub signal: PhaseTime,

@@ -410,8 +410,10 @@ pub fn write_section(w: &mut String, rows: &[RowView<'_>], deep: &[DeepRow]) {
          **floor**: a round built exactly like a capture round (`guru_core::floor::round`: the \
          same `/proc/self/task` listing and slot arming, the same capture signal sent the same \
          way, the same gather woken by the last answer's futex) whose handler only checks the \
-         signal and answers: no unwinding, no slot write, no `/proc/self/maps`. **floor + \
-         yield**: its handler also yields after answering, as a capture handler does. Floor \
+         signal and answers: no unwinding, no slot write, no readable-range table. **floor + \
+         yield**: its handler also yields after answering, as a capture handler did of every \
+         thread until issue 16 (it now yields only after capturing a thread that was running \
+         user code, not one blocked in a system call). Floor \
          rounds run right before each capture round on the same process. Per thread = the \
          round's median / N.\n"
     );
@@ -450,7 +452,7 @@ pub fn write_section(w: &mut String, rows: &[RowView<'_>], deep: &[DeepRow]) {
         "\n### Where the time goes\n\n\
          Each phase of a round (`RoundSummary::phases`): wall time / the initiator's own \
          thread-CPU in it, medians. **list**: `/proc/self/task` read and a slot armed per \
-         thread; **maps**: `/proc/self/maps` into the readable-range table (captures only); \
+         thread; **maps**: the readable-range table refreshed (captures only: the modules' code mappings by `PROCMAP_QUERY`, or the whole text of `/proc/self/maps` where the kernel lacks it, as the Machine table says); \
          **signal**: one `rt_tgsigqueueinfo` per thread; **gather**: waiting for the last \
          answer. Wall above CPU in *signal* is time the initiator waited for a CPU held by \
          threads it had just woken.\n"
@@ -556,8 +558,8 @@ fn write_findings(w: &mut String, rows: &[RowView<'_>]) {
         }
         if let (Some(lw), Some(mw)) = (p("capture", "list", "wall"), p("capture", "maps", "wall")) {
             notes.push(format!(
-                "Listing {} threads and arming their slots took {}, reading `/proc/self/maps` \
-                 ({} mappings or more: a stack and a guard page per thread) {}.",
+                "Listing {} threads and arming their slots took {}, refreshing the readable-range \
+                 table ({} mappings or more in the process: a stack and a guard page per thread) {}.",
                 r.threads,
                 dur(lw),
                 2 * r.threads,

@@ -518,11 +518,31 @@ fn machine_description() -> Vec<(String, String)> {
             read_first_line("/proc/sys/kernel/osrelease"),
         ),
         ("rustc".into(), rustc),
+        ("mappings per round".into(), maps_source().into()),
         (
             "load average at start".into(),
             read_first_line("/proc/loadavg"),
         ),
     ]
+}
+
+/// How guru's rounds learn the readable mappings on this kernel.
+fn maps_source() -> &'static str {
+    use std::os::fd::AsRawFd;
+    let marker = 0u8;
+    let answered = std::fs::File::open("/proc/self/maps").is_ok_and(|maps| {
+        guru_core::sys::procmap_query(
+            maps.as_raw_fd(),
+            std::ptr::addr_of!(marker) as u64,
+            guru_core::sys::MappingQuery::ReadableCovering,
+        )
+        .is_ok()
+    });
+    if answered {
+        "`PROCMAP_QUERY` (the modules' code per round; each thread's stack as it captures itself)"
+    } else {
+        "the text of `/proc/self/maps`, every round (no `PROCMAP_QUERY` on this kernel)"
+    }
 }
 
 // ---------------------------------------------------------------- measuring
@@ -1146,7 +1166,7 @@ fn render(
     let _ = writeln!(
         w,
         "- **capture**: trigger to all threads captured (`RoundSummary::capture_ns`: list \
-         `/proc/self/task`, read `/proc/self/maps`, signal every thread, wait for all).\n\
+         `/proc/self/task`, refresh the readable-range table, signal every thread, wait for all).\n\
          - **fan-out**: the listing-and-signalling part of it.\n\
          - **report (core)**: `guru_core::write_report` to /dev/null: capture + symbols from \
          the in-memory symbol tables + text + write; *first* is the first report of a fresh \
