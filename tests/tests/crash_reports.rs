@@ -166,6 +166,12 @@ fn check_std_sections(r: &Report) {
             r.text
         );
     }
+    // The registered section ran in the crashing process: it names the mode.
+    assert!(
+        r.text.contains("  mode "),
+        "no registered section text:\n{}",
+        r.text
+    );
     assert!(!r.text.contains("S3CRET"), "secret leaked:\n{}", r.text);
     assert!(
         r.section("Configuration")

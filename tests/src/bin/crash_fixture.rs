@@ -274,7 +274,10 @@ fn main() {
             None
         }
         _ => {
-            guru::register_section("Crash fixture", || format!("mode {}", std::process::id()));
+            let section_mode = mode.clone();
+            guru::register_section("Crash fixture", move || {
+                format!("mode {section_mode}, pid {}", std::process::id())
+            });
             let mut b = guru::Builder::new(guru::package!())
                 .config(serde_json::json!({"listen": "0.0.0.0:80", "db_password": "S3CRET"}))
                 .crash_deadline(Duration::from_millis(u64::from(deadline_ms)))
