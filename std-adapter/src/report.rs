@@ -15,7 +15,7 @@ use guru_core::write::{Dropped, write_reason};
 use guru_core::{ModuleSet, RoundSummary, ThreadCapture, Trigger};
 
 use crate::config::{self, Redactor};
-use crate::frames::{frame, module_of};
+use crate::frames::frame;
 use crate::model::{self, Data, Kind};
 use crate::package::Package;
 use crate::procinfo;
@@ -509,8 +509,9 @@ pub(crate) fn collect_with(
                         .iter()
                         .zip(symbolized)
                         .enumerate()
-                        .map(|(n, (&address, s))| {
-                            frame(n, address, module_of(modules, address, n > 0), s)
+                        .map(|(n, (&address, mut s))| {
+                            let module = s.module.take();
+                            frame(n, address, module, s)
                         })
                         .collect();
                     thread

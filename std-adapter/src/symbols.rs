@@ -49,18 +49,11 @@ use guru_core::symbolize::ModuleInfo;
 /// Addresses kept in the cache at most.
 pub const MAX_CACHED_ADDRESSES: usize = 65_536;
 
-/// One function of a frame (several when calls were inlined). Strings are
-/// shared (`Arc<str>`): a warm report copies frames out of the cache, and a
-/// copy then costs one allocation per frame instead of one per string.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Func {
-    /// Demangled name, without the hash.
-    pub(crate) name: Option<Arc<str>>,
-    pub(crate) file: Option<Arc<str>>,
-    pub(crate) line: Option<u32>,
-    /// Inlined into the next function of the frame.
-    pub(crate) inlined: bool,
-}
+/// One function of a frame (several when calls were inlined): the model's
+/// own type, whose strings are shared (`Arc<str>`), so a warm report copies
+/// frames out of the cache with one allocation per frame (its function
+/// list) instead of one per string.
+pub(crate) type Func = crate::model::Function;
 
 /// A symbolized frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +63,9 @@ pub(crate) struct Symbolized {
     pub(crate) functions: Vec<Func>,
     /// The ELF symbol (demangled) and the offset into it, if any.
     pub(crate) symbol: Option<(Arc<str>, u64)>,
+    /// The module's file name (escaped) and the address's offset in it
+    /// (address minus load bias), if the address is in a module.
+    pub(crate) module: Option<(Arc<str>, u64)>,
 }
 
 /// A module's debug info, or why it has none.
@@ -155,6 +151,8 @@ pub(crate) struct Symbolizer {
     pub(crate) heavy_debug_info: bool,
     modules: HashMap<ModuleKey, Debug>,
     cache: HashMap<(u64, bool), Symbolized>,
+    /// Each module's escaped file name (one string shared by its frames).
+    module_names: HashMap<ModuleKey, Arc<str>>,
     module_set: usize,
 }
 
@@ -210,6 +208,7 @@ impl Symbolizer {
             self.module_set = set;
             self.modules
                 .retain(|k, _| modules.modules.iter().any(|m| ModuleKey::of(m) == *k));
+            self.module_names.clear();
         }
         if self.cache.len() > MAX_CACHED_ADDRESSES {
             self.cache.clear();
@@ -247,6 +246,7 @@ impl Symbolizer {
         let set = std::ptr::from_ref(modules) as usize;
         if self.module_set != set {
             self.cache.clear();
+            self.module_names.clear();
             self.module_set = set;
         }
         for m in modules.modules.iter() {
@@ -293,6 +293,7 @@ impl Symbolizer {
             return Symbolized {
                 functions: Vec::new(),
                 symbol: None,
+                module: None,
             };
         };
         let symbol = r.symbol.map(|s| {
@@ -329,7 +330,24 @@ impl Symbolizer {
                 last.name = Some(sym.clone());
             }
         }
-        Symbolized { functions, symbol }
+        let module = Some((self.module_name(r.module), r.module_offset));
+        Symbolized {
+            functions,
+            symbol,
+            module,
+        }
+    }
+
+    /// A module's file name, escaped, made once per module.
+    fn module_name(&mut self, m: &ModuleInfo) -> Arc<str> {
+        self.module_names
+            .entry(ModuleKey::of(m))
+            .or_insert_with(|| {
+                let mut name = String::new();
+                let _ = guru_core::format::write_escaped(&mut name, m.short_name());
+                Arc::from(name)
+            })
+            .clone()
     }
 }
 
@@ -621,21 +639,15 @@ impl DebugFile {
             }
         }
         functions
-            .into_iter()
-            .map(|f| crate::model::Function {
-                name: f.name.map(|n| n.to_string()),
-                file: f.file.map(|n| n.to_string()),
-                line: f.line,
-                inlined: f.inlined,
-            })
-            .collect()
     }
 
     /// The ELF symbol (demangled) containing `module_offset`, if the file
     /// has a symbol table.
-    pub fn symbol(&self, module_offset: u64, is_return: bool) -> Option<String> {
+    pub fn symbol(&self, module_offset: u64, is_return: bool) -> Option<Arc<str>> {
         let probe = module_offset.wrapping_sub(u64::from(is_return));
-        self.loader.find_symbol(probe).map(demangle)
+        self.loader
+            .find_symbol(probe)
+            .map(|s| Arc::from(demangle(s)))
     }
 }
 

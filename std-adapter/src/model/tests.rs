@@ -43,7 +43,7 @@ fn frame(index: usize, address: u64, functions: Vec<Function>, symbol: Option<&s
         address: Hex(address),
         module: Some("prog".into()),
         module_offset: Some(Hex(address - 0x1000)),
-        symbol: symbol.map(str::to_string),
+        symbol: symbol.map(Into::into),
         symbol_offset: symbol.map(|_| Hex(0x24)),
         functions,
     }
@@ -546,7 +546,7 @@ fn model_frame(index: usize, address: u64, name: Option<&str>) -> Frame {
             .map(|n| {
                 vec![
                     Function {
-                        name: Some(format!("{n}::{{closure}}")),
+                        name: Some(format!("{n}::{{closure}}").into()),
                         file: Some("src/t.rs".into()),
                         line: Some(7),
                         inlined: true,
