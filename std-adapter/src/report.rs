@@ -583,11 +583,12 @@ pub(crate) fn collect_with(
         out.extend(green);
     }
     let redactor = settings.map(|s| s.redactor.clone()).unwrap_or_default();
+    let own = procinfo::Own::read();
     out.push(model::Section::new(
         "Processes",
         Kind::Processes,
         guarded(|| {
-            let mut processes = procinfo::processes()?;
+            let mut processes = procinfo::processes(&own)?;
             for e in &mut processes {
                 e.cmdline = redactor.redact_command_line(&e.cmdline);
             }
@@ -631,7 +632,9 @@ pub(crate) fn collect_with(
         Kind::Process,
         guarded(|| {
             let uptime = engine.map_or(0, |e| e.uptime_ns());
-            Ok(Data::Process(Box::new(procinfo::process_info(uptime))))
+            Ok(Data::Process(Box::new(procinfo::process_info(
+                uptime, &own,
+            ))))
         }),
     ));
     out.push(model::Section::new(

@@ -180,8 +180,16 @@ fn seal(w: &mut String, body_start: usize) {
         0xc2 => b.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)),
         _ => false,
     };
-    let dirty =
-        (0..b.len()).any(|i| control(i) || ((i == 0 || b[i - 1] == b'\n') && forged(&body[i..])));
+    // A branch-free pass over 64-byte blocks finds whether any byte may
+    // start a control character (it vectorizes; a byte-by-byte scan with
+    // the line-start test was most of a warm report's rendering); only then
+    // is each candidate looked at. Line starts are found with `split`.
+    let candidate = b.chunks(64).any(|block| {
+        block.iter().fold(false, |any, &c| {
+            any | ((c < 0x20) & (c != b'\n')) | (c == 0x7f) | (c == 0xc2)
+        })
+    });
+    let dirty = (candidate && (0..b.len()).any(control)) || body.split('\n').any(forged);
     if !dirty {
         return;
     }
