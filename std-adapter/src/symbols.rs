@@ -59,8 +59,9 @@ pub(crate) type Func = crate::model::Function;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Symbolized {
     /// Functions, innermost (inlined) first, the physical function last;
-    /// empty when DWARF knows nothing of the address.
-    pub(crate) functions: Vec<Func>,
+    /// empty when DWARF knows nothing of the address. Shared: a cached
+    /// frame is copied into a report without an allocation.
+    pub(crate) functions: Arc<[Func]>,
     /// The ELF symbol (demangled) and the offset into it, if any.
     pub(crate) symbol: Option<(Arc<str>, u64)>,
     /// The module's file name (escaped) and the address's offset in it
@@ -291,7 +292,7 @@ impl Symbolizer {
     ) -> Symbolized {
         let Some(r) = modules.resolve(address, is_return) else {
             return Symbolized {
-                functions: Vec::new(),
+                functions: Arc::from([]),
                 symbol: None,
                 module: None,
             };
@@ -332,7 +333,7 @@ impl Symbolizer {
         }
         let module = Some((self.module_name(r.module), r.module_offset));
         Symbolized {
-            functions,
+            functions: functions.into(),
             symbol,
             module,
         }

@@ -629,8 +629,10 @@ pub struct Frame {
     pub symbol: Option<Arc<str>>,
     /// Offset into the symbol.
     pub symbol_offset: Option<Hex>,
+    // Shared with the reporter's cache (a warm report's frame costs no
+    // allocation).
     /// From DWARF: innermost inlined call first, the real function last.
-    pub functions: Vec<Function>,
+    pub functions: Arc<[Function]>,
 }
 
 /// A function of a frame, from DWARF.

@@ -45,7 +45,7 @@ fn frame(index: usize, address: u64, functions: Vec<Function>, symbol: Option<&s
         module_offset: Some(Hex(address - 0x1000)),
         symbol: symbol.map(Into::into),
         symbol_offset: symbol.map(|_| Hex(0x24)),
-        functions,
+        functions: functions.into(),
     }
 }
 
@@ -79,7 +79,7 @@ fn sample_thread() -> Thread {
         module_offset: None,
         symbol: None,
         symbol_offset: None,
-        functions: vec![],
+        functions: std::sync::Arc::from([]),
     });
     frames.push(frame(12, 0x5300, vec![], None));
     frames.push(frame(
@@ -559,7 +559,8 @@ fn model_frame(index: usize, address: u64, name: Option<&str>) -> Frame {
                     },
                 ]
             })
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .into(),
     }
 }
 

@@ -111,7 +111,7 @@ fn symbolize(
     stats: &mut Stats,
 ) -> Vec<Frame> {
     let none = || crate::symbols::Symbolized {
-        functions: Vec::new(),
+        functions: std::sync::Arc::from([]),
         symbol: None,
         module: None,
     };

@@ -58,7 +58,7 @@ pub(super) fn frames(l: &mut Lines<'_>, out: &mut Vec<Frame>) -> Result<()> {
             module_offset: None,
             symbol: None,
             symbol_offset: None,
-            functions: Vec::new(),
+            functions: Arc::from([]),
         };
         let module_part = rest
             .strip_suffix(')')
@@ -98,10 +98,12 @@ pub(super) fn frames(l: &mut Lines<'_>, out: &mut Vec<Frame>) -> Result<()> {
                 };
                 p.module = frame.module;
                 p.module_offset = frame.module_offset;
-                p.functions.push(f);
+                let mut functions = p.functions.to_vec();
+                functions.push(f);
+                p.functions = functions.into();
             }
             (Some(f), false) => {
-                frame.functions.push(f);
+                frame.functions = Arc::from([f]);
                 out.push(frame);
             }
             (None, true) => return Err(l.err("the next function of the frame")),

@@ -416,7 +416,7 @@ pub(super) fn write_frame(w: &mut String, f: &Frame) {
         w.push(' ');
     };
     if !f.functions.is_empty() {
-        for func in &f.functions {
+        for func in f.functions.iter() {
             write_start(w);
             esc(w, func.name.as_deref().unwrap_or("??"));
             if let Some(file) = &func.file {
