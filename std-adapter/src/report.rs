@@ -400,8 +400,16 @@ fn modules_data(set: &ModuleSet) -> model::Modules {
                 start: model::Hex(m.start),
                 end: model::Hex(m.end),
                 bias: Some(model::Hex(m.bias)),
-                build_id: (!m.build_id.is_empty())
-                    .then(|| m.build_id.iter().map(|b| format!("{b:02x}")).collect()),
+                build_id: (!m.build_id.is_empty()).then(|| {
+                    // One string, not one per byte.
+                    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                    let mut hex = String::with_capacity(2 * m.build_id.len());
+                    for &b in m.build_id.iter() {
+                        hex.push(char::from(DIGITS[usize::from(b >> 4)]));
+                        hex.push(char::from(DIGITS[usize::from(b & 0xf)]));
+                    }
+                    hex
+                }),
                 symbols: m.symbols.len(),
             })
             .collect(),

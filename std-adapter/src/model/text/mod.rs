@@ -180,16 +180,26 @@ fn seal(w: &mut String, body_start: usize) {
         0xc2 => b.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)),
         _ => false,
     };
-    // A branch-free pass over 64-byte blocks finds whether any byte may
-    // start a control character (it vectorizes; a byte-by-byte scan with
-    // the line-start test was most of a warm report's rendering); only then
-    // is each candidate looked at. Line starts are found with `split`.
-    let candidate = b.chunks(64).any(|block| {
-        block.iter().fold(false, |any, &c| {
-            any | ((c < 0x20) & (c != b'\n')) | (c == 0x7f) | (c == 0xc2)
-        })
-    });
-    let dirty = (candidate && (0..b.len()).any(control)) || body.split('\n').any(forged);
+    // A branch-free pass over 64-byte blocks finds the blocks where a byte
+    // may start a control character or a newline is followed by `=` (it
+    // vectorizes; a byte-by-byte scan with the line-start test was a fifth
+    // of a warm 8-thread report); only those blocks are looked at byte by
+    // byte. The body's last byte has no successor: checked on its own.
+    let line_at = |i: usize| b[i] == b'\n' && body.get(i + 1..).is_some_and(forged);
+    let n = b.len();
+    let dirty = forged(body)
+        || (n > 0 && control(n - 1))
+        || (0..n).step_by(64).any(|start| {
+            let end = (start + 64).min(n);
+            let (block, next) = (&b[start..end], &b[start + 1..(end + 1).min(n)]);
+            let candidate = block.iter().zip(next).fold(false, |any, (&c, &d)| {
+                any | ((c < 0x20) & (c != b'\n'))
+                    | (c == 0x7f)
+                    | (c == 0xc2)
+                    | ((c == b'\n') & (d == b'='))
+            });
+            candidate && (start..end).any(|i| control(i) || line_at(i))
+        });
     if !dirty {
         return;
     }
