@@ -500,6 +500,7 @@ pub(crate) fn collect_with(
     // Symbolize outside the round: other threads already run on. The raw
     // threads are moved out of the round, not copied.
     let mut sym_stats = symbols::Stats::default();
+    let (sym_t0, sym_cpu0) = (Instant::now(), guru_core::sys::thread_cpu_ns());
     let mut threads = round.as_mut().map_err(|e| e.clone()).map(|r| {
         let modules = r.modules;
         let raw = std::mem::take(&mut r.threads);
@@ -509,10 +510,11 @@ pub(crate) fn collect_with(
             threads: raw
                 .into_iter()
                 .map(|(mut thread, addresses)| {
-                    let symbolized =
-                        state
-                            .symbolizer
-                            .symbolize_stack(modules, &addresses, &mut sym_stats);
+                    let symbolized = state.symbolizer.symbolize_stack_in_batch(
+                        modules,
+                        &addresses,
+                        &mut sym_stats,
+                    );
                     thread.frames = addresses
                         .iter()
                         .zip(symbolized)
@@ -527,6 +529,8 @@ pub(crate) fn collect_with(
                 .collect(),
         }
     });
+    sym_stats.ns += ns_since(sym_t0);
+    sym_stats.cpu_ns += guru_core::sys::thread_cpu_ns().saturating_sub(sym_cpu0);
     // Compared with the previous report (stuck and spinning threads); an
     // automatic report's stalled thread first.
     if let (Ok(t), Ok(r)) = (threads.as_mut(), round.as_ref()) {

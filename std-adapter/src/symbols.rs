@@ -38,6 +38,7 @@
 //! symbol when DWARF only has the short name.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -124,6 +125,29 @@ impl ModuleKey {
     }
 }
 
+/// The cache's hasher: a multiply-rotate of the address (SipHash, the
+/// default, was a visible part of a warm report that looks up every frame;
+/// the keys are the process's own code addresses, not outside input).
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl std::hash::Hasher for AddressHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Figures of one report's symbolization.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Stats {
@@ -151,7 +175,7 @@ pub(crate) struct Symbolizer {
     /// Also use separate debug files and compressed DWARF (see the module docs).
     pub(crate) heavy_debug_info: bool,
     modules: HashMap<ModuleKey, Debug>,
-    cache: HashMap<(u64, bool), Symbolized>,
+    cache: HashMap<(u64, bool), Symbolized, BuildHasherDefault<AddressHasher>>,
     /// Each module's escaped file name (one string shared by its frames).
     module_names: HashMap<ModuleKey, Arc<str>>,
     module_set: usize,
@@ -168,14 +192,17 @@ impl std::fmt::Debug for Symbolizer {
 
 impl Symbolizer {
     /// Symbolizes `frames` (innermost first; frame 0 is the interrupted pc,
-    /// the rest are return addresses) of one thread.
-    pub(crate) fn symbolize_stack(
+    /// the rest are return addresses) of one of a report's threads. The
+    /// caller times the whole batch (its `stats.ns` and `stats.cpu_ns`),
+    /// instead of two clock reads (the thread CPU clock is a system call)
+    /// for every thread.
+    pub(crate) fn symbolize_stack_in_batch(
         &mut self,
         modules: &ModuleSet,
         frames: &[u64],
         stats: &mut Stats,
     ) -> Vec<Symbolized> {
-        self.symbolize_frames(modules, frames, false, stats)
+        self.lookup_frames(modules, frames, false, stats)
     }
 
     /// Symbolizes `frames` that are all return addresses (a tokio task
@@ -199,6 +226,20 @@ impl Symbolizer {
     ) -> Vec<Symbolized> {
         let t0 = Instant::now();
         let cpu0 = guru_core::sys::thread_cpu_ns();
+        let out = self.lookup_frames(modules, frames, first_is_return, stats);
+        stats.ns += u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        stats.cpu_ns += guru_core::sys::thread_cpu_ns().saturating_sub(cpu0);
+        out
+    }
+
+    /// [`Symbolizer::symbolize_frames`] without timing it.
+    fn lookup_frames(
+        &mut self,
+        modules: &ModuleSet,
+        frames: &[u64],
+        first_is_return: bool,
+        stats: &mut Stats,
+    ) -> Vec<Symbolized> {
         // The resident set is read (from /proc) only around cache misses: a
         // warm report answers every frame from the cache and reads nothing.
         let mut rss0 = None;
@@ -231,8 +272,6 @@ impl Symbolizer {
                 resolved
             })
             .collect();
-        stats.ns += u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        stats.cpu_ns += guru_core::sys::thread_cpu_ns().saturating_sub(cpu0);
         if let Some(rss0) = rss0 {
             stats.rss_growth += resident_bytes().saturating_sub(rss0);
         }
@@ -695,7 +734,7 @@ mod tests {
         let address = marker_function();
         let mut s = Symbolizer::default();
         let mut stats = Stats::default();
-        let out = s.symbolize_stack(engine.module_set(), &[address], &mut stats);
+        let out = s.symbolize_stack_in_batch(engine.module_set(), &[address], &mut stats);
         let f = out[0].functions.last().expect("a function");
         assert!(
             f.name.as_deref().unwrap_or("").ends_with("marker_function"),
@@ -708,7 +747,7 @@ mod tests {
         assert!(f.line.is_some());
         assert_eq!(stats.modules_loaded, 1);
         // The second time it comes from the cache.
-        let again = s.symbolize_stack(engine.module_set(), &[address], &mut stats);
+        let again = s.symbolize_stack_in_batch(engine.module_set(), &[address], &mut stats);
         assert_eq!(again, out);
         assert_eq!(stats.cached, 1);
     }
