@@ -106,28 +106,69 @@ fn user_names() -> std::sync::Arc<HashMap<u32, String>> {
     names
 }
 
-/// This process's `/proc/self/stat` and `/proc/self/status`, read once a
-/// report for both the Processes and the Process section.
+/// This process's `/proc/self/status`, read once a report for both the
+/// Processes and the Process section; the fields of `/proc/self/stat` they
+/// show come from it too (state, parent, threads: the same values), the
+/// start time from one read of `stat` kept for the process's life (it never
+/// changes), so a report opens one file instead of two, twice.
 #[derive(Debug, Default)]
 pub(crate) struct Own {
-    stat: Option<String>,
     status: Option<String>,
 }
 
 impl Own {
     pub(crate) fn read() -> Own {
         Own {
-            stat: fs::read_to_string("/proc/self/stat").ok(),
             status: fs::read_to_string("/proc/self/status").ok(),
         }
     }
+
+    /// The fields of `/proc/self/stat` we use, but the name (empty: only
+    /// shown for a process without a command line, then read from `stat`).
+    fn stat(&self) -> Option<Stat> {
+        let status = self.status.as_deref()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        Some(Stat {
+            comm: String::new(),
+            state: field("State")?.chars().next()?,
+            ppid: field("PPid")?.parse().ok()?,
+            num_threads: field("Threads")?.parse().ok()?,
+            start_ticks: start_ticks()?,
+        })
+    }
+}
+
+/// This process's start time in clock ticks after boot (`stat` field 22),
+/// read once.
+fn start_ticks() -> Option<u64> {
+    static TICKS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| parse_stat(&s))
+            .map(|s| s.start_ticks)
+    })
+}
+
+/// This process's `stat` fields: from `own`, else from the file.
+fn own_stat(own: &Own) -> Option<Stat> {
+    own.stat().or_else(|| {
+        fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| parse_stat(&s))
+    })
 }
 
 fn read_process(pid: i32, own: &Own) -> Option<(Stat, Option<u32>, Vec<String>)> {
     let me = pid == std::process::id() as i32;
-    let stat = match (me, &own.stat) {
-        (true, Some(text)) => parse_stat(text)?,
-        _ => parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?,
+    let mut stat = match me {
+        true => own_stat(own)?,
+        false => parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?,
     };
     let uid = match (me, &own.status) {
         (true, Some(text)) => parse_status_uid(text),
@@ -144,6 +185,13 @@ fn read_process(pid: i32, own: &Own) -> Option<(Stat, Option<u32>, Vec<String>)>
         cmdline.pop();
     }
     if cmdline.is_empty() {
+        if stat.comm.is_empty()
+            && let Some(fresh) = fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| parse_stat(&s))
+        {
+            stat.comm = fresh.comm;
+        }
         cmdline.push(format!("[{}]", stat.comm));
     }
     Some((stat, uid, cmdline))
@@ -239,6 +287,23 @@ pub(crate) fn parse_limits(text: &str) -> Vec<Limit> {
         .collect()
 }
 
+/// This process's limits from `getrlimit` (as `/proc/self/limits` shows
+/// them, without opening it).
+fn own_limits() -> Option<Vec<Limit>> {
+    let limits = crate::sys::resource_limits()?;
+    Some(
+        limits
+            .into_iter()
+            .map(|(name, soft, hard, units)| Limit {
+                name: name.to_string(),
+                soft,
+                hard,
+                units: units.to_string(),
+            })
+            .collect(),
+    )
+}
+
 fn tv_us(tv: libc::timeval) -> u64 {
     u64::try_from(tv.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(tv.tv_usec).unwrap_or(0)
 }
@@ -266,11 +331,13 @@ fn uptime_ns(start_ticks: u64) -> Option<u64> {
 }
 
 pub(crate) fn process_info(guru_uptime_ns: u64, own: &Own) -> Process {
-    let stat = own.stat.as_deref().and_then(parse_stat);
+    let stat = own_stat(own);
     let status = own.status.as_deref().unwrap_or_default();
-    let limits = fs::read_to_string("/proc/self/limits")
-        .map(|t| parse_limits(&t))
-        .unwrap_or_default();
+    let limits = own_limits().unwrap_or_else(|| {
+        fs::read_to_string("/proc/self/limits")
+            .map(|t| parse_limits(&t))
+            .unwrap_or_default()
+    });
     let usage = crate::sys::rusage_self()
         .map(|r| Usage {
             user_cpu_us: tv_us(r.ru_utime),
@@ -349,6 +416,20 @@ mod tests {
         assert_eq!(l[1].name, "Max open files");
         assert_eq!((l[1].soft.as_str(), l[1].hard.as_str()), ("1024", "524288"));
         assert_eq!(l[1].units, "files");
+    }
+
+    #[test]
+    fn limits_and_stat_without_their_files_read_alike() {
+        let file = parse_limits(&fs::read_to_string("/proc/self/limits").unwrap());
+        assert_eq!(own_limits().unwrap(), file);
+        let from_status = Own::read().stat().unwrap();
+        let file = parse_stat(&fs::read_to_string("/proc/self/stat").unwrap()).unwrap();
+        assert_eq!(
+            (from_status.ppid, from_status.start_ticks),
+            (file.ppid, file.start_ticks)
+        );
+        assert!(from_status.num_threads > 0);
+        assert_ne!(from_status.state, ' ');
     }
 
     #[test]
