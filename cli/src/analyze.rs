@@ -25,7 +25,7 @@ fn threads(r: &Report) -> Vec<&Thread> {
 /// physical function if that was inlined into.
 fn frame_name(f: &Frame) -> String {
     let located = |func: &guru::model::Function| {
-        let name = func.name.clone().unwrap_or_else(|| "??".into());
+        let name = func.name.as_deref().unwrap_or("??").to_string();
         match (&func.file, func.line) {
             (Some(file), Some(line)) => format!("{name} at {file}:{line}"),
             (Some(file), None) => format!("{name} at {file}"),
@@ -36,7 +36,7 @@ fn frame_name(f: &Frame) -> String {
         return located(first);
     }
     match (&f.symbol, &f.module) {
-        (Some(s), _) => s.clone(),
+        (Some(s), _) => s.to_string(),
         (None, Some(m)) => format!("{m}+0x{:x}", f.module_offset.map_or(0, |o| o.0)),
         _ => format!("0x{:x}", f.address.0),
     }
@@ -49,7 +49,7 @@ fn functions_of(f: &Frame) -> Vec<String> {
     }
     f.functions
         .iter()
-        .map(|func| func.name.clone().unwrap_or_else(|| "??".into()))
+        .map(|func| func.name.as_deref().unwrap_or("??").to_string())
         .collect()
 }
 

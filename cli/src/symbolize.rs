@@ -161,7 +161,7 @@ pub(crate) fn symbolize(
         if f.symbol.is_none() {
             f.symbol = file.symbol(offset, is_return);
         }
-        f.functions = functions;
+        f.functions = functions.into();
     };
     for s in &mut r.sections {
         match &mut s.content {

@@ -72,25 +72,110 @@ pub(crate) fn status_kb(status: &str, field: &str) -> Option<u64> {
 }
 
 /// User names by uid from `/etc/passwd` (no NSS: nothing gets loaded into
-/// the process to answer).
-fn user_names() -> HashMap<u32, String> {
-    fs::read_to_string("/etc/passwd")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split(':');
-            let name = f.next()?;
-            let uid = f.nth(1)?.parse().ok()?;
-            Some((uid, name.to_string()))
-        })
-        .collect()
+/// the process to answer). Parsed once and kept while the file's inode,
+/// size and modification time stay the same (one `stat` a report instead
+/// of reading and parsing the file).
+fn user_names() -> std::sync::Arc<HashMap<u32, String>> {
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::{Arc, Mutex, PoisonError};
+    type Cached = ((u64, u64, u64, i64, i64), Arc<HashMap<u32, String>>);
+    static CACHE: Mutex<Option<Cached>> = Mutex::new(None);
+    const PATH: &str = "/etc/passwd";
+    let key = fs::metadata(PATH)
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()));
+    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let (Some(k), Some((cached, names))) = (key, cache.as_ref())
+        && k == *cached
+    {
+        return names.clone();
+    }
+    let names: Arc<HashMap<u32, String>> = Arc::new(
+        fs::read_to_string(PATH)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                let uid = f.nth(1)?.parse().ok()?;
+                Some((uid, name.to_string()))
+            })
+            .collect(),
+    );
+    *cache = key.map(|k| (k, names.clone()));
+    names
 }
 
-fn read_process(pid: i32) -> Option<(Stat, Option<u32>, Vec<String>)> {
-    let stat = parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
-    let uid = fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| parse_status_uid(&s));
+/// This process's `/proc/self/status`, read once a report for both the
+/// Processes and the Process section; the fields of `/proc/self/stat` they
+/// show come from it too (state, parent, threads: the same values), the
+/// start time from one read of `stat` kept for the process's life (it never
+/// changes), so a report opens one file instead of two, twice.
+#[derive(Debug, Default)]
+pub(crate) struct Own {
+    status: Option<String>,
+}
+
+impl Own {
+    pub(crate) fn read() -> Own {
+        Own {
+            status: fs::read_to_string("/proc/self/status").ok(),
+        }
+    }
+
+    /// The fields of `/proc/self/stat` we use, but the name (empty: only
+    /// shown for a process without a command line, then read from `stat`).
+    fn stat(&self) -> Option<Stat> {
+        let status = self.status.as_deref()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        Some(Stat {
+            comm: String::new(),
+            state: field("State")?.chars().next()?,
+            ppid: field("PPid")?.parse().ok()?,
+            num_threads: field("Threads")?.parse().ok()?,
+            start_ticks: start_ticks()?,
+        })
+    }
+}
+
+/// This process's start time in clock ticks after boot (`stat` field 22),
+/// read once.
+fn start_ticks() -> Option<u64> {
+    static TICKS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| parse_stat(&s))
+            .map(|s| s.start_ticks)
+    })
+}
+
+/// This process's `stat` fields: from `own`, else from the file.
+fn own_stat(own: &Own) -> Option<Stat> {
+    own.stat().or_else(|| {
+        fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| parse_stat(&s))
+    })
+}
+
+fn read_process(pid: i32, own: &Own) -> Option<(Stat, Option<u32>, Vec<String>)> {
+    let me = pid == std::process::id() as i32;
+    let mut stat = match me {
+        true => own_stat(own)?,
+        false => parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?,
+    };
+    let uid = match (me, &own.status) {
+        (true, Some(text)) => parse_status_uid(text),
+        _ => fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| parse_status_uid(&s)),
+    };
     let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let mut cmdline: Vec<String> = raw
         .split(|&b| b == 0)
@@ -100,13 +185,20 @@ fn read_process(pid: i32) -> Option<(Stat, Option<u32>, Vec<String>)> {
         cmdline.pop();
     }
     if cmdline.is_empty() {
+        if stat.comm.is_empty()
+            && let Some(fresh) = fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| parse_stat(&s))
+        {
+            stat.comm = fresh.comm;
+        }
         cmdline.push(format!("[{}]", stat.comm));
     }
     Some((stat, uid, cmdline))
 }
 
 /// This process and its descendants, depth-first, children by pid.
-pub(crate) fn processes() -> Result<Vec<ProcessEntry>, String> {
+pub(crate) fn processes(own: &Own) -> Result<Vec<ProcessEntry>, String> {
     let me = std::process::id() as i32;
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
     // Finding children means reading every process's stat file (about a
@@ -141,7 +233,7 @@ pub(crate) fn processes() -> Result<Vec<ProcessEntry>, String> {
     let mut out = Vec::new();
     let mut stack = vec![(me, 0usize)];
     while let Some((pid, depth)) = stack.pop() {
-        let Some((stat, uid, cmdline)) = read_process(pid) else {
+        let Some((stat, uid, cmdline)) = read_process(pid, own) else {
             continue;
         };
         out.push(ProcessEntry {
@@ -195,6 +287,23 @@ pub(crate) fn parse_limits(text: &str) -> Vec<Limit> {
         .collect()
 }
 
+/// This process's limits from `getrlimit` (as `/proc/self/limits` shows
+/// them, without opening it).
+fn own_limits() -> Option<Vec<Limit>> {
+    let limits = crate::sys::resource_limits()?;
+    Some(
+        limits
+            .into_iter()
+            .map(|(name, soft, hard, units)| Limit {
+                name: name.to_string(),
+                soft,
+                hard,
+                units: units.to_string(),
+            })
+            .collect(),
+    )
+}
+
 fn tv_us(tv: libc::timeval) -> u64 {
     u64::try_from(tv.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(tv.tv_usec).unwrap_or(0)
 }
@@ -205,25 +314,30 @@ fn to_u64(v: libc::c_long) -> u64 {
 
 /// Process uptime from its start time (ticks after boot) and `/proc/uptime`.
 fn uptime_ns(start_ticks: u64) -> Option<u64> {
-    let boot_uptime: f64 = fs::read_to_string("/proc/uptime")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
+    // `/proc/uptime` is `CLOCK_BOOTTIME` in seconds: read the clock (no
+    // file to open), the file only if the clock says nothing.
+    let boot_uptime: f64 = match crate::sys::boottime_ns() {
+        0 => fs::read_to_string("/proc/uptime")
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?,
+        ns => ns as f64 / 1e9,
+    };
     let ticks = crate::sys::clock_ticks_per_second()?;
     let started = start_ticks as f64 / ticks as f64;
     Some(((boot_uptime - started).max(0.0) * 1e9) as u64)
 }
 
-pub(crate) fn process_info(guru_uptime_ns: u64) -> Process {
-    let stat = fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| parse_stat(&s));
-    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let limits = fs::read_to_string("/proc/self/limits")
-        .map(|t| parse_limits(&t))
-        .unwrap_or_default();
+pub(crate) fn process_info(guru_uptime_ns: u64, own: &Own) -> Process {
+    let stat = own_stat(own);
+    let status = own.status.as_deref().unwrap_or_default();
+    let limits = own_limits().unwrap_or_else(|| {
+        fs::read_to_string("/proc/self/limits")
+            .map(|t| parse_limits(&t))
+            .unwrap_or_default()
+    });
     let usage = crate::sys::rusage_self()
         .map(|r| Usage {
             user_cpu_us: tv_us(r.ru_utime),
@@ -258,9 +372,9 @@ pub(crate) fn process_info(guru_uptime_ns: u64) -> Process {
         guru_uptime_ns,
         threads: stat.as_ref().map(|s| s.num_threads),
         usage,
-        rss_bytes: status_kb(&status, "VmRSS"),
-        peak_rss_bytes: status_kb(&status, "VmHWM"),
-        virtual_bytes: status_kb(&status, "VmSize"),
+        rss_bytes: status_kb(status, "VmRSS"),
+        peak_rss_bytes: status_kb(status, "VmHWM"),
+        virtual_bytes: status_kb(status, "VmSize"),
         open_fds,
         fd_limit,
         limits,
@@ -305,12 +419,27 @@ mod tests {
     }
 
     #[test]
+    fn limits_and_stat_without_their_files_read_alike() {
+        let file = parse_limits(&fs::read_to_string("/proc/self/limits").unwrap());
+        assert_eq!(own_limits().unwrap(), file);
+        let from_status = Own::read().stat().unwrap();
+        let file = parse_stat(&fs::read_to_string("/proc/self/stat").unwrap()).unwrap();
+        assert_eq!(
+            (from_status.ppid, from_status.start_ticks),
+            (file.ppid, file.start_ticks)
+        );
+        assert!(from_status.num_threads > 0);
+        assert_ne!(from_status.state, ' ');
+    }
+
+    #[test]
     fn this_process_is_first() {
-        let p = processes().unwrap();
+        let own = Own::read();
+        let p = processes(&own).unwrap();
         assert_eq!(p[0].pid, std::process::id() as i32);
         assert_eq!(p[0].depth, 0);
         assert!(!p[0].cmdline.is_empty());
-        let info = process_info(0);
+        let info = process_info(0, &own);
         assert!(info.open_fds.unwrap() >= 3);
         assert!(info.rss_bytes.unwrap() > 0);
         assert!(!info.limits.is_empty());

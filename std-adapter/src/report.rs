@@ -15,7 +15,7 @@ use guru_core::write::{Dropped, write_reason};
 use guru_core::{ModuleSet, RoundSummary, ThreadCapture, Trigger};
 
 use crate::config::{self, Redactor};
-use crate::frames::{frame, module_of};
+use crate::frames::frame;
 use crate::model::{self, Data, Kind};
 use crate::package::Package;
 use crate::procinfo;
@@ -400,8 +400,16 @@ fn modules_data(set: &ModuleSet) -> model::Modules {
                 start: model::Hex(m.start),
                 end: model::Hex(m.end),
                 bias: Some(model::Hex(m.bias)),
-                build_id: (!m.build_id.is_empty())
-                    .then(|| m.build_id.iter().map(|b| format!("{b:02x}")).collect()),
+                build_id: (!m.build_id.is_empty()).then(|| {
+                    // One string, not one per byte.
+                    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                    let mut hex = String::with_capacity(2 * m.build_id.len());
+                    for &b in m.build_id.iter() {
+                        hex.push(char::from(DIGITS[usize::from(b >> 4)]));
+                        hex.push(char::from(DIGITS[usize::from(b & 0xf)]));
+                    }
+                    hex
+                }),
                 symbols: m.symbols.len(),
             })
             .collect(),
@@ -492,6 +500,7 @@ pub(crate) fn collect_with(
     // Symbolize outside the round: other threads already run on. The raw
     // threads are moved out of the round, not copied.
     let mut sym_stats = symbols::Stats::default();
+    let (sym_t0, sym_cpu0) = (Instant::now(), guru_core::sys::thread_cpu_ns());
     let mut threads = round.as_mut().map_err(|e| e.clone()).map(|r| {
         let modules = r.modules;
         let raw = std::mem::take(&mut r.threads);
@@ -501,16 +510,18 @@ pub(crate) fn collect_with(
             threads: raw
                 .into_iter()
                 .map(|(mut thread, addresses)| {
-                    let symbolized =
-                        state
-                            .symbolizer
-                            .symbolize_stack(modules, &addresses, &mut sym_stats);
+                    let symbolized = state.symbolizer.symbolize_stack_in_batch(
+                        modules,
+                        &addresses,
+                        &mut sym_stats,
+                    );
                     thread.frames = addresses
                         .iter()
                         .zip(symbolized)
                         .enumerate()
-                        .map(|(n, (&address, s))| {
-                            frame(n, address, module_of(modules, address, n > 0), s)
+                        .map(|(n, (&address, mut s))| {
+                            let module = s.module.take();
+                            frame(n, address, module, s)
                         })
                         .collect();
                     thread
@@ -518,6 +529,8 @@ pub(crate) fn collect_with(
                 .collect(),
         }
     });
+    sym_stats.ns += ns_since(sym_t0);
+    sym_stats.cpu_ns += guru_core::sys::thread_cpu_ns().saturating_sub(sym_cpu0);
     // Compared with the previous report (stuck and spinning threads); an
     // automatic report's stalled thread first.
     if let (Ok(t), Ok(r)) = (threads.as_mut(), round.as_ref()) {
@@ -582,11 +595,12 @@ pub(crate) fn collect_with(
         out.extend(green);
     }
     let redactor = settings.map(|s| s.redactor.clone()).unwrap_or_default();
+    let own = procinfo::Own::read();
     out.push(model::Section::new(
         "Processes",
         Kind::Processes,
         guarded(|| {
-            let mut processes = procinfo::processes()?;
+            let mut processes = procinfo::processes(&own)?;
             for e in &mut processes {
                 e.cmdline = redactor.redact_command_line(&e.cmdline);
             }
@@ -630,7 +644,9 @@ pub(crate) fn collect_with(
         Kind::Process,
         guarded(|| {
             let uptime = engine.map_or(0, |e| e.uptime_ns());
-            Ok(Data::Process(Box::new(procinfo::process_info(uptime))))
+            Ok(Data::Process(Box::new(procinfo::process_info(
+                uptime, &own,
+            ))))
         }),
     ));
     out.push(model::Section::new(

@@ -38,6 +38,7 @@
 //! symbol when DWARF only has the short name.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,27 +50,24 @@ use guru_core::symbolize::ModuleInfo;
 /// Addresses kept in the cache at most.
 pub const MAX_CACHED_ADDRESSES: usize = 65_536;
 
-/// One function of a frame (several when calls were inlined). Strings are
-/// shared (`Arc<str>`): a warm report copies frames out of the cache, and a
-/// copy then costs one allocation per frame instead of one per string.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Func {
-    /// Demangled name, without the hash.
-    pub(crate) name: Option<Arc<str>>,
-    pub(crate) file: Option<Arc<str>>,
-    pub(crate) line: Option<u32>,
-    /// Inlined into the next function of the frame.
-    pub(crate) inlined: bool,
-}
+/// One function of a frame (several when calls were inlined): the model's
+/// own type, whose strings are shared (`Arc<str>`), so a warm report copies
+/// frames out of the cache with one allocation per frame (its function
+/// list) instead of one per string.
+pub(crate) type Func = crate::model::Function;
 
 /// A symbolized frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Symbolized {
     /// Functions, innermost (inlined) first, the physical function last;
-    /// empty when DWARF knows nothing of the address.
-    pub(crate) functions: Vec<Func>,
+    /// empty when DWARF knows nothing of the address. Shared: a cached
+    /// frame is copied into a report without an allocation.
+    pub(crate) functions: Arc<[Func]>,
     /// The ELF symbol (demangled) and the offset into it, if any.
     pub(crate) symbol: Option<(Arc<str>, u64)>,
+    /// The module's file name (escaped) and the address's offset in it
+    /// (address minus load bias), if the address is in a module.
+    pub(crate) module: Option<(Arc<str>, u64)>,
 }
 
 /// A module's debug info, or why it has none.
@@ -127,6 +125,29 @@ impl ModuleKey {
     }
 }
 
+/// The cache's hasher: a multiply-rotate of the address (SipHash, the
+/// default, was a visible part of a warm report that looks up every frame;
+/// the keys are the process's own code addresses, not outside input).
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl std::hash::Hasher for AddressHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Figures of one report's symbolization.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Stats {
@@ -154,7 +175,9 @@ pub(crate) struct Symbolizer {
     /// Also use separate debug files and compressed DWARF (see the module docs).
     pub(crate) heavy_debug_info: bool,
     modules: HashMap<ModuleKey, Debug>,
-    cache: HashMap<(u64, bool), Symbolized>,
+    cache: HashMap<(u64, bool), Symbolized, BuildHasherDefault<AddressHasher>>,
+    /// Each module's escaped file name (one string shared by its frames).
+    module_names: HashMap<ModuleKey, Arc<str>>,
     module_set: usize,
 }
 
@@ -169,14 +192,17 @@ impl std::fmt::Debug for Symbolizer {
 
 impl Symbolizer {
     /// Symbolizes `frames` (innermost first; frame 0 is the interrupted pc,
-    /// the rest are return addresses) of one thread.
-    pub(crate) fn symbolize_stack(
+    /// the rest are return addresses) of one of a report's threads. The
+    /// caller times the whole batch (its `stats.ns` and `stats.cpu_ns`),
+    /// instead of two clock reads (the thread CPU clock is a system call)
+    /// for every thread.
+    pub(crate) fn symbolize_stack_in_batch(
         &mut self,
         modules: &ModuleSet,
         frames: &[u64],
         stats: &mut Stats,
     ) -> Vec<Symbolized> {
-        self.symbolize_frames(modules, frames, false, stats)
+        self.lookup_frames(modules, frames, false, stats)
     }
 
     /// Symbolizes `frames` that are all return addresses (a tokio task
@@ -200,6 +226,20 @@ impl Symbolizer {
     ) -> Vec<Symbolized> {
         let t0 = Instant::now();
         let cpu0 = guru_core::sys::thread_cpu_ns();
+        let out = self.lookup_frames(modules, frames, first_is_return, stats);
+        stats.ns += u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        stats.cpu_ns += guru_core::sys::thread_cpu_ns().saturating_sub(cpu0);
+        out
+    }
+
+    /// [`Symbolizer::symbolize_frames`] without timing it.
+    fn lookup_frames(
+        &mut self,
+        modules: &ModuleSet,
+        frames: &[u64],
+        first_is_return: bool,
+        stats: &mut Stats,
+    ) -> Vec<Symbolized> {
         // The resident set is read (from /proc) only around cache misses: a
         // warm report answers every frame from the cache and reads nothing.
         let mut rss0 = None;
@@ -210,6 +250,7 @@ impl Symbolizer {
             self.module_set = set;
             self.modules
                 .retain(|k, _| modules.modules.iter().any(|m| ModuleKey::of(m) == *k));
+            self.module_names.clear();
         }
         if self.cache.len() > MAX_CACHED_ADDRESSES {
             self.cache.clear();
@@ -231,8 +272,6 @@ impl Symbolizer {
                 resolved
             })
             .collect();
-        stats.ns += u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        stats.cpu_ns += guru_core::sys::thread_cpu_ns().saturating_sub(cpu0);
         if let Some(rss0) = rss0 {
             stats.rss_growth += resident_bytes().saturating_sub(rss0);
         }
@@ -247,6 +286,7 @@ impl Symbolizer {
         let set = std::ptr::from_ref(modules) as usize;
         if self.module_set != set {
             self.cache.clear();
+            self.module_names.clear();
             self.module_set = set;
         }
         for m in modules.modules.iter() {
@@ -291,8 +331,9 @@ impl Symbolizer {
     ) -> Symbolized {
         let Some(r) = modules.resolve(address, is_return) else {
             return Symbolized {
-                functions: Vec::new(),
+                functions: Arc::from([]),
                 symbol: None,
+                module: None,
             };
         };
         let symbol = r.symbol.map(|s| {
@@ -329,7 +370,24 @@ impl Symbolizer {
                 last.name = Some(sym.clone());
             }
         }
-        Symbolized { functions, symbol }
+        let module = Some((self.module_name(r.module), r.module_offset));
+        Symbolized {
+            functions: functions.into(),
+            symbol,
+            module,
+        }
+    }
+
+    /// A module's file name, escaped, made once per module.
+    fn module_name(&mut self, m: &ModuleInfo) -> Arc<str> {
+        self.module_names
+            .entry(ModuleKey::of(m))
+            .or_insert_with(|| {
+                let mut name = String::new();
+                let _ = guru_core::format::write_escaped(&mut name, m.short_name());
+                Arc::from(name)
+            })
+            .clone()
     }
 }
 
@@ -621,21 +679,15 @@ impl DebugFile {
             }
         }
         functions
-            .into_iter()
-            .map(|f| crate::model::Function {
-                name: f.name.map(|n| n.to_string()),
-                file: f.file.map(|n| n.to_string()),
-                line: f.line,
-                inlined: f.inlined,
-            })
-            .collect()
     }
 
     /// The ELF symbol (demangled) containing `module_offset`, if the file
     /// has a symbol table.
-    pub fn symbol(&self, module_offset: u64, is_return: bool) -> Option<String> {
+    pub fn symbol(&self, module_offset: u64, is_return: bool) -> Option<Arc<str>> {
         let probe = module_offset.wrapping_sub(u64::from(is_return));
-        self.loader.find_symbol(probe).map(demangle)
+        self.loader
+            .find_symbol(probe)
+            .map(|s| Arc::from(demangle(s)))
     }
 }
 
@@ -682,7 +734,7 @@ mod tests {
         let address = marker_function();
         let mut s = Symbolizer::default();
         let mut stats = Stats::default();
-        let out = s.symbolize_stack(engine.module_set(), &[address], &mut stats);
+        let out = s.symbolize_stack_in_batch(engine.module_set(), &[address], &mut stats);
         let f = out[0].functions.last().expect("a function");
         assert!(
             f.name.as_deref().unwrap_or("").ends_with("marker_function"),
@@ -695,7 +747,7 @@ mod tests {
         assert!(f.line.is_some());
         assert_eq!(stats.modules_loaded, 1);
         // The second time it comes from the cache.
-        let again = s.symbolize_stack(engine.module_set(), &[address], &mut stats);
+        let again = s.symbolize_stack_in_batch(engine.module_set(), &[address], &mut stats);
         assert_eq!(again, out);
         assert_eq!(stats.cached, 1);
     }

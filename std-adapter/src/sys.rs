@@ -122,6 +122,58 @@ pub(crate) fn rusage_self() -> Option<libc::rusage> {
     ok.then_some(r)
 }
 
+/// This process's resource limits as `/proc/self/limits` lists them, in
+/// its order: (name, soft, hard, units) with `unlimited` for
+/// `RLIM_INFINITY`, from `getrlimit` (no file to open). `None` if any call
+/// fails.
+#[cfg(target_os = "linux")]
+pub(crate) fn resource_limits() -> Option<Vec<(&'static str, String, String, &'static str)>> {
+    // The kernel's table (fs/proc/base.c, `lnames`), in resource order.
+    let table = [
+        (libc::RLIMIT_CPU, "Max cpu time", "seconds"),
+        (libc::RLIMIT_FSIZE, "Max file size", "bytes"),
+        (libc::RLIMIT_DATA, "Max data size", "bytes"),
+        (libc::RLIMIT_STACK, "Max stack size", "bytes"),
+        (libc::RLIMIT_CORE, "Max core file size", "bytes"),
+        (libc::RLIMIT_RSS, "Max resident set", "bytes"),
+        (libc::RLIMIT_NPROC, "Max processes", "processes"),
+        (libc::RLIMIT_NOFILE, "Max open files", "files"),
+        (libc::RLIMIT_MEMLOCK, "Max locked memory", "bytes"),
+        (libc::RLIMIT_AS, "Max address space", "bytes"),
+        (libc::RLIMIT_LOCKS, "Max file locks", "locks"),
+        (libc::RLIMIT_SIGPENDING, "Max pending signals", "signals"),
+        (libc::RLIMIT_MSGQUEUE, "Max msgqueue size", "bytes"),
+        (libc::RLIMIT_NICE, "Max nice priority", ""),
+        (libc::RLIMIT_RTPRIO, "Max realtime priority", ""),
+        (libc::RLIMIT_RTTIME, "Max realtime timeout", "us"),
+    ];
+    let value = |v: libc::rlim_t| {
+        if v == libc::RLIM_INFINITY {
+            "unlimited".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    table
+        .iter()
+        .map(|&(resource, name, units)| {
+            let mut r = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: `r` is a valid out-pointer; a bad resource only fails.
+            let ok = unsafe { libc::getrlimit(resource, &raw mut r) } == 0;
+            ok.then(|| (name, value(r.rlim_cur), value(r.rlim_max), units))
+        })
+        .collect()
+}
+
+/// No `/proc/self/limits` table elsewhere.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn resource_limits() -> Option<Vec<(&'static str, String, String, &'static str)>> {
+    None
+}
+
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
 pub(crate) fn clock_ticks_per_second() -> Option<u64> {
     // SAFETY: sysconf has no memory-safety preconditions.

@@ -84,6 +84,7 @@
 //! parsing are in submodules.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -617,24 +618,29 @@ pub struct Frame {
     pub index: usize,
     /// Absolute address.
     pub address: Hex,
+    // The strings of frames are shared (`Arc<str>`): a report's frames share
+    // their module's name, and a warm report the symbolized frames' strings
+    // with the reporter's cache, instead of copying each one.
     /// Module file name.
-    pub module: Option<String>,
+    pub module: Option<Arc<str>>,
     /// Address minus the module's load bias.
     pub module_offset: Option<Hex>,
     /// ELF symbol (demangled).
-    pub symbol: Option<String>,
+    pub symbol: Option<Arc<str>>,
     /// Offset into the symbol.
     pub symbol_offset: Option<Hex>,
+    // Shared with the reporter's cache (a warm report's frame costs no
+    // allocation).
     /// From DWARF: innermost inlined call first, the real function last.
-    pub functions: Vec<Function>,
+    pub functions: Arc<[Function]>,
 }
 
 /// A function of a frame, from DWARF.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[allow(missing_docs)]
 pub struct Function {
-    pub name: Option<String>,
-    pub file: Option<String>,
+    pub name: Option<Arc<str>>,
+    pub file: Option<Arc<str>>,
     pub line: Option<u32>,
     /// Inlined into the next function of the frame.
     pub inlined: bool,

@@ -43,9 +43,9 @@ fn frame(index: usize, address: u64, functions: Vec<Function>, symbol: Option<&s
         address: Hex(address),
         module: Some("prog".into()),
         module_offset: Some(Hex(address - 0x1000)),
-        symbol: symbol.map(str::to_string),
+        symbol: symbol.map(Into::into),
         symbol_offset: symbol.map(|_| Hex(0x24)),
-        functions,
+        functions: functions.into(),
     }
 }
 
@@ -79,7 +79,7 @@ fn sample_thread() -> Thread {
         module_offset: None,
         symbol: None,
         symbol_offset: None,
-        functions: vec![],
+        functions: std::sync::Arc::from([]),
     });
     frames.push(frame(12, 0x5300, vec![], None));
     frames.push(frame(
@@ -546,7 +546,7 @@ fn model_frame(index: usize, address: u64, name: Option<&str>) -> Frame {
             .map(|n| {
                 vec![
                     Function {
-                        name: Some(format!("{n}::{{closure}}")),
+                        name: Some(format!("{n}::{{closure}}").into()),
                         file: Some("src/t.rs".into()),
                         line: Some(7),
                         inlined: true,
@@ -559,7 +559,8 @@ fn model_frame(index: usize, address: u64, name: Option<&str>) -> Frame {
                     },
                 ]
             })
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .into(),
     }
 }
 

@@ -474,7 +474,8 @@ mod tests {
                 file: Some(file.into()),
                 line: Some(51),
                 inlined: false,
-            }],
+            }]
+            .into(),
         };
         let thread = |tid: i32, frames: Vec<model::Frame>| model::Thread {
             tid,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use guru_core::ModuleSet;
 
-use crate::frames::{frame, module_of};
+use crate::frames::frame;
 use crate::model::{Frame, TaskGroup, Threads};
 use crate::state::ReporterState;
 use crate::symbols::Stats;
@@ -111,8 +111,9 @@ fn symbolize(
     stats: &mut Stats,
 ) -> Vec<Frame> {
     let none = || crate::symbols::Symbolized {
-        functions: Vec::new(),
+        functions: std::sync::Arc::from([]),
         symbol: None,
+        module: None,
     };
     let Some(modules) = modules else {
         return frames
@@ -128,6 +129,9 @@ fn symbolize(
         .iter()
         .zip(symbolized)
         .enumerate()
-        .map(|(n, (&address, s))| frame(n, address, module_of(modules, address, true), s))
+        .map(|(n, (&address, mut s))| {
+            let module = s.module.take();
+            frame(n, address, module, s)
+        })
         .collect()
 }

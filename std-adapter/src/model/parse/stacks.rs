@@ -2,6 +2,8 @@
 //! with their DWARF functions, folded ranges, notes, unresponsive threads)
 //! and the Green Threads section (runtimes, worker figures, task traces).
 
+use std::sync::Arc;
+
 use super::super::Trigger;
 use super::super::text::PANICKING;
 use super::super::text::green::{ROOT_CALL_NOTE, micros, opt, plural, secs};
@@ -37,8 +39,8 @@ pub(super) fn function(body: &str, inlined: bool) -> Function {
         None => (body, None, None),
     };
     Function {
-        name: (name != "??").then(|| name.to_string()),
-        file: file.map(str::to_string),
+        name: (name != "??").then(|| name.into()),
+        file: file.map(Arc::from),
         line,
         inlined,
     }
@@ -56,7 +58,7 @@ pub(super) fn frames(l: &mut Lines<'_>, out: &mut Vec<Frame>) -> Result<()> {
             module_offset: None,
             symbol: None,
             symbol_offset: None,
-            functions: Vec::new(),
+            functions: Arc::from([]),
         };
         let module_part = rest
             .strip_suffix(')')
@@ -67,18 +69,18 @@ pub(super) fn frames(l: &mut Lines<'_>, out: &mut Vec<Frame>) -> Result<()> {
         } else if let Some(body) = rest.strip_suffix(" (inlined)") {
             Some(function(body, true))
         } else if let Some((head, (module, off))) = module_part {
-            frame.module = Some(module.to_string());
+            frame.module = Some(module.into());
             frame.module_offset = Some(Hex(off));
             match plus_hex(head).filter(|_| !head.contains(" at ")) {
                 Some((sym, off)) => {
-                    frame.symbol = Some(sym.to_string());
+                    frame.symbol = Some(sym.into());
                     frame.symbol_offset = Some(Hex(off));
                     None
                 }
                 None => Some(function(head, false)),
             }
         } else if let Some((module, off)) = plus_hex(rest).filter(|_| !rest.contains(' ')) {
-            frame.module = Some(module.to_string());
+            frame.module = Some(module.into());
             frame.module_offset = Some(Hex(off));
             None
         } else {
@@ -96,10 +98,12 @@ pub(super) fn frames(l: &mut Lines<'_>, out: &mut Vec<Frame>) -> Result<()> {
                 };
                 p.module = frame.module;
                 p.module_offset = frame.module_offset;
-                p.functions.push(f);
+                let mut functions = p.functions.to_vec();
+                functions.push(f);
+                p.functions = functions.into();
             }
             (Some(f), false) => {
-                frame.functions.push(f);
+                frame.functions = Arc::from([f]);
                 out.push(frame);
             }
             (None, true) => return Err(l.err("the next function of the frame")),
