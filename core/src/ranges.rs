@@ -147,6 +147,27 @@ impl RangeTable {
         self.entries.len()
     }
 
+    /// The ranges the table holds now (a copy, in ascending order), to
+    /// check them against the kernel; empty while it is being rewritten.
+    ///
+    /// # Async-signal safety
+    /// Atomic loads.
+    pub fn each_range(&self, mut f: impl FnMut(Range) -> bool) -> bool {
+        let before = self.version.load(Ordering::Acquire);
+        if before & 1 == 1 {
+            return false;
+        }
+        let len = self.len.load(Ordering::Acquire).min(self.entries.len());
+        for i in 0..len {
+            match self.get(i) {
+                Some(r) if f(r) => {}
+                _ => return false,
+            }
+        }
+        fence(Ordering::Acquire);
+        self.version.load(Ordering::Relaxed) == before
+    }
+
     /// Ranges that did not fit in the last refresh.
     pub fn dropped(&self) -> usize {
         self.dropped.load(Ordering::Relaxed)

@@ -158,6 +158,9 @@ pub(crate) struct ProcFds {
     /// The kernel (or the emulator serving `/proc`) answered `ENOTTY` or
     /// `EINVAL`: no `PROCMAP_QUERY` here; the text is read every round.
     query_unsupported: bool,
+    /// The module set (its address) whose code mappings the table holds
+    /// from the last query walk; 0: none.
+    code_of_modules: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -257,6 +260,7 @@ impl ProcFds {
             maps: KeptFd::open(MAPS_FILE, false).unwrap_or(KeptFd::NONE),
             query: KeptFd::open(MAPS_FILE, false).unwrap_or(KeptFd::NONE),
             query_unsupported: false,
+            code_of_modules: 0,
         }
     }
 
@@ -734,6 +738,27 @@ impl RoundGuard<'_> {
         let Some(fd) = self.scratch.proc.query_fd() else {
             return false;
         };
+        // Same modules as the last walk: the table's code ranges are kept if
+        // the kernel still has each one, exactly, as readable code (one
+        // query per range instead of a walk of every module's mappings).
+        let set = core::ptr::from_ref(engine.module_set()) as usize;
+        if self.scratch.proc.code_of_modules == set
+            && engine.ranges.queries_kernel()
+            && engine.ranges.dropped() == 0
+        {
+            let still = engine.ranges.each_range(|r| {
+                let q = sys::procmap_query(fd, r.start, sys::MappingQuery::ReadableCovering);
+                matches!(q, Ok(m) if m.start == r.start && m.end == r.end && m.executable)
+            });
+            if still {
+                // The descriptor may be a new one (reopened in a forked child).
+                engine.ranges.set_query_fd(fd, sys::main_stack_marker());
+                self.summary.maps_errno = 0;
+                self.summary.mappings_dropped = 0;
+                return true;
+            }
+        }
+        self.scratch.proc.code_of_modules = 0;
         let modules = &engine.module_set().modules;
         let first_start = modules.first().map_or(0, |m| m.start);
         let first = sys::procmap_query(fd, first_start, sys::MappingQuery::AnyFromHere);
@@ -795,6 +820,9 @@ impl RoundGuard<'_> {
             }
         }
         writer.finish();
+        if errno == 0 {
+            self.scratch.proc.code_of_modules = set;
+        }
         engine.ranges.set_query_fd(fd, sys::main_stack_marker());
         self.summary.maps_errno = errno;
         self.summary.mappings_dropped = engine.ranges.dropped();

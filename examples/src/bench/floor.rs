@@ -341,7 +341,9 @@ fn write_explanations(w: &mut String, rows: &[RowView<'_>]) {
              not: it refreshes the readable-range table (the *maps* phase), and every handler \
              unwinds its thread and writes its slot. The second is the report itself; on {cpus:.0} \
              CPUs its cost reaches the round's wall time as N × (a parked thread's CPU on a \
-             capture round − on a floor round) / CPUs. Per row (medians of this run):\n"
+             capture round − on a floor round) / CPUs. Per row (medians of this run; a negative \
+             *rest* means the handlers' extra CPU overlapped the initiator's own waiting, and \
+             in busy rows a capture is faster than the floor because its handlers yield):\n"
         );
         let _ = writeln!(
             out,

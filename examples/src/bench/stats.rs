@@ -45,6 +45,9 @@ pub fn dur(ns: f64) -> String {
     if !ns.is_finite() {
         return "–".into();
     }
+    if ns < 0.0 {
+        return format!("−{}", dur(-ns));
+    }
     if ns >= 1e9 {
         format!("{:.2} s", ns / 1e9)
     } else if ns >= 1e6 {
