@@ -208,7 +208,7 @@ fuzz_target!(|data: &[u8]| {
         caches: &fixed.caches,
         modules: fixed.modules,
     };
-    capture_self(ctx, &regs, writer, 0);
+    capture_self(ctx, &regs, writer, 0, guru_core::sys::AltStack::query());
     let view = table.read(0, 1).expect("capture_self always publishes");
     let frames: Vec<u64> = view.frames().collect();
     assert!(!frames.is_empty() && frames.len() <= MAX_FRAMES);
