@@ -474,11 +474,10 @@ mod tests {
     /// A `/proc/self/maps` descriptor if this kernel answers
     /// `PROCMAP_QUERY` on it; `None` (the caller says SKIPPED) otherwise.
     fn maps_query_fd() -> Option<i32> {
-        let fd = crate::sys::open_readonly(b"/proc/self/maps\0", false).ok()?;
-        let probe = crate::sys::procmap_query(fd.raw(), 0, crate::sys::MappingQuery::AnyFromHere);
-        if probe.is_err() {
+        if !crate::sys::maps_query_available() {
             return None;
         }
+        let fd = crate::sys::open_readonly(b"/proc/self/maps\0", false).ok()?;
         let raw = fd.raw();
         core::mem::forget(fd);
         Some(raw)

@@ -760,9 +760,9 @@ impl RoundGuard<'_> {
         }
         self.scratch.proc.code_of_modules = 0;
         let modules = &engine.module_set().modules;
+        // Whether the kernel answers at all (else the text is read).
         let first_start = modules.first().map_or(0, |m| m.start);
-        let first = sys::procmap_query(fd, first_start, sys::MappingQuery::AnyFromHere);
-        match first {
+        match sys::procmap_query(fd, first_start, sys::MappingQuery::AnyFromHere) {
             Ok(_) | Err(libc::ENOENT) => {}
             Err(e) => {
                 if e == libc::ENOTTY || e == libc::EINVAL {
@@ -779,7 +779,6 @@ impl RoundGuard<'_> {
             .capacity()
             .saturating_mul(2)
             .saturating_add(64);
-        let mut first = Some(first);
         // Above this everything found is in the table (mappings come in
         // ascending order, and so do the modules).
         let mut from = 0u64;
@@ -790,11 +789,7 @@ impl RoundGuard<'_> {
                     break 'modules;
                 };
                 calls_left = left;
-                let next = match first.take() {
-                    Some(answer) if from == first_start => answer,
-                    _ => sys::procmap_query(fd, from, sys::MappingQuery::AnyFromHere),
-                };
-                match next {
+                match sys::procmap_query(fd, from, sys::MappingQuery::AnyFromHere) {
                     // Only code inside this module; one that does not end
                     // above where the search began would loop forever.
                     Ok(m) if m.start >= module.end || m.end <= from => break,

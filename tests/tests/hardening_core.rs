@@ -86,19 +86,6 @@ fn one_report(fx: &Fixture) -> Report {
     report_number(fx, 1)
 }
 
-/// Whether this kernel answers `PROCMAP_QUERY` on `/proc/self/maps`
-/// (Linux 6.11 and later; not qemu-user).
-fn kernel_has_maps_query() -> bool {
-    use std::os::fd::AsRawFd;
-    let Ok(maps) = std::fs::File::open("/proc/self/maps") else {
-        return false;
-    };
-    let marker = 0u8;
-    let address = std::ptr::addr_of!(marker) as u64;
-    let query = guru_core::sys::MappingQuery::ReadableCovering;
-    guru_core::sys::procmap_query(maps.as_raw_fd(), address, query).is_ok()
-}
-
 #[test]
 fn thousands_of_mappings_keep_thread_stacks_tracked() {
     // 4000 separate readable mappings, made after the threads started: they
@@ -126,7 +113,7 @@ fn thousands_of_mappings_with_maps_query_need_no_room_in_the_table() {
     // The same process where the kernel answers PROCMAP_QUERY: the table
     // holds code only and each thread asks for its own stack, so nothing
     // is left out however many mappings there are.
-    if !kernel_has_maps_query() {
+    if !guru_core::sys::maps_query_available() {
         eprintln!("SKIPPED: this kernel has no PROCMAP_QUERY (Linux 6.11 and later)");
         return;
     }

@@ -178,6 +178,20 @@ pub fn procmap_query(fd: i32, address: u64, query: MappingQuery) -> Result<Queri
     })
 }
 
+/// Whether this kernel answers `PROCMAP_QUERY` on `/proc/self/maps` (for
+/// tests and benchmarks that say which path the rounds take).
+///
+/// # Async-signal safety
+/// Not meant for a handler: `open`, one `ioctl`, `close`.
+pub fn maps_query_available() -> bool {
+    let Ok(maps) = open_readonly(b"/proc/self/maps\0", false) else {
+        return false;
+    };
+    let marker = 0u8;
+    let address = core::ptr::addr_of!(marker) as u64;
+    procmap_query(maps.raw(), address, MappingQuery::ReadableCovering).is_ok()
+}
+
 /// `getauxval(AT_EXECFN)`: the address of the program's file name, which
 /// the kernel writes at the top of the main thread's `[stack]` (so it marks
 /// that mapping whatever its current low end), or 0.

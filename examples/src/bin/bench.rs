@@ -528,17 +528,7 @@ fn machine_description() -> Vec<(String, String)> {
 
 /// How guru's rounds learn the readable mappings on this kernel.
 fn maps_source() -> &'static str {
-    use std::os::fd::AsRawFd;
-    let marker = 0u8;
-    let answered = std::fs::File::open("/proc/self/maps").is_ok_and(|maps| {
-        guru_core::sys::procmap_query(
-            maps.as_raw_fd(),
-            std::ptr::addr_of!(marker) as u64,
-            guru_core::sys::MappingQuery::ReadableCovering,
-        )
-        .is_ok()
-    });
-    if answered {
+    if guru_core::sys::maps_query_available() {
         "`PROCMAP_QUERY` (the modules' code per round; each thread's stack as it captures itself)"
     } else {
         "the text of `/proc/self/maps`, every round (no `PROCMAP_QUERY` on this kernel)"
