@@ -907,6 +907,26 @@ pub fn capture<R>(
     Ok(f(&CapturedRound { round: &round }))
 }
 
+/// Runs a capture round that is not a report and hands it to `f`: the
+/// same round as [`capture`] (every thread unwinds itself), but it takes no
+/// report sequence number (its summary says 0) and records no trigger, so
+/// the reports that follow are numbered and listed as if it never ran. The
+/// std adapter's symbol warm-up uses it to parse, at install, the debug
+/// info of the stacks its first report will show.
+///
+/// [`Error::RoundInProgress`] when a round is running (nothing is counted
+/// as coalesced: no report was asked for).
+///
+/// Not for signal handlers if `f` allocates.
+pub fn capture_unnumbered<R>(f: impl FnOnce(&CapturedRound<'_, '_>) -> R) -> Result<R, Error> {
+    let engine = engine().ok_or(Error::NotInstalled)?;
+    let mut round = round::begin_unnumbered(engine).ok_or(Error::RoundInProgress)?;
+    round.capture(None);
+    // The caller may allocate from here on: this thread is no longer capturing.
+    engine.initiator_tid.store(0, Ordering::Relaxed);
+    Ok(f(&CapturedRound { round: &round }))
+}
+
 /// Records a trigger that did not start a round itself (the std adapter's
 /// signal action calls this before waking its reporter thread).
 ///

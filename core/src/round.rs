@@ -386,6 +386,25 @@ impl Drop for RoundGuard<'_> {
 /// # Async-signal safety
 /// One compare-exchange; no waiting.
 pub fn begin(engine: &Engine, trigger: Option<Trigger>) -> Option<RoundGuard<'_>> {
+    start(engine, trigger, true)
+}
+
+/// Starts a round that is not a report (a floor round, the std adapter's
+/// symbol warm-up): it takes no report sequence number (its summary says 0),
+/// so the process's first report is still report #1. `None` if a round is
+/// already running.
+///
+/// # Async-signal safety
+/// As [`begin`].
+pub fn begin_unnumbered(engine: &Engine) -> Option<RoundGuard<'_>> {
+    start(engine, None, false)
+}
+
+/// [`begin`], numbered as a report or not.
+///
+/// # Async-signal safety
+/// One compare-exchange; no waiting.
+fn start(engine: &Engine, trigger: Option<Trigger>, numbered: bool) -> Option<RoundGuard<'_>> {
     engine
         .round_active
         .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -400,7 +419,11 @@ pub fn begin(engine: &Engine, trigger: Option<Trigger>) -> Option<RoundGuard<'_>
             .generation
             .fetch_add(1, Ordering::AcqRel)
             .wrapping_add(1),
-        sequence: engine.report_seq.fetch_add(1, Ordering::Relaxed) + 1,
+        sequence: if numbered {
+            engine.report_seq.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            0
+        },
         pid: sys::getpid(),
         initiator_tid: sys::gettid(),
         started_unix_ns: sys::realtime_ns(),

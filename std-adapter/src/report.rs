@@ -189,6 +189,31 @@ fn capture(
     }
 }
 
+/// The symbol warm-up that [`Builder::prewarm_symbols`](crate::Builder::prewarm_symbols)
+/// runs at install, after the debug-info index: captures every thread once,
+/// as a report would (a round that takes no report number and records no
+/// trigger, `guru_core::capture_unnumbered`), and symbolizes every frame
+/// into the symbolizer's cache, writing nothing. The line tables and
+/// inlining trees a report parses on first use are then parsed already for
+/// what the first report will show most of: guru's own threads, the
+/// threads running at install, and the standard library's thread-start,
+/// parking and channel code that threads started later share. Returns the
+/// frames symbolized; 0 if a round was running (a report asked for at
+/// install: it pays for the parsing itself).
+pub(crate) fn warm_symbols(state: &mut ReporterState, engine: &'static guru_core::Engine) -> usize {
+    let _unblocked = crate::sys::unblock_for_now(&[engine.capture_signal()]);
+    let Ok(round) = guru_core::capture_unnumbered(|r| copy_round(engine, r, "the reporter")) else {
+        return 0;
+    };
+    let mut stats = symbols::Stats::default();
+    for (_, addresses) in &round.threads {
+        state
+            .symbolizer
+            .symbolize_stack_in_batch(round.modules, addresses, &mut stats);
+    }
+    stats.frames
+}
+
 /// Copies a finished round out of the core: each thread without frames
 /// (symbolized later) and its raw addresses. `role` names what the thread
 /// running the round is doing (`the reporter`, `the crash helper`, …).

@@ -423,16 +423,27 @@ impl Builder {
         self
     }
 
-    /// Index the loaded modules' debug info in the reporter thread right
-    /// after installation (on by default), so the first report does not pay
-    /// for it. The index is addr2line's table of compilation units and their
-    /// address ranges: on the benchmark fixture about a third of the first
-    /// report's symbolization work, done once in the background (see
-    /// BENCHMARKS.md for its cost); the mapped debug sections' pages are
-    /// given back afterwards, as after a report. Line tables and inlining
-    /// trees are still parsed on first use, for the units a report touches.
-    /// Turn it off where startup CPU or memory matters more than the first
-    /// report's latency.
+    /// Warm the symbols up in the reporter thread right after installation
+    /// (on by default), so the first report does not pay for it:
+    ///
+    /// 1. index the loaded modules' debug info (addr2line's table of
+    ///    compilation units and their address ranges);
+    /// 2. capture every thread once — a round like a report's (each thread
+    ///    gets the capture signal and unwinds itself, microseconds each) that
+    ///    writes nothing, takes no report number and records no trigger —
+    ///    and resolve every frame, which parses the line tables and inlining
+    ///    trees of the units on those stacks: guru's own threads, the
+    ///    threads alive at install, and the standard library's thread-start,
+    ///    parking and channel code that threads started later share.
+    ///
+    /// On the benchmark fixture (64 threads) this takes about 30 ms of the
+    /// reporter thread's CPU and 9 MiB at install, and the first report's CPU
+    /// drops from 16 ms to 5 ms (BENCHMARKS.md has this run's figures); the
+    /// mapped debug sections' pages are given back afterwards, as after a
+    /// report. Units no warm-up stack touched are parsed on first use. A
+    /// report asked for while the warm-up runs waits for it. Turn it off
+    /// where startup CPU or memory matters more than the first report's
+    /// latency, or where no thread may see a signal before the first report.
     pub fn prewarm_symbols(mut self, enable: bool) -> Builder {
         self.prewarm_symbols = enable;
         self
@@ -1184,10 +1195,10 @@ fn reporter_loop(
     }
 }
 
-/// Indexes the debug info of the modules loaded now (see
-/// [`Builder::prewarm_symbols`]). Holds the report lock meanwhile, so a
-/// report asked for at the same time waits for it rather than doing the
-/// same work again.
+/// Indexes the debug info of the modules loaded now and resolves the
+/// stacks of the threads running now (see [`Builder::prewarm_symbols`]).
+/// Holds the report lock meanwhile, so a report asked for at the same time
+/// waits for it rather than doing the same work again.
 fn prewarm_symbols(engine: &'static guru_core::Engine) {
     let heavy = lock(&INSTALLED)
         .as_ref()
@@ -1196,6 +1207,8 @@ fn prewarm_symbols(engine: &'static guru_core::Engine) {
     let state = state.get_or_insert_with(ReporterState::default);
     state.symbolizer.heavy_debug_info = heavy;
     state.symbolizer.prewarm(engine.module_set());
+    report::warm_symbols(state, engine);
+    state.symbolizer.release_pages();
 }
 
 /// Produces a report and writes it where the installation says (`usual`)

@@ -881,3 +881,60 @@ fn debug_info_is_indexed_after_install_unless_turned_off() {
             .assert_frames_in_order(&["std_blocked_inlined", "std_fixture::std_blocked_outer"]);
     }
 }
+
+/// The symbolization line's "N frames (M from the cache)".
+fn frames_and_cached(report: &Report) -> (u64, u64) {
+    let line = report
+        .text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("symbolization: "))
+        .unwrap_or_else(|| panic!("no symbolization line in:\n{}", report.text));
+    let (frames, rest) = line.split_once(" frames (").expect("frames");
+    let (cached, _) = rest.split_once(" from the cache)").expect("from the cache");
+    (frames.parse().unwrap(), cached.parse().unwrap())
+}
+
+#[test]
+fn symbol_warm_up_resolves_live_stacks_without_taking_a_report_number() {
+    // The warm-up at install captures every thread once (a round that is
+    // not a report) and resolves its frames: the first report finds most of
+    // its frames in the cache, is still report #1, and lists only the
+    // trigger that asked for it. Without the warm-up the first report
+    // resolves every distinct frame itself.
+    let mut cached_by_mode = vec![];
+    for (args, warmed) in [(&[][..], true), (&["--no-prewarm"][..], false)] {
+        let (_fx, _threads, report) = one_report(args);
+        let first = report.text.lines().next().unwrap_or_default();
+        assert!(first.contains(" report #1 at "), "{first}");
+        let triggers: Vec<&str> = report
+            .text
+            .lines()
+            .skip_while(|l| !l.contains("recent triggers, by time"))
+            .skip(1)
+            .take_while(|l| l.starts_with("    "))
+            .collect();
+        assert_eq!(triggers.len(), 1, "{}", report.text);
+        assert!(
+            triggers[0].contains("SIGUSR2") && triggers[0].contains("(started a report)"),
+            "{}",
+            triggers[0]
+        );
+        let (frames, cached) = frames_and_cached(&report);
+        assert!(frames > 0, "{}", report.text);
+        if warmed {
+            // guru's own threads sit where they sat at install, and the
+            // standard library's parking and thread-start frames are shared.
+            assert!(cached * 2 > frames, "{frames} frames, {cached} cached");
+        }
+        cached_by_mode.push(cached);
+        report
+            .thread_named("std-inliner")
+            .assert_frames_in_order(&["std_blocked_inlined", "std_fixture::std_blocked_outer"]);
+    }
+    assert!(
+        cached_by_mode[0] > cached_by_mode[1],
+        "warm-up: {} frames cached, none: {}",
+        cached_by_mode[0],
+        cached_by_mode[1]
+    );
+}
