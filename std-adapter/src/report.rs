@@ -197,10 +197,21 @@ fn capture(
 /// inlining trees a report parses on first use are then parsed already for
 /// what the first report will show most of: guru's own threads, the
 /// threads running at install, and the standard library's thread-start,
-/// parking and channel code that threads started later share. Returns the
-/// frames symbolized; 0 if a round was running (a report asked for at
-/// install: it pays for the parsing itself).
-pub(crate) fn warm_symbols(state: &mut ReporterState, engine: &'static guru_core::Engine) -> usize {
+/// parking and channel code that threads started later share.
+///
+/// `report_path` (with this module's `collect_with`, `collect` and
+/// `capture`) are the entry addresses of the functions on the
+/// report-writing thread's own stack in every report, which the warm-up's
+/// round, started from elsewhere, does not have on its stack: resolving an
+/// address anywhere in a function parses that function's inlining tree.
+///
+/// Returns the frames symbolized; 0 if a round was running (a report asked
+/// for at install: it pays for the parsing itself).
+pub(crate) fn warm_symbols(
+    state: &mut ReporterState,
+    engine: &'static guru_core::Engine,
+    report_path: &[usize],
+) -> usize {
     let _unblocked = crate::sys::unblock_for_now(&[engine.capture_signal()]);
     let Ok(round) = guru_core::capture_unnumbered(|r| copy_round(engine, r, "the reporter")) else {
         return 0;
@@ -210,6 +221,18 @@ pub(crate) fn warm_symbols(state: &mut ReporterState, engine: &'static guru_core
         state
             .symbolizer
             .symbolize_stack_in_batch(round.modules, addresses, &mut stats);
+    }
+    let own = [
+        collect_with as *const () as usize,
+        collect as *const () as usize,
+        capture as *const () as usize,
+    ];
+    for &entry in report_path.iter().chain(&own) {
+        // One at a time: the first address of a batch is not a return
+        // address, and an entry point is not one.
+        state
+            .symbolizer
+            .symbolize_stack_in_batch(round.modules, &[entry as u64], &mut stats);
     }
     stats.frames
 }

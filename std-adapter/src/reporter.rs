@@ -1207,7 +1207,15 @@ fn prewarm_symbols(engine: &'static guru_core::Engine) {
     let state = state.get_or_insert_with(ReporterState::default);
     state.symbolizer.heavy_debug_info = heavy;
     state.symbolizer.prewarm(engine.module_set());
-    report::warm_symbols(state, engine);
+    // This module's functions on the report-writing thread's stack: the
+    // reporter thread's (SIGUSR2, file, dump, watchdog) and an
+    // application thread's calling guru::report.
+    let report_path = [
+        reporter_loop as *const () as usize,
+        emit_report as *const () as usize,
+        report_as as *const () as usize,
+    ];
+    report::warm_symbols(state, engine, &report_path);
     state.symbolizer.release_pages();
 }
 

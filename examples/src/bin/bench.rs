@@ -549,6 +549,11 @@ struct Row {
     report_std_cold: Option<Stats>,
     std_note: Option<String>,
     pauses: Option<Stats>,
+    /// 64 idle threads only: the same capture rounds with
+    /// `Options::maps_query` off (no `PROCMAP_QUERY` in the handler; the
+    /// round reads the text of `/proc/self/maps` instead): pauses, capture.
+    pauses_text_maps: Option<Stats>,
+    capture_text_maps: Option<Stats>,
     install: Option<Stats>,
     rss_first_core_kb: Option<Stats>,
     rss_first_std_kb: Option<Stats>,
@@ -625,6 +630,10 @@ fn measure_row(
         first_core.extend(num(&a, "wall_ns"));
         let r1 = num(&fx.ask("rss")?, "rss_kb").unwrap_or(0.0);
         rss_core.push(r1 - r0);
+        // Gone before the std process starts: its busy threads would
+        // otherwise spin on beside the std process's own, and the first std
+        // report would get half the CPU share its warm ones get.
+        drop(fx);
         if std_available {
             let mut fx = Fixture::start(dir, &fixture_args(threads, busy, true))?;
             prewarm.extend(num(&fx.ready, "prewarm_ns"));
@@ -696,6 +705,26 @@ fn measure_row(
         row.std_cpu_warm = stats_of(&warm_cpu);
     }
 
+    if threads == 64 && busy == 0 {
+        // What the handler's one kernel query costs: the same rounds
+        // without it, on a process of its own (the other one's threads are
+        // all parked meanwhile).
+        let mut args = fixture_args(threads, busy, false);
+        args.push("--no-maps-query".into());
+        let mut text = Fixture::start(dir, &args)?;
+        text.ask("report")?;
+        let (mut pauses, mut capture) = (vec![], vec![]);
+        for _ in 0..cfg.runs {
+            let a = text.ask("capture")?;
+            capture.extend(num(&a, "capture_ns"));
+            if let Some(p) = a.get("pauses") {
+                pauses.extend(p.split(',').filter_map(|v| v.parse::<f64>().ok()));
+            }
+        }
+        row.pauses_text_maps = stats_of(&pauses);
+        row.capture_text_maps = stats_of(&capture);
+        drop(text);
+    }
     if cfg.peers {
         for peer in Peer::ALL {
             let result = match peers.get(&peer) {
@@ -1619,6 +1648,8 @@ fn floor_rows(rows: &[Row]) -> Vec<floor::RowView<'_>> {
             std_cpu_cold: r.std_cpu_cold,
             std_cpu_warm: r.std_cpu_warm,
             pauses: r.pauses,
+            pauses_text_maps: r.pauses_text_maps,
+            capture_text_maps: r.capture_text_maps,
             frames: r.our_frames,
             floor: &r.floor,
         })

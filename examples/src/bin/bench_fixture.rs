@@ -23,7 +23,9 @@
 //!   recording each unit's duration in a histogram;
 //! - `--std`: install through the std adapter (`guru`) instead of `guru-core`
 //!   alone (SIGUSR2 then wakes guru's reporter thread);
-//! - `--no-install`: no guru at all (baseline for size and idle figures).
+//! - `--no-install`: no guru at all (baseline for size and idle figures);
+//! - `--no-maps-query`: `Options::maps_query` off (every round reads the
+//!   text of `/proc/self/maps`; handlers ask the kernel nothing).
 //!
 //! Commands (one a line; each answer is one line `ok key=value ...` or
 //! `err <text>`): `capture`, `floor`, `floor-yield` (a floor round of
@@ -73,6 +75,7 @@ struct Args {
     gap_us: u64,
     std: bool,
     install: bool,
+    no_maps_query: bool,
 }
 
 fn parse_args() -> Args {
@@ -97,6 +100,7 @@ fn parse_args() -> Args {
         gap_us: value("--gap-us").unwrap_or(1000),
         std: flag("--std"),
         install: !flag("--no-install"),
+        no_maps_query: flag("--no-maps-query"),
     }
 }
 
@@ -444,6 +448,7 @@ fn core_options(args: &Args) -> guru_core::Options {
     let o = guru_core::Options::default();
     guru_core::Options {
         round_deadline_ms: args.deadline_ms,
+        maps_query: !args.no_maps_query,
         ..o.with_capacity(args.threads.max(o.max_threads), args.max_frames)
     }
 }
