@@ -908,7 +908,7 @@ pub fn capture<R>(
 }
 
 /// Runs a capture round that is not a report and hands it to `f`: the
-/// same round as [`capture`] (every thread unwinds itself), but it takes no
+/// same round as [`capture()`] (every thread unwinds itself), but it takes no
 /// report sequence number (its summary says 0) and records no trigger, so
 /// the reports that follow are numbered and listed as if it never ran. The
 /// std adapter's symbol warm-up uses it to parse, at install, the debug
