@@ -549,6 +549,8 @@ struct Row {
     report_std_cold: Option<Stats>,
     std_note: Option<String>,
     pauses: Option<Stats>,
+    /// The pauses of threads interrupted while running user code.
+    pauses_running: Option<Stats>,
     /// 64 idle threads only: the same capture rounds with
     /// `Options::maps_query` off (no `PROCMAP_QUERY` in the handler; the
     /// round reads the text of `/proc/self/maps` instead): pauses, capture.
@@ -573,6 +575,10 @@ struct Row {
     /// Reporting thread's CPU in std reports: cold (first) and warm.
     std_cpu_cold: Option<Stats>,
     std_cpu_warm: Option<Stats>,
+    /// Warm std reports, where their time went (`floor::STD_PARTS`), and
+    /// the core reports' own capture.
+    std_parts: BTreeMap<&'static str, Stats>,
+    core_report_capture: Option<Stats>,
 }
 
 fn stats_of(v: &[f64]) -> Option<Stats> {
@@ -662,6 +668,7 @@ fn measure_row(
     fx.ask("report")?; // warm-up: first touch of the slot table and buffers
     let (mut capture, mut fanout, mut pauses, mut report, mut unresponsive) =
         (vec![], vec![], vec![], vec![], 0.0);
+    let (mut core_capture, mut running_pauses) = (vec![], vec![]);
     let mut floors = floor::FloorRuns::default();
     for _ in 0..cfg.runs {
         // The floor, at the same moment: floor rounds right before each
@@ -677,23 +684,33 @@ fn measure_row(
         if let Some(p) = a.get("pauses") {
             pauses.extend(p.split(',').filter_map(|v| v.parse::<f64>().ok()));
         }
+        if let Some(p) = a.get("running_pauses") {
+            running_pauses.extend(p.split(',').filter_map(|v| v.parse::<f64>().ok()));
+        }
         let a = fx.ask("report")?;
         report.extend(num(&a, "wall_ns"));
+        core_capture.extend(num(&a, "capture_ns"));
     }
     row.capture = stats_of(&capture);
     row.fanout = stats_of(&fanout);
     row.pauses = stats_of(&pauses);
+    row.pauses_running = stats_of(&running_pauses);
     row.report_core = stats_of(&report);
+    row.core_report_capture = stats_of(&core_capture);
     row.unresponsive = unresponsive;
     floors.costs(&mut fx, cfg.runs.min(5))?;
     row.floor = floors.figures();
     if std_available {
         let (mut warm, mut warm_cpu) = (vec![], vec![]);
+        let mut parts: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
         for _ in 0..cfg.runs {
-            match fx.ask("report-std") {
+            match fx.ask("report-std-parts") {
                 Ok(a) => {
                     warm.extend(num(&a, "wall_ns"));
                     warm_cpu.extend(num(&a, "cpu_ns"));
+                    for key in floor::STD_PARTS {
+                        parts.entry(key).or_default().extend(num(&a, key));
+                    }
                 }
                 Err(e) => {
                     row.std_note = Some(e);
@@ -703,6 +720,10 @@ fn measure_row(
         }
         row.report_std_warm = stats_of(&warm);
         row.std_cpu_warm = stats_of(&warm_cpu);
+        row.std_parts = parts
+            .into_iter()
+            .filter_map(|(k, v)| stats_of(&v).map(|s| (k, s)))
+            .collect();
     }
 
     if threads == 64 && busy == 0 {
@@ -1647,7 +1668,10 @@ fn floor_rows(rows: &[Row]) -> Vec<floor::RowView<'_>> {
             rss_first_core_kb: r.rss_first_core_kb,
             std_cpu_cold: r.std_cpu_cold,
             std_cpu_warm: r.std_cpu_warm,
+            std_parts: &r.std_parts,
+            core_report_capture: r.core_report_capture,
             pauses: r.pauses,
+            pauses_running: r.pauses_running,
             pauses_text_maps: r.pauses_text_maps,
             capture_text_maps: r.capture_text_maps,
             frames: r.our_frames,

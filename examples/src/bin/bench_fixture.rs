@@ -31,7 +31,8 @@
 //! `err <text>`): `capture`, `floor`, `floor-yield` (a floor round of
 //! `guru_core::floor`), `cost capture|floor|floor-yield` (thread-CPU each
 //! parked thread spent on one such round, kernel signal delivery included),
-//! `evict` (CPU caches), `report`, `report-std`, `rss`, `memory`, `rstack`,
+//! `evict` (CPU caches), `report`, `report-std`, `report-std-parts` (the
+//! same, with where its time went), `rss`, `memory`, `rstack`,
 //! `lat-reset`, `lat-get`, `exit`.
 
 use std::hint::black_box;
@@ -185,29 +186,39 @@ fn cmd_capture() -> String {
     let result = guru_core::capture(None, |round| {
         let s = *round.summary();
         let mut frames = 0;
+        // Pauses of threads interrupted while running user code (not
+        // blocked in a system call), apart too.
+        let mut running = vec![];
         let pauses: Vec<u64> = round
             .threads()
             .filter_map(|t| match t {
                 guru_core::ThreadCapture::Captured(v) => {
                     frames += v.frames().len();
+                    if !matches!(
+                        v.summary.syscall,
+                        guru_core::arch::SyscallState::InSyscall(_)
+                    ) {
+                        running.push(v.summary.pause_ns);
+                    }
                     Some(v.summary.pause_ns)
                 }
                 guru_core::ThreadCapture::Missing { .. } => None,
             })
             .collect();
-        (s, pauses, frames)
+        (s, pauses, running, frames)
     });
     let wall = t0.elapsed().as_nanos();
     match result {
-        Ok((s, pauses, frames)) => format!(
-            "ok capture_ns={} fanout_ns={} wall_ns={wall} listed={} captured={} unresponsive={} frames={frames} {} pauses={}",
+        Ok((s, pauses, running, frames)) => format!(
+            "ok capture_ns={} fanout_ns={} wall_ns={wall} listed={} captured={} unresponsive={} frames={frames} {} pauses={} running_pauses={}",
             s.capture_ns,
             s.fanout_ns,
             s.threads_listed,
             s.threads_captured,
             s.threads_unresponsive,
             phases(&s.phases),
-            join_u64(&pauses)
+            join_u64(&pauses),
+            join_u64(&running)
         ),
         Err(e) => format!("err {e}"),
     }
@@ -387,20 +398,65 @@ fn cmd_rstack() -> String {
 
 /// Whole report through the std adapter, timed from the request to the
 /// returned text (which holds the end line).
-fn cmd_report_std() -> String {
+/// `report-std`; with `parts` (`report-std-parts`), also where the report's
+/// time went ([`std_report_parts`]: parsing and rendering it again, after
+/// the report's own figures are taken, and never in the first report, whose
+/// RSS the benchmark reads).
+fn cmd_report_std(parts: bool) -> String {
     let (t0, c0) = (Instant::now(), thread_cpu_ns());
     let text = std_report();
     let wall = t0.elapsed().as_nanos();
     let cpu = thread_cpu_ns() - c0;
     match text {
         Ok(text) => format!(
-            "ok wall_ns={wall} cpu_ns={cpu} bytes={} lines={} complete={}",
+            "ok wall_ns={wall} cpu_ns={cpu} bytes={} lines={} complete={}{}",
             text.len(),
             text.lines().count(),
-            text.contains("End of Guru Meditation")
+            text.contains("End of Guru Meditation"),
+            if parts {
+                std_report_parts(&text)
+            } else {
+                String::new()
+            }
         ),
         Err(e) => format!("err {e}"),
     }
+}
+
+/// Where a std report's time went, from its own Report section (read back
+/// with `guru::model::Report::from_text`): the round's capture, the
+/// symbolization, the configuration and registered sections (the section
+/// worker), the whole collection until the Report section; and the text
+/// rendering, timed here by rendering the report read back once more (the
+/// same model, so the same text). Empty when the report has no figures.
+fn std_report_parts(text: &str) -> String {
+    let Ok(report) = guru::model::Report::from_text(text) else {
+        return String::new();
+    };
+    let figures = report.section("Report").and_then(|s| match &s.content {
+        guru::model::Content::Ok(guru::model::Data::Report(f)) => Some(f),
+        _ => None,
+    });
+    let Some(f) = figures else {
+        return String::new();
+    };
+    let t0 = Instant::now();
+    let again = black_box(report.to_text());
+    let render = t0.elapsed().as_nanos();
+    let mut out = format!(" render_ns={render} rerender_bytes={}", again.len());
+    if let Some(r) = &f.round {
+        out += &format!(" capture_ns={}", r.capture_ns);
+    }
+    if let Some(s) = &f.symbolization {
+        out += &format!(
+            " symbolize_ns={} frames={} cached={}",
+            s.ns, s.frames, s.cached
+        );
+    }
+    if let (Some(sections), Some(total)) = (f.sections_ns, f.total_ns) {
+        out += &format!(" sections_ns={sections} collect_ns={total}");
+    }
+    out
 }
 
 fn std_report() -> Result<String, String> {
@@ -549,7 +605,8 @@ fn main() {
             "floor-yield" => cmd_floor(true),
             cost if cost.starts_with("cost ") => cmd_cost(&cost[5..]),
             "report" => cmd_report(out_fd),
-            "report-std" => cmd_report_std(),
+            "report-std" => cmd_report_std(false),
+            "report-std-parts" => cmd_report_std(true),
             "rss" => format!("ok rss_kb={}", rss_kb()),
             "evict" => cmd_evict(),
             "trim" => {
