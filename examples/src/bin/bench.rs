@@ -555,6 +555,7 @@ struct Row {
     /// `Options::maps_query` off (no `PROCMAP_QUERY` in the handler; the
     /// round reads the text of `/proc/self/maps` instead): pauses, capture.
     pauses_text_maps: Option<Stats>,
+    pauses_running_text_maps: Option<Stats>,
     capture_text_maps: Option<Stats>,
     install: Option<Stats>,
     rss_first_core_kb: Option<Stats>,
@@ -579,6 +580,31 @@ struct Row {
     /// the core reports' own capture.
     std_parts: BTreeMap<&'static str, Stats>,
     core_report_capture: Option<Stats>,
+}
+
+/// The row's capture rounds with `Options::maps_query` off (no
+/// `PROCMAP_QUERY` in the handler; the round reads the text of
+/// `/proc/self/maps`), on a process of its own: pauses (all, and those of
+/// threads interrupted while running user code) and capture times.
+fn no_query_rounds(dir: &Path, cfg: &Config, row: &mut Row) -> Result<(), String> {
+    let mut args = fixture_args(row.threads, row.busy, false);
+    args.push("--no-maps-query".into());
+    let mut text = Fixture::start(dir, &args)?;
+    text.ask("report")?;
+    let (mut pauses, mut running, mut capture) = (vec![], vec![], vec![]);
+    for _ in 0..cfg.runs {
+        let a = text.ask("capture")?;
+        capture.extend(num(&a, "capture_ns"));
+        for (key, into) in [("pauses", &mut pauses), ("running_pauses", &mut running)] {
+            if let Some(p) = a.get(key) {
+                into.extend(p.split(',').filter_map(|v| v.parse::<f64>().ok()));
+            }
+        }
+    }
+    row.pauses_text_maps = stats_of(&pauses);
+    row.pauses_running_text_maps = stats_of(&running);
+    row.capture_text_maps = stats_of(&capture);
+    Ok(())
 }
 
 fn stats_of(v: &[f64]) -> Option<Stats> {
@@ -664,6 +690,11 @@ fn measure_row(
     row.prewarm_rss_kb = stats_of(&prewarm_rss);
 
     // Warm figures and peers, all on one process.
+    if threads == 64 && busy > 0 {
+        // The same for the busy row, before its main process starts (whose
+        // busy threads would spin meanwhile).
+        no_query_rounds(dir, cfg, &mut row)?;
+    }
     let mut fx = Fixture::start(dir, &fixture_args(threads, busy, std_available))?;
     fx.ask("report")?; // warm-up: first touch of the slot table and buffers
     let (mut capture, mut fanout, mut pauses, mut report, mut unresponsive) =
@@ -730,21 +761,7 @@ fn measure_row(
         // What the handler's one kernel query costs: the same rounds
         // without it, on a process of its own (the other one's threads are
         // all parked meanwhile).
-        let mut args = fixture_args(threads, busy, false);
-        args.push("--no-maps-query".into());
-        let mut text = Fixture::start(dir, &args)?;
-        text.ask("report")?;
-        let (mut pauses, mut capture) = (vec![], vec![]);
-        for _ in 0..cfg.runs {
-            let a = text.ask("capture")?;
-            capture.extend(num(&a, "capture_ns"));
-            if let Some(p) = a.get("pauses") {
-                pauses.extend(p.split(',').filter_map(|v| v.parse::<f64>().ok()));
-            }
-        }
-        row.pauses_text_maps = stats_of(&pauses);
-        row.capture_text_maps = stats_of(&capture);
-        drop(text);
+        no_query_rounds(dir, cfg, &mut row)?;
     }
     if cfg.peers {
         for peer in Peer::ALL {
@@ -1673,6 +1690,7 @@ fn floor_rows(rows: &[Row]) -> Vec<floor::RowView<'_>> {
             pauses: r.pauses,
             pauses_running: r.pauses_running,
             pauses_text_maps: r.pauses_text_maps,
+            pauses_running_text_maps: r.pauses_running_text_maps,
             capture_text_maps: r.capture_text_maps,
             frames: r.our_frames,
             floor: &r.floor,
