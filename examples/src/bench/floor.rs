@@ -656,15 +656,21 @@ fn write_explanations(w: &mut String, rows: &[RowView<'_>]) {
                 format!(
                     " Without the handler's `PROCMAP_QUERY` (`Options::maps_query` off, \
                      {}/{} again in a process of its own) those pauses are median {}, p99 {} \
-                     against {} and {} with it: {} of that p99 is the query's, the rest \
-                     the handler's other work.",
+                     against {} and {} with it: {}.",
                     r.threads,
                     r.busy,
                     dur(without.median),
                     dur(without.p99),
                     dur(with.median),
                     dur(with.p99),
-                    dur(with.p99 - without.p99)
+                    if with.p99 > without.p99 {
+                        format!(
+                            "{} of that p99 is the query's, the rest the handler's other work",
+                            dur(with.p99 - without.p99)
+                        )
+                    } else {
+                        "the query is not what makes the tail".to_string()
+                    }
                 )
             });
         let _ = writeln!(
