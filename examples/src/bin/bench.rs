@@ -246,6 +246,13 @@ fn num(a: &Answer, key: &str) -> Option<f64> {
     a.get(key).and_then(|v| v.parse().ok())
 }
 
+/// Appends the comma-separated numbers of `key` (a list such as `pauses`).
+fn extend_list(into: &mut Vec<f64>, a: &Answer, key: &str) {
+    if let Some(list) = a.get(key) {
+        into.extend(list.split(',').filter_map(|v| v.parse::<f64>().ok()));
+    }
+}
+
 // ---------------------------------------------------------------- peers
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -595,11 +602,8 @@ fn no_query_rounds(dir: &Path, cfg: &Config, row: &mut Row) -> Result<(), String
     for _ in 0..cfg.runs {
         let a = text.ask("capture")?;
         capture.extend(num(&a, "capture_ns"));
-        for (key, into) in [("pauses", &mut pauses), ("running_pauses", &mut running)] {
-            if let Some(p) = a.get(key) {
-                into.extend(p.split(',').filter_map(|v| v.parse::<f64>().ok()));
-            }
-        }
+        extend_list(&mut pauses, &a, "pauses");
+        extend_list(&mut running, &a, "running_pauses");
     }
     row.pauses_text_maps = stats_of(&pauses);
     row.pauses_running_text_maps = stats_of(&running);
@@ -712,12 +716,8 @@ fn measure_row(
         unresponsive += num(&a, "unresponsive").unwrap_or(0.0);
         row.our_frames =
             num(&a, "frames").unwrap_or(0.0) / num(&a, "captured").unwrap_or(1.0).max(1.0);
-        if let Some(p) = a.get("pauses") {
-            pauses.extend(p.split(',').filter_map(|v| v.parse::<f64>().ok()));
-        }
-        if let Some(p) = a.get("running_pauses") {
-            running_pauses.extend(p.split(',').filter_map(|v| v.parse::<f64>().ok()));
-        }
+        extend_list(&mut pauses, &a, "pauses");
+        extend_list(&mut running_pauses, &a, "running_pauses");
         let a = fx.ask("report")?;
         report.extend(num(&a, "wall_ns"));
         core_capture.extend(num(&a, "capture_ns"));

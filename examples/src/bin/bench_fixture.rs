@@ -396,12 +396,11 @@ fn cmd_rstack() -> String {
         .into()
 }
 
-/// Whole report through the std adapter, timed from the request to the
-/// returned text (which holds the end line).
-/// `report-std`; with `parts` (`report-std-parts`), also where the report's
-/// time went ([`std_report_parts`]: parsing and rendering it again, after
-/// the report's own figures are taken, and never in the first report, whose
-/// RSS the benchmark reads).
+/// `report-std`: a whole report through the std adapter, timed from the
+/// request to the returned text (which holds the end line). With `parts`
+/// (`report-std-parts`), also where its time went ([`std_report_parts`]:
+/// the report is parsed and rendered again after it is timed; the benchmark
+/// never asks for that in the first report, whose RSS it reads).
 fn cmd_report_std(parts: bool) -> String {
     let (t0, c0) = (Instant::now(), thread_cpu_ns());
     let text = std_report();
@@ -441,9 +440,9 @@ fn std_report_parts(text: &str) -> String {
         return String::new();
     };
     let t0 = Instant::now();
-    let again = black_box(report.to_text());
+    black_box(report.to_text());
     let render = t0.elapsed().as_nanos();
-    let mut out = format!(" render_ns={render} rerender_bytes={}", again.len());
+    let mut out = format!(" render_ns={render}");
     if let Some(r) = &f.round {
         out += &format!(" capture_ns={}", r.capture_ns);
     }
