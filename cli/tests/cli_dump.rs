@@ -352,6 +352,23 @@ fn stale_sockets_are_cleaned_and_reported() {
         .env("XDG_RUNTIME_DIR", &xdg)
         .spawn()
         .unwrap();
+    // `spawn` returns when the child's exec has passed its point of no
+    // return, before the kernel has laid out the new image's environment:
+    // for a moment `/proc/<pid>/environ` reads empty, and `guru dump` would
+    // look only in the fallback directory. Wait until it is there.
+    let environ = format!("/proc/{}/environ", sleeper.id());
+    let until = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read(&environ)
+        .unwrap_or_default()
+        .split(|&b| b == 0)
+        .any(|kv| kv.starts_with(b"XDG_RUNTIME_DIR="))
+    {
+        assert!(
+            Instant::now() < until,
+            "{environ} never showed XDG_RUNTIME_DIR"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let live_sock = dir.join(format!("{}.sock", sleeper.id()));
     drop(std::os::unix::net::UnixListener::bind(&live_sock).unwrap());
 
