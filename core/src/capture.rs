@@ -368,6 +368,11 @@ pub struct CaptureContext<'e> {
     pub caches: &'e CachePool,
     /// Modules and the unwinder.
     pub modules: &'e ModuleSet,
+    /// Whether the handler walks the stack: false only in the measuring
+    /// rounds of [`crate::floor::capture_without_walk`], whose handlers do
+    /// everything else a capture handler does (the thread-CPU clock, the
+    /// stack's lookup, the interrupted system call, the name, the slot).
+    pub walk_stack: bool,
 }
 
 /// Captures the calling thread, interrupted at `regs`, into `slot`, and
@@ -401,6 +406,7 @@ pub fn capture_self(
     let stack = interrupted_stack.or_else(|| if roomy { probe_stack(regs.sp) } else { None });
     let _ = slot.push_frame(regs.pc);
     match (stack, left) {
+        _ if !ctx.walk_stack => end = StackEnd::NotWalked,
         (_, Some(left)) if left < MIN_STACK_FOR_UNWIND => {
             end = StackEnd::StackNearlyExhausted;
             end_detail = left;

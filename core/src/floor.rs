@@ -37,6 +37,19 @@
 //!   the floor of guru's protocol on a machine with more runnable threads
 //!   than CPUs. [`FloorKind::Answer`] is the bare floor: the signal and the
 //!   answer only.
+//!
+//! # The handler's floor
+//!
+//! [`capture_without_walk`] is the floor of one thread's pause: a capture
+//! round (slots, range table, everything) whose handlers do all a capture
+//! handler does — read the thread-CPU clock, look up their stack (the
+//! kernel's `PROCMAP_QUERY` when the table does not hold it), read the
+//! instruction bytes around the interrupted pc, read the thread's name,
+//! publish the slot, answer, yield if the thread was running — except walk
+//! the stack (each thread shows its interrupted pc alone, its stack end
+//! [`StackEnd::NotWalked`](crate::StackEnd::NotWalked)). Its pauses are what
+//! the machine charges for the rest; a capture's pauses above them are the
+//! stack walk's.
 #![deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
 use core::sync::atomic::Ordering;
@@ -50,6 +63,9 @@ use crate::{Engine, Error, RoundGuard, sys};
 const FLOOR_BIT: u64 = 1 << 31;
 /// With [`FLOOR_BIT`]: the handler yields after answering.
 const YIELD_BIT: u64 = 1 << 30;
+/// Without [`FLOOR_BIT`]: a capture whose handler does not walk the stack
+/// ([`capture_without_walk`]).
+const NO_WALK_BIT: u64 = 1 << 29;
 
 /// What a floor round's handler does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +92,26 @@ pub fn round(kind: FloorKind) -> Result<RoundSummary, Error> {
     let mut round = round::begin_unnumbered(engine).ok_or(Error::RoundInProgress)?;
     round.floor(kind);
     Ok(*round.summary())
+}
+
+/// Runs a capture round whose handlers do all a capture handler does except
+/// walk the stack (see the module docs) and hands it to `f`: every captured
+/// thread holds its interrupted pc alone, its pause what the rest of the
+/// handler cost. Takes no report number and records no trigger, like
+/// [`crate::capture_unnumbered`].
+///
+/// [`Error::RoundInProgress`] when a round is running.
+///
+/// Not for signal handlers if `f` allocates.
+pub fn capture_without_walk<R>(
+    f: impl FnOnce(&crate::CapturedRound<'_, '_>) -> R,
+) -> Result<R, Error> {
+    let engine = crate::engine().ok_or(Error::NotInstalled)?;
+    let mut round = round::begin_unnumbered(engine).ok_or(Error::RoundInProgress)?;
+    round.capture_flagged(None, NO_WALK_BIT);
+    // The caller may allocate from here on: this thread is no longer capturing.
+    engine.initiator_tid.store(0, Ordering::Relaxed);
+    Ok(f(&crate::CapturedRound { round: &round }))
 }
 
 impl RoundGuard<'_> {
@@ -125,6 +161,26 @@ impl RoundGuard<'_> {
 #[inline(always)]
 pub(crate) fn is_floor(value: usize) -> bool {
     value as u64 & FLOOR_BIT != 0
+}
+
+/// The slot index in a capture signal's value (its low word without
+/// [`NO_WALK_BIT`]; slot indices are below 2^20).
+///
+/// # Async-signal safety
+/// Arithmetic.
+#[inline(always)]
+pub(crate) fn slot_index(value: usize) -> usize {
+    (value as u64 & 0xffff_ffff & !NO_WALK_BIT) as usize
+}
+
+/// Whether a capture signal's value (or a round's flags) asks the handler
+/// to walk the stack: all but [`capture_without_walk`]'s.
+///
+/// # Async-signal safety
+/// Arithmetic.
+#[inline(always)]
+pub(crate) fn walks_stack(value: usize) -> bool {
+    value as u64 & NO_WALK_BIT == 0
 }
 
 /// A floor round's handler: checks the signal as a capture handler does

@@ -724,7 +724,7 @@ extern "C" fn capture_signal_handler(
         return;
     }
     let generation = (si.value as u64 >> 32) as u32;
-    let index = (si.value as u64 & 0xffff_ffff) as usize;
+    let index = floor::slot_index(si.value);
     let tid = sys::gettid();
     let Some(mut writer) = engine.slots.claim(index, generation, tid) else {
         return;
@@ -737,6 +737,7 @@ extern "C" fn capture_signal_handler(
         ranges: &engine.ranges,
         caches: &engine.caches,
         modules: engine.module_set(),
+        walk_stack: floor::walks_stack(si.value),
     };
     // SAFETY: as for the registers: the kernel's ucontext for this handler.
     #[allow(unsafe_code)]

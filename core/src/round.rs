@@ -516,6 +516,15 @@ impl RoundGuard<'_> {
     /// `open`/`getdents64`/`read`/`close` on `/proc`, `rt_tgsigqueueinfo`,
     /// `futex`, `clock_gettime`; memory prepared at setup; no allocation.
     pub fn capture(&mut self, own_registers: Option<&Registers>) {
+        self.capture_flagged(own_registers, 0);
+    }
+
+    /// [`RoundGuard::capture`] with `flags` or-ed into every capture
+    /// signal's value (0, or [`crate::floor`]'s no-walk bit).
+    ///
+    /// # Async-signal safety
+    /// As [`RoundGuard::capture`].
+    pub(crate) fn capture_flagged(&mut self, own_registers: Option<&Registers>, flags: u64) {
         let t0 = sys::monotonic_ns();
         let mut clock = PhaseClock::start(t0);
         self.reset_answers();
@@ -523,7 +532,7 @@ impl RoundGuard<'_> {
         clock.lap(&mut self.summary.phases.list);
         self.refresh_ranges();
         clock.lap(&mut self.summary.phases.maps);
-        let sent = self.signal_all(own_registers, 0);
+        let sent = self.signal_all(own_registers, flags);
         clock.lap(&mut self.summary.phases.signal);
         self.summary.fanout_ns = sys::monotonic_ns().saturating_sub(t0);
         self.gather(t0, sent, true);
@@ -557,6 +566,7 @@ impl RoundGuard<'_> {
             ranges: &engine.ranges,
             caches: &engine.caches,
             modules: self.modules,
+            walk_stack: crate::floor::walks_stack(flags as usize),
         };
         let signal = engine.capture_signal;
         let mut sent = 0u32;

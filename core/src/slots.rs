@@ -103,6 +103,10 @@ pub enum StackEnd {
     DidNotAdvance = 7,
     /// A return address of zero ended the stack.
     NullReturnAddress = 8,
+    /// Not unwound on purpose: a measuring round
+    /// ([`crate::floor::capture_without_walk`]) whose handlers do all a
+    /// capture handler does except walk the stack. Never in a report.
+    NotWalked = 9,
 }
 
 impl StackEnd {
@@ -116,6 +120,7 @@ impl StackEnd {
             6 => StackEnd::NoUnwinderFree,
             7 => StackEnd::DidNotAdvance,
             8 => StackEnd::NullReturnAddress,
+            9 => StackEnd::NotWalked,
             _ => StackEnd::UnwindFailed,
         }
     }
@@ -132,6 +137,7 @@ impl StackEnd {
             StackEnd::NoUnwinderFree => "not unwound: every unwinder cache was busy",
             StackEnd::DidNotAdvance => "stack ends: unwinding did not advance",
             StackEnd::NullReturnAddress => "end of stack (null return address)",
+            StackEnd::NotWalked => "not unwound: a measuring round that skips the stack walk",
         }
     }
 }

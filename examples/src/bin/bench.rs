@@ -558,6 +558,11 @@ struct Row {
     pauses: Option<Stats>,
     /// The pauses of threads interrupted while running user code.
     pauses_running: Option<Stats>,
+    /// The same, in the handler's floor: capture rounds whose handlers skip
+    /// only the stack walk (`capture-no-walk`), run right after each capture
+    /// round on the same process.
+    pauses_no_walk: Option<Stats>,
+    pauses_running_no_walk: Option<Stats>,
     /// 64 idle threads only: the same capture rounds with
     /// `Options::maps_query` off (no `PROCMAP_QUERY` in the handler; the
     /// round reads the text of `/proc/self/maps` instead): pauses, capture.
@@ -704,11 +709,24 @@ fn measure_row(
     let (mut capture, mut fanout, mut pauses, mut report, mut unresponsive) =
         (vec![], vec![], vec![], vec![], 0.0);
     let (mut core_capture, mut running_pauses) = (vec![], vec![]);
+    let (mut no_walk, mut running_no_walk) = (vec![], vec![]);
     let mut floors = floor::FloorRuns::default();
-    for _ in 0..cfg.runs {
+    for run in 0..cfg.runs {
         // The floor, at the same moment: floor rounds right before each
         // capture round, on the same process.
         floors.run(&mut fx)?;
+        // The handler's floor: the same round without the walk, before the
+        // capture in odd runs and after it in even ones (the second of two
+        // rounds finds the slots, stacks and tables the first warmed).
+        let mut no_walk_round = |fx: &mut Fixture| -> Result<(), String> {
+            let a = fx.ask("capture-no-walk")?;
+            extend_list(&mut no_walk, &a, "pauses");
+            extend_list(&mut running_no_walk, &a, "running_pauses");
+            Ok(())
+        };
+        if run % 2 == 1 {
+            no_walk_round(&mut fx)?;
+        }
         let a = fx.ask("capture")?;
         floors.capture_phases(&a);
         capture.extend(num(&a, "capture_ns"));
@@ -718,6 +736,9 @@ fn measure_row(
             num(&a, "frames").unwrap_or(0.0) / num(&a, "captured").unwrap_or(1.0).max(1.0);
         extend_list(&mut pauses, &a, "pauses");
         extend_list(&mut running_pauses, &a, "running_pauses");
+        if run % 2 == 0 {
+            no_walk_round(&mut fx)?;
+        }
         let a = fx.ask("report")?;
         report.extend(num(&a, "wall_ns"));
         core_capture.extend(num(&a, "capture_ns"));
@@ -726,6 +747,8 @@ fn measure_row(
     row.fanout = stats_of(&fanout);
     row.pauses = stats_of(&pauses);
     row.pauses_running = stats_of(&running_pauses);
+    row.pauses_no_walk = stats_of(&no_walk);
+    row.pauses_running_no_walk = stats_of(&running_no_walk);
     row.report_core = stats_of(&report);
     row.core_report_capture = stats_of(&core_capture);
     row.unresponsive = unresponsive;
@@ -1689,6 +1712,8 @@ fn floor_rows(rows: &[Row]) -> Vec<floor::RowView<'_>> {
             core_report_capture: r.core_report_capture,
             pauses: r.pauses,
             pauses_running: r.pauses_running,
+            pauses_no_walk: r.pauses_no_walk,
+            pauses_running_no_walk: r.pauses_running_no_walk,
             pauses_text_maps: r.pauses_text_maps,
             pauses_running_text_maps: r.pauses_running_text_maps,
             capture_text_maps: r.capture_text_maps,

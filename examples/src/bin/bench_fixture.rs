@@ -28,7 +28,9 @@
 //!   text of `/proc/self/maps`; handlers ask the kernel nothing).
 //!
 //! Commands (one a line; each answer is one line `ok key=value ...` or
-//! `err <text>`): `capture`, `floor`, `floor-yield` (a floor round of
+//! `err <text>`): `capture`, `capture-no-walk` (a capture round whose
+//! handlers skip only the stack walk: `guru_core::floor::capture_without_walk`),
+//! `floor`, `floor-yield` (a floor round of
 //! `guru_core::floor`), `cost capture|floor|floor-yield` (thread-CPU each
 //! parked thread spent on one such round, kernel signal delivery included),
 //! `evict` (CPU caches), `report`, `report-std`, `report-std-parts` (the
@@ -181,32 +183,44 @@ fn join_u64(v: &[u64]) -> String {
     parts.join(",")
 }
 
-fn cmd_capture() -> String {
-    let t0 = Instant::now();
-    let result = guru_core::capture(None, |round| {
-        let s = *round.summary();
-        let mut frames = 0;
-        // Pauses of threads interrupted while running user code (not
-        // blocked in a system call), apart too.
-        let mut running = vec![];
-        let pauses: Vec<u64> = round
-            .threads()
-            .filter_map(|t| match t {
-                guru_core::ThreadCapture::Captured(v) => {
-                    frames += v.frames().len();
-                    if !matches!(
-                        v.summary.syscall,
-                        guru_core::arch::SyscallState::InSyscall(_)
-                    ) {
-                        running.push(v.summary.pause_ns);
-                    }
-                    Some(v.summary.pause_ns)
+/// A round's summary, every captured thread's pause, those of the threads
+/// interrupted while running user code (not blocked in a system call)
+/// apart too, and the frames captured.
+fn describe_round(
+    round: &guru_core::CapturedRound<'_, '_>,
+) -> (guru_core::round::RoundSummary, Vec<u64>, Vec<u64>, usize) {
+    let s = *round.summary();
+    let mut frames = 0;
+    let mut running = vec![];
+    let pauses: Vec<u64> = round
+        .threads()
+        .filter_map(|t| match t {
+            guru_core::ThreadCapture::Captured(v) => {
+                frames += v.frames().len();
+                if !matches!(
+                    v.summary.syscall,
+                    guru_core::arch::SyscallState::InSyscall(_)
+                ) {
+                    running.push(v.summary.pause_ns);
                 }
-                guru_core::ThreadCapture::Missing { .. } => None,
-            })
-            .collect();
-        (s, pauses, running, frames)
-    });
+                Some(v.summary.pause_ns)
+            }
+            guru_core::ThreadCapture::Missing { .. } => None,
+        })
+        .collect();
+    (s, pauses, running, frames)
+}
+
+/// `capture`: a capture round; `capture-no-walk`: the same without the
+/// stack walk (`guru_core::floor::capture_without_walk`: the handler's
+/// floor).
+fn cmd_capture(walk: bool) -> String {
+    let t0 = Instant::now();
+    let result = if walk {
+        guru_core::capture(None, describe_round)
+    } else {
+        guru_core::floor::capture_without_walk(describe_round)
+    };
     let wall = t0.elapsed().as_nanos();
     match result {
         Ok((s, pauses, running, frames)) => format!(
@@ -311,7 +325,7 @@ fn cmd_cost(what: &str) -> String {
     }
     let before: Vec<u64> = tids.iter().map(|&t| thread_cpu_ns_of(t)).collect();
     let answer = match what {
-        "capture" => cmd_capture(),
+        "capture" => cmd_capture(true),
         "floor" => cmd_floor(false),
         "floor-yield" => cmd_floor(true),
         other => return format!("err unknown round {other:?}"),
@@ -599,7 +613,8 @@ fn main() {
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
         let answer = match line.trim() {
-            "capture" => cmd_capture(),
+            "capture" => cmd_capture(true),
+            "capture-no-walk" => cmd_capture(false),
             "floor" => cmd_floor(false),
             "floor-yield" => cmd_floor(true),
             cost if cost.starts_with("cost ") => cmd_cost(&cost[5..]),

@@ -6,7 +6,9 @@
 //! commands on stdin: `allocs` (allocations since ready), `report` (a report
 //! requested from normal context), `floor` / `floor-yield` (a floor round,
 //! `guru_core::floor::round`; answers `floor listed=… answered=…
-//! unresponsive=…`), `exit`.
+//! unresponsive=…`), `no-walk` (a capture round without the stack walk,
+//! `guru_core::floor::capture_without_walk`; answers `no-walk listed=…
+//! captured=… unresponsive=… pc_only=… not_walked=… timed=…`), `exit`.
 //!
 //! Its global allocator counts every allocation and **aborts the process** if
 //! one happens in guru's capture context (a capture handler, or a round
@@ -408,6 +410,37 @@ fn main() {
                         ),
                     ),
                     Err(_) => std::fmt::Write::write_str(&mut w, "floor-failed\n"),
+                };
+                write_stdout(w.as_str().as_bytes());
+            }
+            b"no-walk" => {
+                let mut buf = [0u8; 160];
+                let mut w = guru_core::format::SliceWriter::new(&mut buf);
+                let counted = guru_core::floor::capture_without_walk(|round| {
+                    let s = *round.summary();
+                    // Threads holding their pc alone, marked not walked, and
+                    // with a pause measured.
+                    let (mut pc_only, mut not_walked, mut timed) = (0, 0, 0);
+                    for t in round.threads() {
+                        if let guru_core::ThreadCapture::Captured(v) = t {
+                            pc_only += usize::from(v.frames().len() == 1);
+                            not_walked +=
+                                usize::from(v.summary.end == guru_core::StackEnd::NotWalked);
+                            timed += usize::from(v.summary.pause_ns > 0);
+                        }
+                    }
+                    (s, pc_only, not_walked, timed)
+                });
+                let _ = match counted {
+                    Ok((s, pc_only, not_walked, timed)) => std::fmt::Write::write_fmt(
+                        &mut w,
+                        format_args!(
+                            "no-walk listed={} captured={} unresponsive={} pc_only={pc_only} \
+                             not_walked={not_walked} timed={timed}\n",
+                            s.threads_listed, s.threads_captured, s.threads_unresponsive
+                        ),
+                    ),
+                    Err(_) => std::fmt::Write::write_str(&mut w, "no-walk-failed\n"),
                 };
                 write_stdout(w.as_str().as_bytes());
             }
