@@ -748,8 +748,8 @@ fn write_explanations(w: &mut String, rows: &[RowView<'_>]) {
              against 1.4 µs, the walk 6 µs against 1.8 µs) and at normal speed by the end \
              (the second clock read 0.9 µs); handlers that began within 30 µs of a timer tick \
              on their CPU (the tick that switched the thread in) paused median 9.4 µs, p90 \
-             17.6 µs against 5.5 µs and 9.6 µs for the rest. A plain C program doing the \
-             handler's system calls (thread-CPU clock, `gettid`, `PROCMAP_QUERY`, \
+             17.6 µs against 5.5 µs and 9.6 µs for the rest. A plain C program \
+             (`docs/controls/handler_control.c`) doing the handler's system calls (thread-CPU clock, `gettid`, `PROCMAP_QUERY`, \
              `prctl(PR_GET_NAME)`, clock), 16 KiB of stack reads and the yield, in 21 \
              spinning and 42 parked threads, gives its running threads median 4.5 µs, p99 \
              19.6–20.5 µs in three runs (parked: median 3.5–3.9 µs, p99 7.8–16.6 µs); \
