@@ -207,6 +207,7 @@ fuzz_target!(|data: &[u8]| {
         ranges: &ranges,
         caches: &fixed.caches,
         modules: fixed.modules,
+        walk_stack: true,
     };
     capture_self(ctx, &regs, writer, 0, guru_core::sys::AltStack::query());
     let view = table.read(0, 1).expect("capture_self always publishes");
