@@ -106,12 +106,7 @@ pub fn round(kind: FloorKind) -> Result<RoundSummary, Error> {
 pub fn capture_without_walk<R>(
     f: impl FnOnce(&crate::CapturedRound<'_, '_>) -> R,
 ) -> Result<R, Error> {
-    let engine = crate::engine().ok_or(Error::NotInstalled)?;
-    let mut round = round::begin_unnumbered(engine).ok_or(Error::RoundInProgress)?;
-    round.capture_flagged(None, NO_WALK_BIT);
-    // The caller may allocate from here on: this thread is no longer capturing.
-    engine.initiator_tid.store(0, Ordering::Relaxed);
-    Ok(f(&crate::CapturedRound { round: &round }))
+    crate::capture_unnumbered_flagged(NO_WALK_BIT, f)
 }
 
 impl RoundGuard<'_> {

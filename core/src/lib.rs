@@ -920,9 +920,19 @@ pub fn capture<R>(
 ///
 /// Not for signal handlers if `f` allocates.
 pub fn capture_unnumbered<R>(f: impl FnOnce(&CapturedRound<'_, '_>) -> R) -> Result<R, Error> {
+    capture_unnumbered_flagged(0, f)
+}
+
+/// [`capture_unnumbered`] with `flags` or-ed into every capture signal's
+/// value (0, or [`floor`]'s no-walk bit for
+/// [`floor::capture_without_walk`]).
+pub(crate) fn capture_unnumbered_flagged<R>(
+    flags: u64,
+    f: impl FnOnce(&CapturedRound<'_, '_>) -> R,
+) -> Result<R, Error> {
     let engine = engine().ok_or(Error::NotInstalled)?;
     let mut round = round::begin_unnumbered(engine).ok_or(Error::RoundInProgress)?;
-    round.capture(None);
+    round.capture_flagged(None, flags);
     // The caller may allocate from here on: this thread is no longer capturing.
     engine.initiator_tid.store(0, Ordering::Relaxed);
     Ok(f(&CapturedRound { round: &round }))

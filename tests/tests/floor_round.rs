@@ -18,13 +18,11 @@ fn floor(fx: &mut Fixture, command: &str) -> (u64, u64, u64) {
     fx.send_line(command);
     let line = fx.wait_for_line("floor", WAIT);
     assert!(line.starts_with("floor listed="), "{line}");
-    let field = |key: &str| -> u64 {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(key))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
-    };
-    (field("listed="), field("answered="), field("unresponsive="))
+    (
+        field(&line, "listed"),
+        field(&line, "answered"),
+        field(&line, "unresponsive"),
+    )
 }
 
 #[test]
